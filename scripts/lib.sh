@@ -1,0 +1,137 @@
+# Shared helpers for faas's shell scripts (sourced, not run).
+# Every function here is idempotent: it checks before it changes anything.
+
+faas_say() { printf 'faas-setup: %s\n' "$*" >&2; }
+
+# True when a Docker Engine answers.
+faas_docker_answers() { docker info >/dev/null 2>&1; }
+
+# Poll `docker info` until it answers or the deadline (seconds) passes.
+faas_wait_for_docker() {
+  local deadline=$(( $(date +%s) + ${1:-60} ))
+  until faas_docker_answers; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+    sleep 0.5
+  done
+}
+
+faas_is_debian_like() {
+  [ -r /etc/os-release ] && grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release
+}
+
+faas_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+    faas_say "need root for: $*"; return 1; fi
+}
+
+faas_apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  faas_say "installing ${missing[*]} from the distribution's packages"
+  if [ -z "${FAAS_APT_UPDATED:-}" ]; then
+    faas_as_root apt-get update -qq >/dev/null || return 1
+    FAAS_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive faas_as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Start a Docker Engine when none answers: through systemd where it runs, otherwise dockerd in
+# the background with its log beside its data.
+faas_start_docker() {
+  faas_docker_answers && return 0
+  if ! command -v dockerd >/dev/null 2>&1; then
+    faas_is_debian_like || { faas_say "no Docker Engine here: install one (https://docs.docker.com/engine/install/) and run this again"; return 1; }
+    faas_apt_install docker.io || return 1
+  fi
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    faas_as_root systemctl start docker || true
+  fi
+  if ! faas_wait_for_docker 3; then
+    faas_say "starting dockerd in the background (log: /var/log/faas-dockerd.log)"
+    faas_as_root sh -c 'nohup dockerd >/var/log/faas-dockerd.log 2>&1 &'
+  fi
+  faas_wait_for_docker 90 || { faas_say "dockerd did not answer within 90 s; see /var/log/faas-dockerd.log"; return 1; }
+}
+
+# The Debian mirror this host already uses (read from apt's own configuration, so no host is
+# written into this project).
+faas_debian_mirror() {
+  local uri=""
+  if [ -r /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb" && $0 !~ /security/ {for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; exit}}' /etc/apt/sources.list)
+  fi
+  printf '%s\n' "$uri"
+}
+
+faas_image_present() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# Seed the base images the templates name, from the local distribution, when they are absent.
+# Images: busybox (static), debian:bookworm-slim (minbase), python:3.11-slim (minbase + python3).
+faas_seed_images() {
+  local cache=${FAAS_SEED_CACHE:-/var/cache/faas-seed}
+  local want_debian="debian:bookworm-slim" want_python="python:3.11-slim python:3.11 python:3-slim"
+  local want_busybox="busybox:latest busybox:stable"
+
+  local need_busybox=0 need_debian=0 need_python=0 t
+  for t in $want_busybox; do faas_image_present "$t" || need_busybox=1; done
+  for t in $want_debian; do faas_image_present "$t" || need_debian=1; done
+  for t in $want_python; do faas_image_present "$t" || need_python=1; done
+  [ $need_busybox$need_debian$need_python = 000 ] && return 0
+
+  if [ $need_busybox = 1 ]; then
+    faas_apt_install busybox-static || return 1
+    local bb; bb=$(mktemp -d)
+    mkdir -p "$bb/bin" "$bb/etc" "$bb/tmp" "$bb/www"
+    cp /bin/busybox "$bb/bin/busybox"
+    (cd "$bb/bin" && for a in $(./busybox --list); do [ -e "$a" ] || ln -s busybox "$a"; done)
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$bb/etc/passwd"
+    echo 'root:x:0:' >"$bb/etc/group"
+    chmod 1777 "$bb/tmp"
+    local id; id=$(tar -C "$bb" -c . | docker import -c 'CMD ["sh"]' - busybox:latest) || return 1
+    docker tag busybox:latest busybox:stable
+    rm -rf "$bb"
+    faas_say "seeded busybox:latest, busybox:stable ($id)"
+  fi
+
+  if [ $need_debian = 1 ] || [ $need_python = 1 ]; then
+    faas_apt_install debootstrap || return 1
+    local root="$cache/bookworm-minbase"
+    if [ ! -x "$root/usr/bin/apt-get" ]; then
+      local mirror; mirror=$(faas_debian_mirror)
+      [ -n "$mirror" ] || { faas_say "no Debian mirror found in apt's sources; cannot seed images"; return 1; }
+      faas_say "building a minimal Debian root with debootstrap (about 30 s)"
+      faas_as_root rm -rf "$root"
+      mkdir -p "$cache"
+      faas_as_root debootstrap --variant=minbase bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+        || { faas_say "debootstrap failed; see $cache/debootstrap.log"; return 1; }
+      faas_as_root rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+    fi
+    if [ $need_debian = 1 ]; then
+      tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - debian:bookworm-slim >/dev/null || return 1
+      faas_say "seeded debian:bookworm-slim"
+    fi
+    if [ $need_python = 1 ]; then
+      local proot="$cache/bookworm-python"
+      if [ ! -x "$proot/usr/bin/python3" ]; then
+        faas_as_root rm -rf "$proot"
+        faas_as_root cp -a "$root" "$proot"
+        # Builds inside the image may reach package registries only through the host's TLS proxy.
+        [ -r /etc/ssl/certs/ca-certificates.crt ] && mkdir -p "$proot/etc/ssl/certs" \
+          && cp /etc/ssl/certs/ca-certificates.crt "$proot/etc/ssl/certs/ca-certificates.crt"
+        cp /etc/resolv.conf "$proot/etc/resolv.conf" 2>/dev/null || true
+        faas_as_root chroot "$proot" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv python3-pip ca-certificates >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*' \
+          >"$cache/python-chroot.log" 2>&1 || { faas_say "installing python3 into the seed root failed; see $cache/python-chroot.log"; return 1; }
+        [ -r /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$proot/etc/ssl/certs/ca-certificates.crt"
+        ln -sf python3 "$proot/usr/bin/python" 2>/dev/null || true
+      fi
+      tar -C "$proot" -c . | docker import -c 'CMD ["python3"]' - python:3.11-slim >/dev/null || return 1
+      docker tag python:3.11-slim python:3.11
+      docker tag python:3.11-slim python:3-slim
+      faas_say "seeded python:3.11-slim, python:3.11, python:3-slim"
+    fi
+  fi
+}
