@@ -72,6 +72,10 @@ pub fn add_database(text: &str, file: &str, engine: Engine, name: Option<&str>, 
     }
     databases.insert(name, Item::Table(table));
     place_before_environments(&mut doc, name);
+    // `databases = { … }` written inline: re-space it, or the old last entry keeps its padding.
+    if let Some(inline) = doc.get_mut("databases").and_then(Item::as_inline_table_mut) {
+        inline.fmt();
+    }
 
     let env_var = format!("{}_URL", name.to_ascii_uppercase());
     check_result(

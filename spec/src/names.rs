@@ -33,7 +33,7 @@ fn check_label(text: &str, min: usize, max: usize, rule: &'static str, what: &st
     }
     if let Some(bad) = text.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
         return err(if bad.is_ascii_uppercase() {
-            format!("`{bad}` is uppercase; use `{}`", text.to_ascii_lowercase())
+            format!("`{bad}` is uppercase; try `{}`", to_dns_label(text, max))
         } else {
             format!("`{bad}` is not allowed")
         });
@@ -217,7 +217,8 @@ mod tests {
         for bad in ["", "a", "Pricing", "1abc", "abc-", "a_b", "a.b", &"a".repeat(41)] {
             assert!(check_service_name(bad).is_err(), "{bad}");
         }
-        assert!(check_service_name("Pricing").unwrap_err().message.contains("use `pricing`"));
+        assert!(check_service_name("Pricing").unwrap_err().message.contains("try `pricing`"));
+        assert!(check_service_name("Bad_Name").unwrap_err().message.contains("try `bad-name`"));
     }
 
     #[test]
