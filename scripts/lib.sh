@@ -67,7 +67,27 @@ faas_debian_mirror() {
   printf '%s\n' "$uri"
 }
 
-faas_image_present() { docker image inspect "$1" >/dev/null 2>&1; }
+# Seeded images carry the label io.faas.seed with this version; bump it when a recipe below
+# changes, and images seeded by an older recipe are seeded again. An image pulled from a
+# registry (it has a repo digest) is kept as it is.
+FAAS_SEED_VERSION=2
+
+faas_image_present() {
+  local facts
+  facts=$(docker image inspect -f '{{len .RepoDigests}} {{index .Config.Labels "io.faas.seed"}}' "$1" 2>/dev/null) || return 1
+  case "$facts" in
+    "0 $FAAS_SEED_VERSION") return 0 ;;
+    0\ *) return 1 ;;
+    *) return 0 ;;
+  esac
+}
+
+# Try the image registry first (FAAS_TRY_PULL=1): a connected host gets the real images; an
+# air-gapped one fails fast and falls back to seeding from the local distribution.
+faas_try_pull() {
+  [ "${FAAS_TRY_PULL:-0}" = 1 ] || return 1
+  timeout 30 docker pull -q "$1" >/dev/null 2>&1
+}
 
 # Seed the base images the templates name, from the local distribution, when they are absent.
 # Images: busybox (static), debian:bookworm-slim (minbase), python:3.11-slim (minbase + python3).
@@ -77,9 +97,9 @@ faas_seed_images() {
   local want_busybox="busybox:latest busybox:stable"
 
   local need_busybox=0 need_debian=0 need_python=0 t
-  for t in $want_busybox; do faas_image_present "$t" || need_busybox=1; done
-  for t in $want_debian; do faas_image_present "$t" || need_debian=1; done
-  for t in $want_python; do faas_image_present "$t" || need_python=1; done
+  for t in $want_busybox; do faas_image_present "$t" || faas_try_pull "$t" || need_busybox=1; done
+  for t in $want_debian; do faas_image_present "$t" || faas_try_pull "$t" || need_debian=1; done
+  for t in $want_python; do faas_image_present "$t" || faas_try_pull "$t" || need_python=1; done
   [ $need_busybox$need_debian$need_python = 000 ] && return 0
 
   if [ $need_busybox = 1 ]; then
@@ -88,10 +108,10 @@ faas_seed_images() {
     mkdir -p "$bb/bin" "$bb/etc" "$bb/tmp" "$bb/www"
     cp /bin/busybox "$bb/bin/busybox"
     (cd "$bb/bin" && for a in $(./busybox --list); do [ -e "$a" ] || ln -s busybox "$a"; done)
-    echo 'root:x:0:0:root:/root:/bin/sh' >"$bb/etc/passwd"
-    echo 'root:x:0:' >"$bb/etc/group"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$bb/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$bb/etc/group"
     chmod 1777 "$bb/tmp"
-    local id; id=$(tar -C "$bb" -c . | docker import -c 'CMD ["sh"]' - busybox:latest) || return 1
+    local id; id=$(tar -C "$bb" -c . | docker import -c 'CMD ["sh"]' -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - busybox:latest) || return 1
     docker tag busybox:latest busybox:stable
     rm -rf "$bb"
     faas_say "seeded busybox:latest, busybox:stable ($id)"
@@ -111,7 +131,7 @@ faas_seed_images() {
       faas_as_root rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
     fi
     if [ $need_debian = 1 ]; then
-      tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - debian:bookworm-slim >/dev/null || return 1
+      tar -C "$root" -c . | docker import -c 'CMD ["bash"]' -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - debian:bookworm-slim >/dev/null || return 1
       faas_say "seeded debian:bookworm-slim"
     fi
     if [ $need_python = 1 ]; then
@@ -128,7 +148,7 @@ faas_seed_images() {
         [ -r /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$proot/etc/ssl/certs/ca-certificates.crt"
         ln -sf python3 "$proot/usr/bin/python" 2>/dev/null || true
       fi
-      tar -C "$proot" -c . | docker import -c 'CMD ["python3"]' - python:3.11-slim >/dev/null || return 1
+      tar -C "$proot" -c . | docker import -c 'CMD ["python3"]' -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - python:3.11-slim >/dev/null || return 1
       docker tag python:3.11-slim python:3.11
       docker tag python:3.11-slim python:3-slim
       faas_say "seeded python:3.11-slim, python:3.11, python:3-slim"

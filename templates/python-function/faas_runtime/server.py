@@ -251,7 +251,9 @@ class Runtime:
 
     async def call(self, name, fn, req):
         content_type = req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if req.body and content_type not in ("application/json", "text/json", ""):
+        # curl -d sends application/x-www-form-urlencoded: the body is still read as JSON, so
+        # that the simplest call works. Types that cannot be JSON are refused.
+        if req.body and not is_json_compatible(content_type):
             return 415, error_body("unsupported_media_type", "send a JSON body (Content-Type: application/json)",
                                    req.request_id)
         try:
@@ -276,6 +278,11 @@ class Runtime:
             self.log.error("function raised", request_id=req.request_id, function=name,
                            error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             return 500, error_body("internal", "the function failed; its log has the details", req.request_id)
+
+
+def is_json_compatible(content_type):
+    return (content_type in ("", "application/json", "text/json", "text/plain", "application/x-www-form-urlencoded")
+            or content_type.endswith("+json"))
 
 
 def error_body(code, message, request_id):

@@ -97,6 +97,18 @@ class RuntimeTest(unittest.TestCase):
         self.assertEqual(body["error"]["code"], "invalid_json")
         self.assertTrue(body["error"]["request_id"])
 
+    def test_curl_default_content_type_is_read_as_json(self):
+        resp, body = self.server.request("POST", "/functions/add", {"a": 1, "b": 2},
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(body, 3)
+
+    def test_a_body_that_cannot_be_json_is_a_415(self):
+        resp, body = self.server.request("POST", "/functions/add", b"--x--",
+                                         headers={"Content-Type": "multipart/form-data; boundary=x"})
+        self.assertEqual(resp.status, 415)
+        self.assertEqual(body["error"]["code"], "unsupported_media_type")
+
     def test_missing_argument_is_a_400(self):
         resp, body = self.server.request("POST", "/functions/add", {"a": 1})
         self.assertEqual(resp.status, 400)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: prepares the machine (Docker Engine, seeded base images), then runs every
+# test: the workspace's cargo tests, the python-function runtime's tests, and the end-to-end test
+# of a new user's first steps.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+"$root/scripts/setup-test-env.sh"
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== python-function runtime tests"
+(cd templates/python-function && python3 -m unittest discover -s tests -t . 2>&1)
+
+echo "== end-to-end: a new user's first steps"
+"$root/tests/e2e/new-user.sh"
