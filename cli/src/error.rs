@@ -6,7 +6,10 @@ use faas_spec::Report;
 pub enum CliError {
     /// The user asked for something that cannot be: a bad flag value, a missing answer. Exit 2.
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// app.toml has problems; the report says each. Exit 2.
     #[error("{0}")]
     Manifest(Box<Report>),
@@ -15,7 +18,10 @@ pub enum CliError {
     ManifestReported,
     /// Something failed that the user can act on. Exit 1.
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     /// Anything else. Exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -23,10 +29,16 @@ pub enum CliError {
 
 impl CliError {
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self::Usage { message: message.into(), hint: Some(hint.into()) }
+        Self::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
     pub fn failed(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self::Failed { message: message.into(), hint }
+        Self::Failed {
+            message: message.into(),
+            hint,
+        }
     }
     pub fn exit_code(&self) -> u8 {
         match self {

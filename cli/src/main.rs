@@ -43,7 +43,9 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Service(ServiceCommand::Info(args)) => {
             commands::info::run(printer, manifest, args.env.as_deref(), args.json)
         }
-        Command::Templates(TemplatesCommand::List { json }) => commands::templates::list(printer, json),
+        Command::Templates(TemplatesCommand::List { json }) => {
+            commands::templates::list(printer, json)
+        }
         Command::Postgresql(cmd) => database(printer, manifest, Engine::Postgresql, &cmd),
         Command::Redis(cmd) => database(printer, manifest, Engine::Redis, &cmd),
         Command::Rabbitmq(cmd) => database(printer, manifest, Engine::Rabbitmq, &cmd),
@@ -52,10 +54,20 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
     }
 }
 
-fn database(printer: &Printer, manifest: Option<&std::path::Path>, engine: Engine, cmd: &DatabaseCommand) -> CliResult {
+fn database(
+    printer: &Printer,
+    manifest: Option<&std::path::Path>,
+    engine: Engine,
+    cmd: &DatabaseCommand,
+) -> CliResult {
     let action = match cmd {
-        DatabaseCommand::Add { name, version } => Action::Add { name: name.as_deref(), version: version.as_deref() },
-        DatabaseCommand::Remove { name } => Action::Remove { name: name.as_deref() },
+        DatabaseCommand::Add { name, version } => Action::Add {
+            name: name.as_deref(),
+            version: version.as_deref(),
+        },
+        DatabaseCommand::Remove { name } => Action::Remove {
+            name: name.as_deref(),
+        },
     };
     commands::database::run(printer, manifest, engine, action)
 }

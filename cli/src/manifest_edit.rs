@@ -34,9 +34,16 @@ fn engine_of(table: &dyn toml_edit::TableLike) -> Option<&str> {
 }
 
 /// Adds `[databases.<name>]` with `engine` (and `version`).
-pub fn add_database(text: &str, file: &str, engine: Engine, name: Option<&str>, version: Option<&str>) -> CliResult<Outcome> {
+pub fn add_database(
+    text: &str,
+    file: &str,
+    engine: Engine,
+    name: Option<&str>,
+    version: Option<&str>,
+) -> CliResult<Outcome> {
     let name = name.unwrap_or(engine.default_name());
-    names::check_db_name(name).map_err(|e| CliError::usage(e.message, format!("a database name is {}", e.rule)))?;
+    names::check_db_name(name)
+        .map_err(|e| CliError::usage(e.message, format!("a database name is {}", e.rule)))?;
     let mut doc = parse(text, file)?;
 
     let databases = doc
@@ -47,7 +54,12 @@ pub fn add_database(text: &str, file: &str, engine: Engine, name: Option<&str>, 
             Item::Table(t)
         })
         .as_table_like_mut()
-        .ok_or_else(|| CliError::usage(format!("`databases` in {file} is not a table"), "make it `[databases.<name>]` tables"))?;
+        .ok_or_else(|| {
+            CliError::usage(
+                format!("`databases` in {file} is not a table"),
+                "make it `[databases.<name>]` tables",
+            )
+        })?;
 
     if let Some(existing) = databases.get(name).and_then(Item::as_table_like) {
         return match engine_of(existing) {
@@ -81,7 +93,10 @@ pub fn add_database(text: &str, file: &str, engine: Engine, name: Option<&str>, 
     check_result(
         doc.to_string(),
         file,
-        format!("{} database `{name}` (injected as {env_var})", engine.as_str()),
+        format!(
+            "{} database `{name}` (injected as {env_var})",
+            engine.as_str()
+        ),
     )
 }
 
@@ -92,7 +107,9 @@ fn place_before_environments(doc: &mut DocumentMut, name: &str) {
     if let Some(envs) = doc.get("environments").and_then(Item::as_table) {
         collect_positions(envs, &mut env_positions);
     }
-    let Some(first_env) = env_positions.into_iter().min() else { return };
+    let Some(first_env) = env_positions.into_iter().min() else {
+        return;
+    };
     let root = doc.as_table_mut();
     shift_positions(root, first_env);
     if let Some(table) = root
@@ -132,10 +149,17 @@ fn shift_positions(table: &mut Table, from: isize) {
 }
 
 /// Removes a database of `engine`: the one named, or the only one of that engine.
-pub fn remove_database(text: &str, file: &str, engine: Engine, name: Option<&str>) -> CliResult<Outcome> {
+pub fn remove_database(
+    text: &str,
+    file: &str,
+    engine: Engine,
+    name: Option<&str>,
+) -> CliResult<Outcome> {
     let mut doc = parse(text, file)?;
     let Some(databases) = doc.get_mut("databases").and_then(Item::as_table_like_mut) else {
-        return Ok(Outcome::Unchanged(format!("{file} has no databases: nothing to remove")));
+        return Ok(Outcome::Unchanged(format!(
+            "{file} has no databases: nothing to remove"
+        )));
     };
     let of_engine: Vec<String> = databases
         .iter()
@@ -154,14 +178,26 @@ pub fn remove_database(text: &str, file: &str, engine: Engine, name: Option<&str
             [only] => only.clone(),
             several => {
                 return Err(CliError::usage(
-                    format!("{file} has {} {} databases: {}", several.len(), engine.as_str(), several.join(", ")),
-                    format!("name the one to remove: `faas {} remove <NAME>`", engine.as_str()),
+                    format!(
+                        "{file} has {} {} databases: {}",
+                        several.len(),
+                        engine.as_str(),
+                        several.join(", ")
+                    ),
+                    format!(
+                        "name the one to remove: `faas {} remove <NAME>`",
+                        engine.as_str()
+                    ),
                 ));
             }
         },
     };
     match databases.get(&name).and_then(Item::as_table_like) {
-        None => return Ok(Outcome::Unchanged(format!("{file} has no database named `{name}`: nothing to remove"))),
+        None => {
+            return Ok(Outcome::Unchanged(format!(
+                "{file} has no database named `{name}`: nothing to remove"
+            )));
+        }
         Some(t) if engine_of(t) != Some(engine.as_str()) => {
             return Err(CliError::usage(
                 format!(
@@ -169,7 +205,10 @@ pub fn remove_database(text: &str, file: &str, engine: Engine, name: Option<&str
                     engine.as_str(),
                     engine_of(t).unwrap_or("it has no engine")
                 ),
-                format!("remove it with `faas {} remove {name}`", engine_of(t).unwrap_or("<engine>")),
+                format!(
+                    "remove it with `faas {} remove {name}`",
+                    engine_of(t).unwrap_or("<engine>")
+                ),
             ));
         }
         Some(_) => {}
@@ -178,5 +217,9 @@ pub fn remove_database(text: &str, file: &str, engine: Engine, name: Option<&str
     if databases.is_empty() {
         doc.remove("databases");
     }
-    check_result(doc.to_string(), file, format!("{} database `{name}`", engine.as_str()))
+    check_result(
+        doc.to_string(),
+        file,
+        format!("{} database `{name}`", engine.as_str()),
+    )
 }

@@ -43,7 +43,11 @@ impl Printer {
             return;
         }
         let verb = format!("{verb:>12}");
-        let _ = writeln!(std::io::stderr().lock(), "{} {message}", style(verb).green().bold());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} {message}",
+            style(verb).green().bold()
+        );
     }
 
     /// A plain line of information on stderr.
@@ -54,7 +58,11 @@ impl Printer {
     }
 
     pub fn warn(&self, message: impl std::fmt::Display) {
-        let _ = writeln!(std::io::stderr().lock(), "{} {message}", style("warning:").yellow().bold());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} {message}",
+            style("warning:").yellow().bold()
+        );
     }
 
     pub fn error(&self, message: &str, hint: Option<&str>) {

@@ -23,7 +23,10 @@ pub fn manifest_path(explicit: Option<&Path>) -> CliResult<PathBuf> {
         }
     }
     Err(CliError::usage(
-        format!("no {MANIFEST_FILE} in {} or any parent directory", cwd.display()),
+        format!(
+            "no {MANIFEST_FILE} in {} or any parent directory",
+            cwd.display()
+        ),
         "run this inside a service (`faas service create` makes one), or pass --manifest PATH",
     ))
 }
@@ -40,10 +43,17 @@ pub fn display_path(path: &Path) -> String {
 
 /// Replaces a file's contents atomically: a temporary file beside it, then a rename.
 pub fn write_atomically(path: &Path, contents: &str) -> CliResult {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("app.toml");
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("app.toml");
     let tmp = dir.join(format!(".{name}.faas-tmp-{}", std::process::id()));
-    let fail = |e: std::io::Error| CliError::failed(format!("cannot write {}: {e}", path.display()), None);
+    let fail =
+        |e: std::io::Error| CliError::failed(format!("cannot write {}: {e}", path.display()), None);
     std::fs::write(&tmp, contents).map_err(fail)?;
     if let Ok(meta) = std::fs::metadata(path) {
         let _ = std::fs::set_permissions(&tmp, meta.permissions());

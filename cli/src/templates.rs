@@ -35,7 +35,11 @@ pub fn all() -> Vec<Template> {
         .dirs()
         .filter_map(|dir| {
             let name = dir.path().file_name()?.to_str()?.to_owned();
-            let meta: TemplateMeta = toml::from_str(dir.get_file(dir.path().join("template.toml"))?.contents_utf8()?).ok()?;
+            let meta: TemplateMeta = toml::from_str(
+                dir.get_file(dir.path().join("template.toml"))?
+                    .contents_utf8()?,
+            )
+            .ok()?;
             Some(Template {
                 name,
                 description: meta.description,
@@ -74,7 +78,9 @@ pub fn render(template: &Template, vars: &Vars<'_>, dest: &Path) -> anyhow::Resu
     let mut env = minijinja::Environment::new();
     env.set_keep_trailing_newline(true);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_filter("toml", |value: String| toml_edit::Value::from(value).to_string().trim().to_owned());
+    env.add_filter("toml", |value: String| {
+        toml_edit::Value::from(value).to_string().trim().to_owned()
+    });
 
     let mut written = Vec::new();
     let mut stack = vec![template.dir];
@@ -87,14 +93,17 @@ pub fn render(template: &Template, vars: &Vars<'_>, dest: &Path) -> anyhow::Resu
                     if skipped(relative) {
                         continue;
                     }
-                    let (target, contents) = match relative.to_str().and_then(|p| p.strip_suffix(".jinja")) {
+                    let (target, contents) = match relative
+                        .to_str()
+                        .and_then(|p| p.strip_suffix(".jinja"))
+                    {
                         Some(stripped) => {
                             let source = f.contents_utf8().ok_or_else(|| {
                                 anyhow::anyhow!("template file {} is not UTF-8", relative.display())
                             })?;
-                            let rendered = env
-                                .render_str(source, vars)
-                                .map_err(|e| anyhow::anyhow!("rendering {}: {e}", relative.display()))?;
+                            let rendered = env.render_str(source, vars).map_err(|e| {
+                                anyhow::anyhow!("rendering {}: {e}", relative.display())
+                            })?;
                             (PathBuf::from(stripped), rendered.into_bytes())
                         }
                         None => (relative.to_path_buf(), f.contents().to_vec()),

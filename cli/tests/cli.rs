@@ -1,4 +1,5 @@
 //! The real `faas` binary as a user runs it: help text, exit codes, the two output streams.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -9,7 +10,9 @@ use insta_cmd::assert_cmd_snapshot;
 
 fn faas(args: &[&str]) -> Command {
     let mut cmd = Command::new(faas_bin());
-    cmd.args(args).env_remove("NO_COLOR").env_remove("FAAS_MANIFEST");
+    cmd.args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("FAAS_MANIFEST");
     cmd
 }
 
@@ -27,8 +30,17 @@ fn help_texts() {
         &["redis", "remove", "--help"],
         &["completions", "--help"],
     ] {
-        let name = args.iter().filter(|a| !a.starts_with('-')).copied().collect::<Vec<_>>().join("-");
-        let name = if name.is_empty() { "faas".to_owned() } else { format!("faas-{name}") };
+        let name = args
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .copied()
+            .collect::<Vec<_>>()
+            .join("-");
+        let name = if name.is_empty() {
+            "faas".to_owned()
+        } else {
+            format!("faas-{name}")
+        };
         insta::with_settings!({ snapshot_suffix => name }, {
             assert_cmd_snapshot!(faas(args));
         });
@@ -39,7 +51,10 @@ fn help_texts() {
 fn version_prints_on_stdout() {
     let out = faas(&["--version"]).output().unwrap();
     assert_eq!(code(&out), 0);
-    assert_eq!(stdout(&out), format!("faas {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        stdout(&out),
+        format!("faas {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -53,16 +68,37 @@ fn usage_errors_exit_2() {
 #[test]
 fn create_scaffolds_a_valid_service_with_git() {
     let s = Sandbox::new();
-    let out = s.run(&["service", "create", "demo", "--no-input", "--owner", "me@example.com"]);
+    let out = s.run(&[
+        "service",
+        "create",
+        "demo",
+        "--no-input",
+        "--owner",
+        "me@example.com",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), "demo", "stdout carries the created directory only");
+    assert_eq!(
+        stdout(&out).trim(),
+        "demo",
+        "stdout carries the created directory only"
+    );
     assert!(stderr(&out).contains("Created"));
     let dir = s.work().join("demo");
-    for file in ["app.toml", "Dockerfile", "README.md", "app/functions.py", "faas_runtime/server.py", ".git/HEAD"] {
+    for file in [
+        "app.toml",
+        "Dockerfile",
+        "README.md",
+        "app/functions.py",
+        "faas_runtime/server.py",
+        ".git/HEAD",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap();
-    assert!(manifest.starts_with("#:schema https://"), "editors find the schema from the first line");
+    assert!(
+        manifest.starts_with("#:schema https://"),
+        "editors find the schema from the first line"
+    );
     assert!(manifest.contains("owner = \"me@example.com\""));
     assert!(!dir.join("template.toml").exists());
     let validate = s.run_in(&dir, &["service", "validate"]);
@@ -74,12 +110,27 @@ fn every_template_scaffolds_a_valid_manifest() {
     let s = Sandbox::new();
     for template in ["python-function", "rust-http", "static"] {
         let name = format!("svc-{template}");
-        let out = s.run(&["service", "create", &name, "--template", template, "--owner", "a@b.io", "--no-input"]);
+        let out = s.run(&[
+            "service",
+            "create",
+            &name,
+            "--template",
+            template,
+            "--owner",
+            "a@b.io",
+            "--no-input",
+        ]);
         assert_eq!(code(&out), 0, "{template}: {}", stderr(&out));
         let dir = s.work().join(&name);
         let rendered = std::fs::read_to_string(dir.join("README.md")).unwrap();
-        assert!(rendered.starts_with(&format!("# {name}")), "{template}: README rendered");
-        assert!(!rendered.contains("{{"), "{template}: nothing left unrendered");
+        assert!(
+            rendered.starts_with(&format!("# {name}")),
+            "{template}: README rendered"
+        );
+        assert!(
+            !rendered.contains("{{"),
+            "{template}: nothing left unrendered"
+        );
         let out = s.run_in(&dir, &["service", "validate"]);
         assert_eq!(code(&out), 0, "{template}: {}", stderr(&out));
     }
@@ -92,7 +143,14 @@ fn every_template_scaffolds_a_valid_manifest() {
 fn create_with_quotes_in_the_description_stays_valid_toml() {
     let s = Sandbox::new();
     let out = s.run(&[
-        "service", "create", "quoted", "--owner", "a@b.io", "--no-input", "--description", "Says \"hi\" \\ bye",
+        "service",
+        "create",
+        "quoted",
+        "--owner",
+        "a@b.io",
+        "--no-input",
+        "--description",
+        "Says \"hi\" \\ bye",
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let info = s.run_in(&s.work().join("quoted"), &["service", "info", "--json"]);
@@ -105,21 +163,44 @@ fn create_refuses_a_non_empty_directory_and_changes_nothing() {
     let s = Sandbox::new();
     std::fs::create_dir_all(s.work().join("demo")).unwrap();
     std::fs::write(s.work().join("demo/keep.txt"), "mine").unwrap();
-    let out = s.run(&["service", "create", "demo", "--no-input", "--owner", "me@example.com"]);
+    let out = s.run(&[
+        "service",
+        "create",
+        "demo",
+        "--no-input",
+        "--owner",
+        "me@example.com",
+    ]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
     assert!(stderr(&out).contains("--dir"));
     let entries: Vec<_> = std::fs::read_dir(s.work().join("demo")).unwrap().collect();
     assert_eq!(entries.len(), 1);
-    let leftovers: Vec<_> = std::fs::read_dir(s.work()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 1, "no staging directory left behind: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(s.work())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no staging directory left behind: {leftovers:?}"
+    );
 }
 
 #[test]
 fn create_into_an_empty_directory_given_by_dir() {
     let s = Sandbox::new();
     std::fs::create_dir_all(s.work().join("empty")).unwrap();
-    let out = s.run(&["service", "create", "demo", "--dir", "empty", "--no-input", "--owner", "a@b.io"]);
+    let out = s.run(&[
+        "service",
+        "create",
+        "demo",
+        "--dir",
+        "empty",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(s.work().join("empty/app.toml").exists());
 }
@@ -132,9 +213,18 @@ fn create_without_a_terminal_names_the_missing_flag() {
     assert!(stderr(&out).contains("--owner EMAIL"), "{}", stderr(&out));
     let out = s.run(&["service", "create", "--no-input", "--owner", "a@b.io"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("faas service create NAME"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("faas service create NAME"),
+        "{}",
+        stderr(&out)
+    );
     // stdin is not a terminal here either: no prompt without --no-input.
-    let out = s.cmd().args(["service", "create", "demo"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let out = s
+        .cmd()
+        .args(["service", "create", "demo"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 2);
     assert!(!s.work().join("demo").exists());
 }
@@ -142,13 +232,40 @@ fn create_without_a_terminal_names_the_missing_flag() {
 #[test]
 fn create_rejects_bad_names_templates_and_owners() {
     let s = Sandbox::new();
-    let out = s.run(&["service", "create", "Bad_Name", "--no-input", "--owner", "a@b.io"]);
+    let out = s.run(&[
+        "service",
+        "create",
+        "Bad_Name",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("DNS label"), "{}", stderr(&out));
-    let out = s.run(&["service", "create", "demo", "--template", "cobol", "--no-input", "--owner", "a@b.io"]);
+    let out = s.run(&[
+        "service",
+        "create",
+        "demo",
+        "--template",
+        "cobol",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("python-function, rust-http, static"), "{}", stderr(&out));
-    let out = s.run(&["service", "create", "demo", "--no-input", "--owner", "nobody"]);
+    assert!(
+        stderr(&out).contains("python-function, rust-http, static"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&[
+        "service",
+        "create",
+        "demo",
+        "--no-input",
+        "--owner",
+        "nobody",
+    ]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("e-mail"), "{}", stderr(&out));
     assert!(!s.work().join("demo").exists());
@@ -169,7 +286,10 @@ fn validate_reports_every_problem_and_exits_2() {
     assert!(err.contains("app.toml:8:12"), "{err}");
     assert!(err.contains("needs a health check"), "{err}");
     assert!(err.contains("has 2 problems"), "{err}");
-    assert!(!err.contains('\u{1b}'), "no color when stderr is not a terminal");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no color when stderr is not a terminal"
+    );
 }
 
 #[test]
@@ -198,14 +318,21 @@ fn validate_finds_app_toml_in_a_parent_and_checks_an_environment() {
     )
     .unwrap();
     std::fs::create_dir_all(s.work().join("src/deep")).unwrap();
-    let out = s.run_in(&s.work().join("src/deep"), &["service", "validate", "-e", "prod", "--json"]);
+    let out = s.run_in(
+        &s.work().join("src/deep"),
+        &["service", "validate", "-e", "prod", "--json"],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["valid"], true);
     assert_eq!(json["environments"], serde_json::json!(["prod"]));
     let out = s.run(&["service", "validate", "-e", "staging"]);
     assert_eq!(code(&out), 0);
-    assert!(stderr(&out).contains("uses the base manifest"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uses the base manifest"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -214,7 +341,11 @@ fn validate_without_a_manifest_says_what_to_do() {
     let out = s.run(&["service", "validate"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("no app.toml"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("faas service create"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("faas service create"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -253,7 +384,12 @@ fn templates_list_names_each_template() {
     let out = faas(&["templates", "list", "--json"]).output().unwrap();
     assert_eq!(code(&out), 0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = json.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["python-function", "rust-http", "static"]);
     for t in json.as_array().unwrap() {
         assert!(!t["description"].as_str().unwrap().is_empty());
@@ -269,6 +405,9 @@ fn completions_are_generated_for_each_shell() {
         assert_eq!(code(&out), 0, "{shell}");
         let script = stdout(&out);
         assert!(script.contains("faas"), "{shell}");
-        assert!(script.contains("validate"), "{shell}: subcommands completed");
+        assert!(
+            script.contains("validate"),
+            "{shell}: subcommands completed"
+        );
     }
 }

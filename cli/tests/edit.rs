@@ -2,6 +2,7 @@
 //! tests/edit/<case>/ has `in/` (the project before), `case.toml` (the arguments and the exit
 //! code), and `out/` (the project after, byte for byte). What the command printed on stderr is
 //! a snapshot.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -29,24 +30,39 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 fn assert_same_tree(expected: &Path, actual: &Path, case: &str) {
-    let mut expected_names: Vec<_> = std::fs::read_dir(expected).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let mut actual_names: Vec<_> = std::fs::read_dir(actual).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut expected_names: Vec<_> = std::fs::read_dir(expected)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut actual_names: Vec<_> = std::fs::read_dir(actual)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     expected_names.sort();
     actual_names.sort();
-    assert_eq!(expected_names, actual_names, "{case}: the files differ (a temporary file left behind?)");
+    assert_eq!(
+        expected_names, actual_names,
+        "{case}: the files differ (a temporary file left behind?)"
+    );
     for name in expected_names {
         let (e, a) = (expected.join(&name), actual.join(&name));
         if e.is_dir() {
             assert_same_tree(&e, &a, case);
         } else {
-            let (e, a) = (std::fs::read_to_string(e).unwrap(), std::fs::read_to_string(a).unwrap());
+            let (e, a) = (
+                std::fs::read_to_string(e).unwrap(),
+                std::fs::read_to_string(a).unwrap(),
+            );
             pretty_eq(&e, &a, &format!("{case}/{}", name.to_string_lossy()));
         }
     }
 }
 
 fn pretty_eq(expected: &str, actual: &str, what: &str) {
-    assert!(expected == actual, "{what} differs\n--- expected\n{expected}\n--- actual\n{actual}");
+    assert!(
+        expected == actual,
+        "{what} differs\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
 }
 
 #[test]
@@ -62,7 +78,12 @@ fn manifest_edits_match_their_fixtures() {
 
         let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
         let out = sandbox.run_in(&project, &args);
-        assert_eq!(common::code(&out), case.code, "{name}: exit code; stderr:\n{}", common::stderr(&out));
+        assert_eq!(
+            common::code(&out),
+            case.code,
+            "{name}: exit code; stderr:\n{}",
+            common::stderr(&out)
+        );
         assert_same_tree(&case_dir.join("out"), &project, &name);
         insta::assert_snapshot!(common::stderr(&out));
     });

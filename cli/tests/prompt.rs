@@ -1,5 +1,6 @@
 //! Prompts through a real pseudo-terminal: `faas service create` asks for what the flags did
 //! not say, and colors follow the terminal and NO_COLOR.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -32,16 +33,23 @@ fn create_prompts_for_missing_answers_on_a_terminal() {
 
     let manifest = std::fs::read_to_string(s.work().join("prompted/app.toml")).unwrap();
     assert!(manifest.contains("name = \"prompted\""), "{manifest}");
-    assert!(manifest.contains("owner = \"owner@example.com\""), "{manifest}");
+    assert!(
+        manifest.contains("owner = \"owner@example.com\""),
+        "{manifest}"
+    );
     assert!(manifest.contains("kind = \"infrastructure\""), "{manifest}");
-    assert!(s.work().join("prompted/app/functions.py").exists(), "the default template");
+    assert!(
+        s.work().join("prompted/app/functions.py").exists(),
+        "the default template"
+    );
 }
 
 #[test]
 fn no_input_never_prompts_even_on_a_terminal() {
     let s = Sandbox::new();
     let mut cmd = s.cmd();
-    cmd.args(["service", "create", "quiet", "--no-input"]).env("TERM", "xterm");
+    cmd.args(["service", "create", "quiet", "--no-input"])
+        .env("TERM", "xterm");
     let mut p = spawn_command(cmd, TIMEOUT_MS).unwrap();
     p.exp_string("--owner EMAIL").unwrap();
     p.exp_eof().unwrap();
@@ -49,9 +57,15 @@ fn no_input_never_prompts_even_on_a_terminal() {
 }
 
 fn validate_output_on_a_terminal(s: &Sandbox, extra_env: &[(&str, &str)], args: &[&str]) -> String {
-    std::fs::write(s.work().join("app.toml"), "name = \"Pricing\"\nowner = \"a@b.io\"\n").unwrap();
+    std::fs::write(
+        s.work().join("app.toml"),
+        "name = \"Pricing\"\nowner = \"a@b.io\"\n",
+    )
+    .unwrap();
     let mut cmd = s.cmd();
-    cmd.args(["service", "validate"]).args(args).env("TERM", "xterm");
+    cmd.args(["service", "validate"])
+        .args(args)
+        .env("TERM", "xterm");
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -63,7 +77,10 @@ fn validate_output_on_a_terminal(s: &Sandbox, extra_env: &[(&str, &str)], args: 
 fn colors_on_a_terminal_and_off_with_no_color() {
     let s = Sandbox::new();
     let colored = validate_output_on_a_terminal(&s, &[], &[]);
-    assert!(colored.contains("\u{1b}["), "a terminal gets colors: {colored:?}");
+    assert!(
+        colored.contains("\u{1b}["),
+        "a terminal gets colors: {colored:?}"
+    );
     let plain = validate_output_on_a_terminal(&s, &[("NO_COLOR", "1")], &[]);
     assert!(!plain.contains("\u{1b}["), "NO_COLOR: {plain:?}");
     assert!(plain.contains("app.toml:1:8"));

@@ -13,7 +13,9 @@ pub struct AppState {
 
 impl AppState {
     pub fn new() -> Self {
-        Self { started: std::time::Instant::now() }
+        Self {
+            started: std::time::Instant::now(),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 //! `/_info` answers, through the router in-process and through the real daemon's socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +12,10 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn info_reports_ok_and_the_version() {
     let app = faas_platform::app(faas_platform::AppState::new());
-    let response = app.oneshot(Request::get("/_info").body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .oneshot(Request::get("/_info").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -21,14 +25,21 @@ async fn info_reports_ok_and_the_version() {
 
 #[test]
 fn the_daemon_serves_info_and_stops_on_sigterm() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let body: serde_json::Value = loop {
         match client.get(format!("http://127.0.0.1:{port}/_info")).send() {
@@ -42,14 +53,23 @@ fn the_daemon_serves_info_and_stops_on_sigterm() {
     };
     assert_eq!(body["service"], "faas-platform");
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "graceful exit on SIGTERM: {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -17,7 +17,11 @@ pub(crate) struct Layered<'a> {
 fn lookup<'a>(table: &'a dyn TableLike, path: &[&str]) -> Option<&'a Item> {
     let (first, rest) = path.split_first()?;
     let item = table.get(first)?;
-    if rest.is_empty() { Some(item) } else { lookup(item.as_table_like()?, rest) }
+    if rest.is_empty() {
+        Some(item)
+    } else {
+        lookup(item.as_table_like()?, rest)
+    }
 }
 
 impl<'a> Layered<'a> {
@@ -41,7 +45,9 @@ impl<'a> Layered<'a> {
     }
 
     fn in_env(&self) -> String {
-        self.env.map(|(name, _)| format!(" in environment `{name}`")).unwrap_or_default()
+        self.env
+            .map(|(name, _)| format!(" in environment `{name}`"))
+            .unwrap_or_default()
     }
 }
 
@@ -57,11 +63,16 @@ pub(crate) fn run(layer: &Layered<'_>, service_name: Option<&str>, out: &mut Vec
 }
 
 fn strategy_needs_health(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
-    let Some((strategy, span)) = layer.str_at(&["deploy", "strategy"]) else { return };
+    let Some((strategy, span)) = layer.str_at(&["deploy", "strategy"]) else {
+        return;
+    };
     if !matches!(strategy, "canary" | "bluegreen") {
         return;
     }
-    if layer.env.is_some() && !layer.env_sets(&["deploy", "strategy"]) && !layer.env_sets(&["health"]) {
+    if layer.env.is_some()
+        && !layer.env_sets(&["deploy", "strategy"])
+        && !layer.env_sets(&["health"])
+    {
         return;
     }
     if layer.get(&["health", "path"]).is_some() {
@@ -85,7 +96,10 @@ fn strategy_needs_health(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
 }
 
 fn build_image_or_dockerfile(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
-    let (Some(image), Some(_)) = (layer.get(&["build", "image"]), layer.get(&["build", "dockerfile"])) else {
+    let (Some(image), Some(_)) = (
+        layer.get(&["build", "image"]),
+        layer.get(&["build", "dockerfile"]),
+    ) else {
         return;
     };
     if layer.env.is_some() && !layer.env_sets(&["build"]) {
@@ -106,7 +120,9 @@ fn canary_steps(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
     if layer.env.is_some() && !layer.env_sets(&["deploy", "canary", "steps"]) {
         return;
     }
-    let Some(item) = layer.get(&["deploy", "canary", "steps"]) else { return };
+    let Some(item) = layer.get(&["deploy", "canary", "steps"]) else {
+        return;
+    };
     let Some(array) = item.as_array() else { return };
     let span = item.span().unwrap_or(0..0);
     let steps: Vec<i64> = array.iter().filter_map(Value::as_integer).collect();
@@ -124,16 +140,23 @@ fn canary_steps(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
     };
     if let Some(problem) = problem {
         out.push(
-            Diagnostic::new("invalid-steps", span, format!("`deploy.canary.steps`: {problem}"))
-                .label("invalid canary steps")
-                .expected("increasing percentages of traffic from 1 to 100, ending at 100")
-                .help("for example `steps = [10, 50, 100]`"),
+            Diagnostic::new(
+                "invalid-steps",
+                span,
+                format!("`deploy.canary.steps`: {problem}"),
+            )
+            .label("invalid canary steps")
+            .expected("increasing percentages of traffic from 1 to 100, ending at 100")
+            .help("for example `steps = [10, 50, 100]`"),
         );
     }
 }
 
 fn paths_are_absolute(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
-    for path in [["health", "path"].as_slice(), ["deploy", "bluegreen", "smoke"].as_slice()] {
+    for path in [
+        ["health", "path"].as_slice(),
+        ["deploy", "bluegreen", "smoke"].as_slice(),
+    ] {
         if layer.env.is_some() && !layer.env_sets(path) {
             continue;
         }
@@ -143,7 +166,10 @@ fn paths_are_absolute(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
                     Diagnostic::new(
                         "invalid-path",
                         span,
-                        format!("`{}` must be an HTTP path starting with `/`", path.join(".")),
+                        format!(
+                            "`{}` must be an HTTP path starting with `/`",
+                            path.join(".")
+                        ),
                     )
                     .label("not an absolute path")
                     .help(format!("write `\"/{}\"`", value.trim_start_matches('/'))),
@@ -157,21 +183,32 @@ fn env_var_names(layer: &Layered<'_>, path: &[&str], what: &str, out: &mut Vec<D
     if layer.env.is_some() && !layer.env_sets(path) {
         return;
     }
-    let Some(table) = layer.get(path).and_then(Item::as_table_like) else { return };
+    let Some(table) = layer.get(path).and_then(Item::as_table_like) else {
+        return;
+    };
     for (key, _) in table.iter() {
         let valid = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            let span = table.get_key_value(key).and_then(|(k, _)| k.span()).unwrap_or(0..0);
+            let span = table
+                .get_key_value(key)
+                .and_then(|(k, _)| k.span())
+                .unwrap_or(0..0);
             out.push(
                 Diagnostic::new(
                     "invalid-name",
                     span,
-                    format!("`{key}` is not a valid {what} name in `[{}]`", path.join(".")),
+                    format!(
+                        "`{key}` is not a valid {what} name in `[{}]`",
+                        path.join(".")
+                    ),
                 )
                 .label("invalid name")
                 .expected("letters, digits and `_`, not starting with a digit")
-                .help(format!("rename it `{}`", key.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))),
+                .help(format!(
+                    "rename it `{}`",
+                    key.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                )),
             );
         }
     }
@@ -211,9 +248,13 @@ fn unique_cron_names(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
     for (i, (name, span)) in names.iter().enumerate() {
         if names[..i].iter().any(|(n, _)| n == name) {
             out.push(
-                Diagnostic::new("duplicate-name", span.clone(), format!("two cron jobs are named `{name}`"))
-                    .label("used before")
-                    .help("give each `[[cron]]` job its own name"),
+                Diagnostic::new(
+                    "duplicate-name",
+                    span.clone(),
+                    format!("two cron jobs are named `{name}`"),
+                )
+                .label("used before")
+                .help("give each `[[cron]]` job its own name"),
             );
         }
     }
@@ -227,15 +268,23 @@ fn dependencies(layer: &Layered<'_>, service_name: Option<&str>, out: &mut Vec<D
     for (i, (name, span)) in names.iter().enumerate() {
         if Some(*name) == service_name {
             out.push(
-                Diagnostic::new("self-dependency", span.clone(), format!("`{name}` depends on itself"))
-                    .label("this is the service's own name")
-                    .help("remove this `[[dependencies]]` entry"),
+                Diagnostic::new(
+                    "self-dependency",
+                    span.clone(),
+                    format!("`{name}` depends on itself"),
+                )
+                .label("this is the service's own name")
+                .help("remove this `[[dependencies]]` entry"),
             );
         } else if names[..i].iter().any(|(n, _)| n == name) {
             out.push(
-                Diagnostic::new("duplicate-name", span.clone(), format!("`{name}` is listed twice in `dependencies`"))
-                    .label("listed before")
-                    .help("remove one of the two entries"),
+                Diagnostic::new(
+                    "duplicate-name",
+                    span.clone(),
+                    format!("`{name}` is listed twice in `dependencies`"),
+                )
+                .label("listed before")
+                .help("remove one of the two entries"),
             );
         }
     }

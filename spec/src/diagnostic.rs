@@ -26,7 +26,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(code: &'static str, span: Range<usize>, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), span, label: String::new(), expected: None, help: None }
+        Self {
+            code,
+            message: message.into(),
+            span,
+            label: String::new(),
+            expected: None,
+            help: None,
+        }
     }
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
@@ -79,7 +86,10 @@ impl Report {
         let before = &self.source[..floor_char_boundary(&self.source, offset)];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Position { line, column: before[line_start..].chars().count() + 1 }
+        Position {
+            line,
+            column: before[line_start..].chars().count() + 1,
+        }
     }
 
     pub fn located(&self) -> Vec<LocatedDiagnostic<'_>> {
@@ -87,7 +97,12 @@ impl Report {
             .iter()
             .map(|d| {
                 let p = self.position(d.span.start);
-                LocatedDiagnostic { file: &self.file_name, line: p.line, column: p.column, diagnostic: d }
+                LocatedDiagnostic {
+                    file: &self.file_name,
+                    line: p.line,
+                    column: p.column,
+                    diagnostic: d,
+                }
             })
             .collect()
     }

@@ -33,7 +33,10 @@ pub struct ManifestFile {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(Box<Report>),
 }
@@ -41,9 +44,12 @@ pub enum LoadError {
 impl ManifestFile {
     /// Reads and checks a manifest file.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let source = std::fs::read_to_string(path)
-            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&path.display().to_string(), &source).map_err(|r| LoadError::Invalid(Box::new(r)))
+        let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&path.display().to_string(), &source)
+            .map_err(|r| LoadError::Invalid(Box::new(r)))
     }
 
     /// Checks a manifest given as text; `file_name` is how errors name it.
@@ -72,11 +78,21 @@ impl ManifestFile {
         let mut diagnostics = walker.diagnostics;
 
         let service_name = root.get("name").and_then(Item::as_str);
-        checks::run(&checks::Layered { base: root, env: None }, service_name, &mut diagnostics);
+        checks::run(
+            &checks::Layered {
+                base: root,
+                env: None,
+            },
+            service_name,
+            &mut diagnostics,
+        );
         if let Some(envs) = root.get("environments").and_then(Item::as_table_like) {
             for (env, item) in envs.iter() {
                 if let Some(overrides) = item.as_table_like() {
-                    let layer = checks::Layered { base: root, env: Some((env, overrides)) };
+                    let layer = checks::Layered {
+                        base: root,
+                        env: Some((env, overrides)),
+                    };
                     checks::run(&layer, service_name, &mut diagnostics);
                 }
             }
@@ -87,10 +103,18 @@ impl ManifestFile {
         }
 
         match toml::from_str::<Manifest>(source) {
-            Ok(manifest) => Ok(Self { file_name: file_name.to_owned(), source: source.to_owned(), manifest }),
+            Ok(manifest) => Ok(Self {
+                file_name: file_name.to_owned(),
+                source: source.to_owned(),
+                manifest,
+            }),
             Err(e) => Err(report(vec![
-                Diagnostic::new("invalid-manifest", e.span().unwrap_or(0..0), e.message().trim().to_owned())
-                    .label("here"),
+                Diagnostic::new(
+                    "invalid-manifest",
+                    e.span().unwrap_or(0..0),
+                    e.message().trim().to_owned(),
+                )
+                .label("here"),
             ])),
         }
     }
@@ -108,26 +132,34 @@ impl ManifestFile {
             file_name: self.file_name.clone(),
             source: self.source.clone(),
             diagnostics: vec![
-                Diagnostic::new("invalid-manifest", e.span().unwrap_or(0..0), e.message().trim().to_owned())
-                    .label(format!("in environment `{env}`")),
+                Diagnostic::new(
+                    "invalid-manifest",
+                    e.span().unwrap_or(0..0),
+                    e.message().trim().to_owned(),
+                )
+                .label(format!("in environment `{env}`")),
             ],
         };
         let mut base: toml::Table = toml::from_str(&self.source).map_err(as_report)?;
-        let overrides = base
-            .remove("environments")
-            .and_then(|e| match e {
-                toml::Value::Table(mut t) => t.remove(env),
-                _ => None,
-            });
+        let overrides = base.remove("environments").and_then(|e| match e {
+            toml::Value::Table(mut t) => t.remove(env),
+            _ => None,
+        });
         if let Some(toml::Value::Table(overrides)) = overrides {
             merge(&mut base, overrides);
         }
-        toml::Value::Table(base).try_into::<Manifest>().map_err(as_report)
+        toml::Value::Table(base)
+            .try_into::<Manifest>()
+            .map_err(as_report)
     }
 
     /// The environments the manifest names.
     pub fn environment_names(&self) -> Vec<&str> {
-        self.manifest.environments.keys().map(|e| e.as_str()).collect()
+        self.manifest
+            .environments
+            .keys()
+            .map(|e| e.as_str())
+            .collect()
     }
 }
 

@@ -154,7 +154,11 @@ pub struct Run {
 
 impl Default for Run {
     fn default() -> Self {
-        Self { port: 8080, command: Vec::new(), env: BTreeMap::new() }
+        Self {
+            port: 8080,
+            command: Vec::new(),
+            env: BTreeMap::new(),
+        }
     }
 }
 
@@ -198,7 +202,10 @@ pub struct Size {
 
 impl Default for Size {
     fn default() -> Self {
-        Self { cpu: 0.5, memory: Memory::mebibytes(256) }
+        Self {
+            cpu: 0.5,
+            memory: Memory::mebibytes(256),
+        }
     }
 }
 
@@ -233,7 +240,12 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 4] = [Self::Immediate, Self::Rolling, Self::Canary, Self::Bluegreen];
+    pub const ALL: [Strategy; 4] = [
+        Self::Immediate,
+        Self::Rolling,
+        Self::Canary,
+        Self::Bluegreen,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -257,7 +269,9 @@ impl std::str::FromStr for Strategy {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a strategy: use immediate, rolling, canary or bluegreen"))
+            .ok_or_else(|| {
+                format!("`{s}` is not a strategy: use immediate, rolling, canary or bluegreen")
+            })
     }
 }
 
@@ -288,7 +302,10 @@ pub struct Rolling {
 
 impl Default for Rolling {
     fn default() -> Self {
-        Self { max_unavailable: 1, drain_timeout: Duration::from_secs(30) }
+        Self {
+            max_unavailable: 1,
+            drain_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -338,7 +355,10 @@ pub struct BlueGreen {
 
 impl Default for BlueGreen {
     fn default() -> Self {
-        Self { keep_previous: Duration::from_secs(600), smoke: None }
+        Self {
+            keep_previous: Duration::from_secs(600),
+            smoke: None,
+        }
     }
 }
 

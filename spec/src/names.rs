@@ -19,19 +19,38 @@ pub struct NameError {
 pub const SERVICE_NAME_RULE: &str = "a DNS label: 2 to 40 characters, lowercase letters, digits and `-`, starting with a letter and not ending with `-`";
 pub const ENV_NAME_RULE: &str = "a DNS label: 1 to 20 characters, lowercase letters, digits and `-`, starting with a letter and not ending with `-`";
 pub const DB_NAME_RULE: &str = "1 to 30 characters, lowercase letters, digits and `_`, starting with a letter (it becomes an environment variable such as `MAIN_URL`)";
-pub const EMAIL_RULE: &str = "an e-mail address such as `team@example.com`: the tenant billed for this service";
+pub const EMAIL_RULE: &str =
+    "an e-mail address such as `team@example.com`: the tenant billed for this service";
 pub const CRON_RULE: &str = "five fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *` (03:00 every day) or `*/15 * * * *`";
 
-fn check_label(text: &str, min: usize, max: usize, rule: &'static str, what: &str) -> Result<(), NameError> {
-    let err = |why: String| Err(NameError { message: format!("`{text}` is not a valid {what}: {why}"), rule });
+fn check_label(
+    text: &str,
+    min: usize,
+    max: usize,
+    rule: &'static str,
+    what: &str,
+) -> Result<(), NameError> {
+    let err = |why: String| {
+        Err(NameError {
+            message: format!("`{text}` is not a valid {what}: {why}"),
+            rule,
+        })
+    };
     let len = text.chars().count();
     if len < min {
-        return err(if len == 0 { "it is empty".into() } else { format!("it is shorter than {min} characters") });
+        return err(if len == 0 {
+            "it is empty".into()
+        } else {
+            format!("it is shorter than {min} characters")
+        });
     }
     if len > max {
         return err(format!("it is {len} characters long, the limit is {max}"));
     }
-    if let Some(bad) = text.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return err(if bad.is_ascii_uppercase() {
             format!("`{bad}` is uppercase; try `{}`", to_dns_label(text, max))
         } else {
@@ -57,7 +76,10 @@ pub fn check_env_name(text: &str) -> Result<(), NameError> {
 
 pub fn check_db_name(text: &str) -> Result<(), NameError> {
     let err = |why: &str| {
-        Err(NameError { message: format!("`{text}` is not a valid database name: {why}"), rule: DB_NAME_RULE })
+        Err(NameError {
+            message: format!("`{text}` is not a valid database name: {why}"),
+            rule: DB_NAME_RULE,
+        })
     };
     if text.is_empty() || text.len() > 30 {
         return err("it must have 1 to 30 characters");
@@ -65,7 +87,10 @@ pub fn check_db_name(text: &str) -> Result<(), NameError> {
     if !text.starts_with(|c: char| c.is_ascii_lowercase()) {
         return err("it must start with a lowercase letter");
     }
-    if text.chars().any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')) {
+    if text
+        .chars()
+        .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+    {
         return err("only lowercase letters, digits and `_` are allowed");
     }
     Ok(())
@@ -87,7 +112,10 @@ pub fn check_email(text: &str) -> Result<(), NameError> {
     if ok {
         Ok(())
     } else {
-        Err(NameError { message: format!("`{text}` is not an e-mail address"), rule: EMAIL_RULE })
+        Err(NameError {
+            message: format!("`{text}` is not an e-mail address"),
+            rule: EMAIL_RULE,
+        })
     }
 }
 
@@ -99,10 +127,12 @@ pub fn check_cron(text: &str) -> Result<(), NameError> {
             rule: CRON_RULE,
         });
     }
-    croner::Cron::from_str(text).map(|_| ()).map_err(|e| NameError {
-        message: format!("`{text}` is not a cron schedule: {e}"),
-        rule: CRON_RULE,
-    })
+    croner::Cron::from_str(text)
+        .map(|_| ())
+        .map_err(|e| NameError {
+            message: format!("`{text}` is not a cron schedule: {e}"),
+            rule: CRON_RULE,
+        })
 }
 
 /// A string newtype checked by `$check` on parse, serialized as the string, with a JSON Schema
@@ -214,18 +244,42 @@ mod tests {
         for good in ["pricing", "ab", "a1", "order-service", "x2-y"] {
             assert!(check_service_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "a", "Pricing", "1abc", "abc-", "a_b", "a.b", &"a".repeat(41)] {
+        for bad in [
+            "",
+            "a",
+            "Pricing",
+            "1abc",
+            "abc-",
+            "a_b",
+            "a.b",
+            &"a".repeat(41),
+        ] {
             assert!(check_service_name(bad).is_err(), "{bad}");
         }
-        assert!(check_service_name("Pricing").unwrap_err().message.contains("try `pricing`"));
-        assert!(check_service_name("Bad_Name").unwrap_err().message.contains("try `bad-name`"));
+        assert!(
+            check_service_name("Pricing")
+                .unwrap_err()
+                .message
+                .contains("try `pricing`")
+        );
+        assert!(
+            check_service_name("Bad_Name")
+                .unwrap_err()
+                .message
+                .contains("try `bad-name`")
+        );
     }
 
     #[test]
     fn cron_schedules_need_five_valid_fields() {
         assert!(check_cron("0 3 * * *").is_ok());
         assert!(check_cron("*/15 * * * 1-5").is_ok());
-        assert!(check_cron("0 3 * *").unwrap_err().message.contains("4 fields"));
+        assert!(
+            check_cron("0 3 * *")
+                .unwrap_err()
+                .message
+                .contains("4 fields")
+        );
         assert!(check_cron("61 3 * * *").is_err());
         assert!(check_cron("every day").is_err());
     }
@@ -245,6 +299,9 @@ mod tests {
     fn anything_becomes_a_label() {
         assert_eq!(to_dns_label("feature/Add_Login", 20), "feature-add-login");
         assert_eq!(to_dns_label("123-fix", 20), "fix");
-        assert_eq!(to_dns_label("a-very-long-branch-name-indeed", 20), "a-very-long-branch-n");
+        assert_eq!(
+            to_dns_label("a-very-long-branch-name-indeed", 20),
+            "a-very-long-branch-n"
+        );
     }
 }

@@ -16,7 +16,9 @@ pub const SCHEMA_URL: &str =
 pub fn app_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let schema = SchemaSettings::draft07().into_generator().into_root_schema_for::<Manifest>();
+        let schema = SchemaSettings::draft07()
+            .into_generator()
+            .into_root_schema_for::<Manifest>();
         let mut value = schema.to_value();
         // TOML has no null: an optional key is one that may be left out, never one set to null.
         drop_null(&mut value);
@@ -72,12 +74,18 @@ pub fn app_schema_json() -> String {
 pub fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
     for _ in 0..16 {
         if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-            let Some(name) = reference.strip_prefix("#/definitions/") else { return node };
+            let Some(name) = reference.strip_prefix("#/definitions/") else {
+                return node;
+            };
             match root.get("definitions").and_then(|d| d.get(name)) {
                 Some(target) => node = target,
                 None => return node,
             }
-        } else if let Some([only]) = node.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+        } else if let Some([only]) = node
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
             node = only;
         } else {
             return node;
@@ -100,7 +108,11 @@ fn collect_paths(root: &Value, node: &Value, prefix: String, out: &mut Vec<Strin
     let node = resolve(root, node);
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (key, child) in props {
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             out.push(path.clone());
             if path != "environments" {
                 collect_paths(root, child, path, out);
@@ -108,7 +120,11 @@ fn collect_paths(root: &Value, node: &Value, prefix: String, out: &mut Vec<Strin
         }
     }
     if let Some(child) = node.get("additionalProperties").filter(|v| v.is_object()) {
-        let placeholder = match node.get("propertyNames").and_then(|p| p.get("format")).and_then(Value::as_str) {
+        let placeholder = match node
+            .get("propertyNames")
+            .and_then(|p| p.get("format"))
+            .and_then(Value::as_str)
+        {
             Some("db-name") => "<name>",
             Some("env-name") => "<env>",
             _ => "<key>",

@@ -17,7 +17,10 @@ pub struct UnitError {
 
 impl UnitError {
     fn new(message: impl Into<String>, expected: &'static str) -> Self {
-        Self { message: message.into(), expected }
+        Self {
+            message: message.into(),
+            expected,
+        }
     }
 }
 
@@ -72,7 +75,9 @@ impl FromStr for Duration {
                 "d" => 86_400_000,
                 "" => {
                     return Err(UnitError::new(
-                        format!("`{text}` has no unit: write `{number}s` for seconds or `{number}ms` for milliseconds"),
+                        format!(
+                            "`{text}` has no unit: write `{number}s` for seconds or `{number}ms` for milliseconds"
+                        ),
                         DURATION_EXPECTED,
                     ));
                 }
@@ -84,13 +89,18 @@ impl FromStr for Duration {
                 }
             };
             let value: u128 = number.parse().map_err(|_| {
-                UnitError::new(format!("`{number}` is too large in `{text}`"), DURATION_EXPECTED)
+                UnitError::new(
+                    format!("`{number}` is too large in `{text}`"),
+                    DURATION_EXPECTED,
+                )
             })?;
             total_ms = value
                 .checked_mul(factor)
                 .and_then(|v| total_ms.checked_add(v))
                 .filter(|v| *v <= u128::from(u64::MAX))
-                .ok_or_else(|| UnitError::new(format!("`{text}` is too long"), DURATION_EXPECTED))?;
+                .ok_or_else(|| {
+                    UnitError::new(format!("`{text}` is too long"), DURATION_EXPECTED)
+                })?;
             rest = after;
         }
         let ms = u64::try_from(total_ms)
@@ -105,7 +115,12 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;
@@ -145,9 +160,15 @@ impl FromStr for Memory {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
-        let digits = text.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let digits = text
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
         if digits == 0 {
-            return Err(UnitError::new(format!("`{text}` is not a size"), MEMORY_EXPECTED));
+            return Err(UnitError::new(
+                format!("`{text}` is not a size"),
+                MEMORY_EXPECTED,
+            ));
         }
         let (number, unit) = text.split_at(digits);
         let factor: f64 = match unit {
@@ -188,7 +209,10 @@ impl FromStr for Memory {
             .map_err(|_| UnitError::new(format!("`{number}` is not a number"), MEMORY_EXPECTED))?;
         let bytes = (value * factor).round();
         if !(bytes.is_finite() && bytes < u64::MAX as f64) {
-            return Err(UnitError::new(format!("`{text}` is too large"), MEMORY_EXPECTED));
+            return Err(UnitError::new(
+                format!("`{text}` is too large"),
+                MEMORY_EXPECTED,
+            ));
         }
         let bytes = bytes as u64;
         if bytes < MIN_MEMORY_BYTES {
@@ -292,9 +316,19 @@ mod tests {
 
     #[test]
     fn bad_durations_say_what_is_wrong() {
-        assert!("30".parse::<Duration>().unwrap_err().message.contains("write `30s`"));
+        assert!(
+            "30".parse::<Duration>()
+                .unwrap_err()
+                .message
+                .contains("write `30s`")
+        );
         assert!("5 minutes".parse::<Duration>().is_err());
-        assert!("3w".parse::<Duration>().unwrap_err().message.contains("`w` is not a unit"));
+        assert!(
+            "3w".parse::<Duration>()
+                .unwrap_err()
+                .message
+                .contains("`w` is not a unit")
+        );
         assert!("".parse::<Duration>().is_err());
         assert!("s".parse::<Duration>().is_err());
         assert!("99999999999999999999999d".parse::<Duration>().is_err());
@@ -313,8 +347,20 @@ mod tests {
 
     #[test]
     fn bad_memory_says_what_to_write() {
-        assert!("256MB".parse::<Memory>().unwrap_err().message.contains("write `256Mi`"));
-        assert!("256".parse::<Memory>().unwrap_err().message.contains("no unit"));
+        assert!(
+            "256MB"
+                .parse::<Memory>()
+                .unwrap_err()
+                .message
+                .contains("write `256Mi`")
+        );
+        assert!(
+            "256"
+                .parse::<Memory>()
+                .unwrap_err()
+                .message
+                .contains("no unit")
+        );
         assert!("1Ki".parse::<Memory>().unwrap_err().message.contains("6Mi"));
         assert!("lots".parse::<Memory>().is_err());
     }

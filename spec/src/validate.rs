@@ -35,7 +35,11 @@ impl Walker<'_> {
                 homes.push((path.clone(), String::new()));
             }
         }
-        Walker { root, homes, diagnostics: Vec::new() }
+        Walker {
+            root,
+            homes,
+            diagnostics: Vec::new(),
+        }
     }
 
     pub(crate) fn walk_document(&mut self, table: &dyn TableLike, doc_span: Range<usize>) {
@@ -43,7 +47,13 @@ impl Walker<'_> {
         self.walk_table(table, root, &[], doc_span);
     }
 
-    fn walk_table(&mut self, table: &dyn TableLike, schema: &Json, path: &[String], span: Range<usize>) {
+    fn walk_table(
+        &mut self,
+        table: &dyn TableLike,
+        schema: &Json,
+        path: &[String],
+        span: Range<usize>,
+    ) {
         let schema = resolve(self.root, schema);
         let props = schema.get("properties").and_then(Json::as_object);
         let extra = schema.get("additionalProperties").filter(|v| v.is_object());
@@ -75,7 +85,9 @@ impl Walker<'_> {
                 }
                 self.walk_item(item, child, &child_path, key_span);
             } else {
-                let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                let known: Vec<&str> = props
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
                 self.unknown_key(key, &known, path, key_span);
             }
         }
@@ -96,12 +108,20 @@ impl Walker<'_> {
                         "command" => "command = [\"python3\", \"-m\", \"app.job\"]".to_owned(),
                         _ => format!("{key} = …"),
                     };
-                    let at = if span.start == 0 && path.is_empty() { 0..0 } else { span.clone() };
+                    let at = if span.start == 0 && path.is_empty() {
+                        0..0
+                    } else {
+                        span.clone()
+                    };
                     self.diagnostics.push(
-                        Diagnostic::new("missing-key", at, format!("missing `{}`", join(path, key)))
-                            .label(format!("`{key}` is required {}", where_(path)))
-                            .expected(description)
-                            .help(format!("add `{example}`")),
+                        Diagnostic::new(
+                            "missing-key",
+                            at,
+                            format!("missing `{}`", join(path, key)),
+                        )
+                        .label(format!("`{key}` is required {}", where_(path)))
+                        .expected(description)
+                        .help(format!("add `{example}`")),
                     );
                 }
             }
@@ -111,11 +131,18 @@ impl Walker<'_> {
     fn unknown_key(&mut self, key: &str, known: &[&str], path: &[String], span: Range<usize>) {
         let in_env = path.first().is_some_and(|p| p == "environments") && path.len() == 2;
         let help = if in_env && TOP_LEVEL_ONLY.contains(&key) {
-            Some(format!("`{key}` is the same in every environment: set it at the top of the file"))
+            Some(format!(
+                "`{key}` is the same in every environment: set it at the top of the file"
+            ))
         } else if let Some(near) = nearest(key, known) {
             Some(format!("did you mean `{near}`?"))
         } else {
-            let current = path.iter().filter(|p| !p.starts_with('<')).cloned().collect::<Vec<_>>().join(".");
+            let current = path
+                .iter()
+                .filter(|p| !p.starts_with('<'))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(".");
             self.homes
                 .iter()
                 .find(|(k, home)| k == key && *home != current && !home.starts_with("environments"))
@@ -127,9 +154,13 @@ impl Walker<'_> {
                     }
                 })
         };
-        let mut d = Diagnostic::new("unknown-key", span, format!("unknown key `{key}` {}", where_(path)))
-            .label("unknown key")
-            .help_opt(help);
+        let mut d = Diagnostic::new(
+            "unknown-key",
+            span,
+            format!("unknown key `{key}` {}", where_(path)),
+        )
+        .label("unknown key")
+        .help_opt(help);
         if !known.is_empty() {
             d = d.expected(format!("one of {}", list(known)));
         }
@@ -150,7 +181,14 @@ impl Walker<'_> {
             Item::ArrayOfTables(array) => {
                 let schema = resolve(self.root, schema);
                 let span = array.span().unwrap_or(key_span);
-                if self.expect_kind(schema, "array", "an array of tables", span, path, String::new) {
+                if self.expect_kind(
+                    schema,
+                    "array",
+                    "an array of tables",
+                    span,
+                    path,
+                    String::new,
+                ) {
                     let items = schema.get("items").unwrap_or(&Json::Null);
                     for (i, table) in array.iter().enumerate() {
                         let mut p = path.to_vec();
@@ -163,7 +201,13 @@ impl Walker<'_> {
         }
     }
 
-    fn walk_value(&mut self, value: &Value, schema: &Json, path: &[String], key_span: Range<usize>) {
+    fn walk_value(
+        &mut self,
+        value: &Value,
+        schema: &Json,
+        path: &[String],
+        key_span: Range<usize>,
+    ) {
         let schema = resolve(self.root, schema);
         let span = value.span().unwrap_or(key_span);
         match value {
@@ -177,9 +221,13 @@ impl Walker<'_> {
                     if let Some(min) = schema.get("minItems").and_then(Json::as_u64) {
                         if (array.len() as u64) < min {
                             self.diagnostics.push(
-                                Diagnostic::new("empty-array", span.clone(), format!("`{}` is empty", display_path(path)))
-                                    .label("needs at least one element")
-                                    .expected(describe(self.root, schema)),
+                                Diagnostic::new(
+                                    "empty-array",
+                                    span.clone(),
+                                    format!("`{}` is empty", display_path(path)),
+                                )
+                                .label("needs at least one element")
+                                .expected(describe(self.root, schema)),
                             );
                         }
                     }
@@ -192,7 +240,14 @@ impl Walker<'_> {
                 }
             }
             Value::String(s) => {
-                if self.expect_kind(schema, "string", "a string", span.clone(), path, String::new) {
+                if self.expect_kind(
+                    schema,
+                    "string",
+                    "a string",
+                    span.clone(),
+                    path,
+                    String::new,
+                ) {
                     self.check_string(s.value(), schema, path, span);
                 }
             }
@@ -231,7 +286,9 @@ impl Walker<'_> {
         help: impl FnOnce() -> String,
     ) -> bool {
         let schema = resolve(self.root, schema);
-        let Some(want) = schema_type(schema) else { return true };
+        let Some(want) = schema_type(schema) else {
+            return true;
+        };
         let accepted = match found_kind {
             "integer" => want == "integer" || want == "number",
             "number" => want == "number",
@@ -246,7 +303,11 @@ impl Walker<'_> {
             Diagnostic::new(
                 "invalid-type",
                 span,
-                format!("`{}` must be {}, found {found_words}", display_path(path), type_words(want)),
+                format!(
+                    "`{}` must be {}, found {found_words}",
+                    display_path(path),
+                    type_words(want)
+                ),
             )
             .label(format!("expected {}", type_words(want)))
             .expected(expected)
@@ -275,15 +336,23 @@ impl Walker<'_> {
         if let Some(min) = schema.get("minLength").and_then(Json::as_u64) {
             if (text.chars().count() as u64) < min {
                 self.diagnostics.push(
-                    Diagnostic::new("invalid-value", span.clone(), format!("`{}` is empty", display_path(path)))
-                        .label("empty string"),
+                    Diagnostic::new(
+                        "invalid-value",
+                        span.clone(),
+                        format!("`{}` is empty", display_path(path)),
+                    )
+                    .label("empty string"),
                 );
                 return;
             }
         }
         if let Some(format) = schema.get("format").and_then(Json::as_str) {
             if let Err(e) = check_format(format, text) {
-                let code = if matches!(format, "duration" | "memory") { "invalid-unit" } else { "invalid-name" };
+                let code = if matches!(format, "duration" | "memory") {
+                    "invalid-unit"
+                } else {
+                    "invalid-name"
+                };
                 let label = match format {
                     "duration" => "not a duration",
                     "memory" => "not a memory size",
@@ -292,9 +361,13 @@ impl Walker<'_> {
                     _ => "breaks the naming rule",
                 };
                 self.diagnostics.push(
-                    Diagnostic::new(code, span, format!("`{}`: {}", display_path(path), e.message))
-                        .label(label)
-                        .expected(e.expected),
+                    Diagnostic::new(
+                        code,
+                        span,
+                        format!("`{}`: {}", display_path(path), e.message),
+                    )
+                    .label(label)
+                    .expected(e.expected),
                 );
             }
         }
@@ -308,7 +381,11 @@ impl Walker<'_> {
                 Diagnostic::new(
                     "out-of-range",
                     span,
-                    format!("`{}` is {}, outside the accepted range", display_path(path), fmt_number(n)),
+                    format!(
+                        "`{}` is {}, outside the accepted range",
+                        display_path(path),
+                        fmt_number(n)
+                    ),
                 )
                 .label("out of range")
                 .expected(describe(self.root, schema)),
@@ -324,16 +401,19 @@ pub(crate) struct FormatError {
 }
 
 pub(crate) fn check_format(format: &str, text: &str) -> Result<(), FormatError> {
-    let from_name = |e: names::NameError| FormatError { message: e.message, expected: e.rule.to_owned() };
+    let from_name = |e: names::NameError| FormatError {
+        message: e.message,
+        expected: e.rule.to_owned(),
+    };
     match format {
-        "duration" => text
-            .parse::<Duration>()
-            .map(drop)
-            .map_err(|e| FormatError { message: e.message, expected: e.expected.to_owned() }),
-        "memory" => text
-            .parse::<Memory>()
-            .map(drop)
-            .map_err(|e| FormatError { message: e.message, expected: e.expected.to_owned() }),
+        "duration" => text.parse::<Duration>().map(drop).map_err(|e| FormatError {
+            message: e.message,
+            expected: e.expected.to_owned(),
+        }),
+        "memory" => text.parse::<Memory>().map(drop).map_err(|e| FormatError {
+            message: e.message,
+            expected: e.expected.to_owned(),
+        }),
         "dns-label" => names::check_service_name(text).map_err(from_name),
         "env-name" => names::check_env_name(text).map_err(from_name),
         "db-name" => names::check_db_name(text).map_err(from_name),
@@ -349,12 +429,20 @@ fn enum_values(schema: &Json) -> Option<Vec<&str>> {
         return Some(options.iter().filter_map(Json::as_str).collect());
     }
     let options = schema.get("oneOf")?.as_array()?;
-    options.iter().map(|o| o.get("const").and_then(Json::as_str)).collect()
+    options
+        .iter()
+        .map(|o| o.get("const").and_then(Json::as_str))
+        .collect()
 }
 
 fn schema_type(schema: &Json) -> Option<&str> {
     if schema.get("type").is_none() {
-        return schema.get("oneOf")?.as_array()?.first()?.get("type")?.as_str();
+        return schema
+            .get("oneOf")?
+            .as_array()?
+            .first()?
+            .get("type")?
+            .as_str();
     }
     match schema.get("type")? {
         Json::String(s) => Some(s.as_str()),
@@ -402,18 +490,28 @@ pub(crate) fn describe(root: &Json, schema: &Json) -> String {
         Some("number") => range("a number"),
         Some("array") => {
             let at_least_one = schema.get("minItems").and_then(Json::as_u64).unwrap_or(0) > 0;
-            let items = schema.get("items").map(|i| describe(root, i)).unwrap_or_default();
+            let items = schema
+                .get("items")
+                .map(|i| describe(root, i))
+                .unwrap_or_default();
             let items = match items.as_str() {
                 "a string" => "strings".to_owned(),
                 "" => "values".to_owned(),
                 other => format!("elements each {other}"),
             };
-            format!("{} array of {items}", if at_least_one { "a non-empty" } else { "an" })
+            format!(
+                "{} array of {items}",
+                if at_least_one { "a non-empty" } else { "an" }
+            )
         }
         Some("object") => "a table".into(),
         Some("string") => "a string".into(),
         Some("boolean") => "`true` or `false`".into(),
-        _ => schema.get("description").and_then(Json::as_str).unwrap_or("").to_owned(),
+        _ => schema
+            .get("description")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_owned(),
     }
 }
 
@@ -427,7 +525,11 @@ fn suggest_quoted(schema: &Json, n: i64) -> String {
 }
 
 fn fmt_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
 }
 
 fn display_path(path: &[String]) -> String {
@@ -442,22 +544,40 @@ fn display_path(path: &[String]) -> String {
 }
 
 fn join(path: &[String], key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{}.{key}", display_path(path)) }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{}.{key}", display_path(path))
+    }
 }
 
 fn where_(path: &[String]) -> String {
-    if path.is_empty() { "at the top level".to_owned() } else { format!("in `[{}]`", display_path(path)) }
+    if path.is_empty() {
+        "at the top level".to_owned()
+    } else {
+        format!("in `[{}]`", display_path(path))
+    }
 }
 
 fn list(items: &[&str]) -> String {
-    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The known word closest to `word`, when it is close enough to be a typo.
 pub(crate) fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
-        .map(|k| (*k, strsim::damerau_levenshtein(word, k), strsim::jaro_winkler(word, k)))
+        .map(|k| {
+            (
+                *k,
+                strsim::damerau_levenshtein(word, k),
+                strsim::jaro_winkler(word, k),
+            )
+        })
         .filter(|(k, distance, similarity)| {
             *distance <= 2.max(k.len() / 4) && *distance < k.len() || *similarity >= 0.88
         })
@@ -475,6 +595,9 @@ mod tests {
         assert_eq!(nearest("replcas", &keys), Some("replicas"));
         assert_eq!(nearest("replica", &keys), Some("replicas"));
         assert_eq!(nearest("zzz", &keys), None);
-        assert_eq!(nearest("bluegren", &["immediate", "rolling", "canary", "bluegreen"]), Some("bluegreen"));
+        assert_eq!(
+            nearest("bluegren", &["immediate", "rolling", "canary", "bluegreen"]),
+            Some("bluegreen")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The manifest corpus: every bad manifest's report is a snapshot; good manifests load and
 //! resolve per environment.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use faas_spec::{Engine, ManifestFile, Strategy};
 
@@ -7,11 +8,17 @@ use faas_spec::{Engine, ManifestFile, Strategy};
 fn every_bad_manifest_reports_its_problems() {
     insta::glob!("bad-manifests/*.toml", |path| {
         let source = std::fs::read_to_string(path).unwrap();
-        let name = format!("bad-manifests/{}", path.file_name().unwrap().to_string_lossy());
+        let name = format!(
+            "bad-manifests/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
         let report = ManifestFile::parse(&name, &source).expect_err("a bad manifest must not load");
         assert!(!report.diagnostics.is_empty());
         for d in &report.diagnostics {
-            assert!(!d.message.is_empty(), "{name}: a diagnostic without a message");
+            assert!(
+                !d.message.is_empty(),
+                "{name}: a diagnostic without a message"
+            );
         }
         insta::assert_snapshot!(report.render(false));
     });
@@ -19,10 +26,18 @@ fn every_bad_manifest_reports_its_problems() {
 
 #[test]
 fn many_problems_are_reported_at_once() {
-    let source = std::fs::read_to_string("tests/bad-manifests/40-many-problems-at-once.toml").unwrap();
+    let source =
+        std::fs::read_to_string("tests/bad-manifests/40-many-problems-at-once.toml").unwrap();
     let report = ManifestFile::parse("app.toml", &source).unwrap_err();
     let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
-    for code in ["invalid-name", "invalid-value", "unknown-key", "out-of-range", "invalid-unit", "needs-health-check"] {
+    for code in [
+        "invalid-name",
+        "invalid-value",
+        "unknown-key",
+        "out-of-range",
+        "invalid-unit",
+        "needs-health-check",
+    ] {
         assert!(codes.contains(&code), "missing {code} in {codes:?}");
     }
     assert!(report.diagnostics.len() >= 7, "{codes:?}");
@@ -52,7 +67,10 @@ fn the_design_example_loads_and_resolves_per_environment() {
     let prod = file.effective(Some("prod")).unwrap();
     assert_eq!(prod.scale.replicas, 3);
     assert_eq!(prod.size.memory.to_string(), "1Gi");
-    assert_eq!(prod.size.cpu, 0.5, "keys not overridden keep the base's value");
+    assert_eq!(
+        prod.size.cpu, 0.5,
+        "keys not overridden keep the base's value"
+    );
     assert_eq!(prod.deploy.strategy, Strategy::Canary);
     assert_eq!(prod.deploy.canary.steps, vec![10, 50, 100]);
 
@@ -61,11 +79,22 @@ fn the_design_example_loads_and_resolves_per_environment() {
     assert_eq!(staging.scale.replicas, 2);
 
     let preview = file.effective(Some("feature-x")).unwrap();
-    assert_eq!(preview, file.effective(None).unwrap(), "an unnamed environment sees the base");
+    assert_eq!(
+        preview,
+        file.effective(None).unwrap(),
+        "an unnamed environment sees the base"
+    );
 
-    let envs: Vec<String> = base.database_env_names().into_iter().map(|(n, _)| n).collect();
+    let envs: Vec<String> = base
+        .database_env_names()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(envs, ["CACHE_URL", "MAIN_URL", "DATABASE_URL"]);
-    assert_eq!(base.databases.values().next().unwrap().engine, Engine::Redis);
+    assert_eq!(
+        base.databases.values().next().unwrap().engine,
+        Engine::Redis
+    );
 }
 
 #[test]

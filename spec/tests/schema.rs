@@ -1,9 +1,12 @@
 //! The committed JSON Schema and the app.toml reference both follow the model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
 fn workspace_file(relative: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 #[test]
@@ -28,7 +31,10 @@ fn every_key_is_documented_in_the_reference() {
         .into_iter()
         .filter(|path| !docs.contains(&format!("`{path}`")))
         .collect();
-    assert!(missing.is_empty(), "docs/app-toml.md does not document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/app-toml.md does not document: {missing:?}"
+    );
 }
 
 #[test]
@@ -49,5 +55,8 @@ fn the_schema_describes_every_key() {
     for (name, def) in schema["definitions"].as_object().unwrap() {
         visit(def, name, &mut missing);
     }
-    assert!(missing.is_empty(), "keys without a description: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys without a description: {missing:?}"
+    );
 }

@@ -29,7 +29,8 @@ struct Answers {
 }
 
 pub fn run(printer: &Printer, args: CreateArgs) -> CliResult {
-    let interactive = !args.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive =
+        !args.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let answers = ask(&args, interactive)?;
     create(printer, &answers)
 }
@@ -39,7 +40,10 @@ fn invalid(e: NameError, what: &str) -> CliError {
 }
 
 fn prompt_error(e: dialoguer::Error) -> CliError {
-    CliError::failed(format!("the prompt failed: {e}"), Some("pass the answers as flags with --no-input".into()))
+    CliError::failed(
+        format!("the prompt failed: {e}"),
+        Some("pass the answers as flags with --no-input".into()),
+    )
 }
 
 fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
@@ -69,12 +73,21 @@ fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
             let known: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
             CliError::usage(
                 format!("there is no template named `{wanted}`"),
-                format!("use one of {} (`faas templates list` describes them)", known.join(", ")),
+                format!(
+                    "use one of {} (`faas templates list` describes them)",
+                    known.join(", ")
+                ),
             )
         })?,
         None if interactive => {
-            let items: Vec<String> = all.iter().map(|t| format!("{:16} {}", t.name, t.description)).collect();
-            let default = all.iter().position(|t| t.name == DEFAULT_TEMPLATE).unwrap_or(0);
+            let items: Vec<String> = all
+                .iter()
+                .map(|t| format!("{:16} {}", t.name, t.description))
+                .collect();
+            let default = all
+                .iter()
+                .position(|t| t.name == DEFAULT_TEMPLATE)
+                .unwrap_or(0);
             let chosen = Select::with_theme(&theme)
                 .with_prompt("Template")
                 .items(&items)
@@ -83,8 +96,9 @@ fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
                 .map_err(prompt_error)?;
             all[chosen].clone()
         }
-        None => templates::find(DEFAULT_TEMPLATE)
-            .ok_or_else(|| CliError::failed("the default template is missing from this build", None))?,
+        None => templates::find(DEFAULT_TEMPLATE).ok_or_else(|| {
+            CliError::failed("the default template is missing from this build", None)
+        })?,
     };
 
     let owner = match &args.owner {
@@ -114,18 +128,35 @@ fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
         None if interactive => {
             let chosen = Select::with_theme(&theme)
                 .with_prompt("Kind")
-                .items(["business (a product service)", "infrastructure (a service others stand on)"])
+                .items([
+                    "business (a product service)",
+                    "infrastructure (a service others stand on)",
+                ])
                 .default(0)
                 .interact()
                 .map_err(prompt_error)?;
-            if chosen == 0 { KindArg::Business } else { KindArg::Infrastructure }
+            if chosen == 0 {
+                KindArg::Business
+            } else {
+                KindArg::Infrastructure
+            }
         }
         None => KindArg::Business,
     };
 
-    let description = args.description.clone().unwrap_or_else(|| template.default_description.clone());
+    let description = args
+        .description
+        .clone()
+        .unwrap_or_else(|| template.default_description.clone());
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&name));
-    Ok(Answers { name, template, owner, kind, description, dir })
+    Ok(Answers {
+        name,
+        template,
+        owner,
+        kind,
+        description,
+        dir,
+    })
 }
 
 fn create(printer: &Printer, a: &Answers) -> CliResult {
@@ -153,7 +184,8 @@ fn create(printer: &Printer, a: &Answers) -> CliResult {
     let staging = parent.join(format!(".faas-create-{}-{}", a.name, std::process::id()));
     let result = render_into(&staging, a).and_then(|files| {
         if target_exists {
-            std::fs::remove_dir(&a.dir).map_err(|e| CliError::failed(format!("cannot replace {shown}: {e}"), None))?;
+            std::fs::remove_dir(&a.dir)
+                .map_err(|e| CliError::failed(format!("cannot replace {shown}: {e}"), None))?;
         }
         std::fs::rename(&staging, &a.dir)
             .map_err(|e| CliError::failed(format!("cannot create {shown}: {e}"), None))?;
@@ -169,11 +201,18 @@ fn create(printer: &Printer, a: &Answers) -> CliResult {
 
     printer.status(
         "Created",
-        format!("service `{}` from template {} in {shown} ({} files)", a.name, a.template.name, files.len()),
+        format!(
+            "service `{}` from template {} in {shown} ({} files)",
+            a.name,
+            a.template.name,
+            files.len()
+        ),
     );
     match git_init(&a.dir) {
         GitInit::Done => printer.status("Initialized", "a git repository"),
-        GitInit::InsideRepository => printer.info("(inside a git repository already: no `git init`)"),
+        GitInit::InsideRepository => {
+            printer.info("(inside a git repository already: no `git init`)")
+        }
         GitInit::NoGit => {}
         GitInit::Failed(why) => printer.warn(format!("`git init` failed: {why}")),
     }
@@ -201,8 +240,15 @@ fn render_into(staging: &Path, a: &Answers) -> CliResult<Vec<PathBuf>> {
     let files = templates::render(&a.template, &vars, staging).map_err(CliError::Other)?;
     // The scaffold must validate: a template that renders an invalid manifest is a bug here.
     let manifest = staging.join(faas_spec::MANIFEST_FILE);
-    faas_spec::ManifestFile::load(&manifest)
-        .map_err(|e| CliError::failed(format!("template {} rendered an invalid app.toml: {e}", a.template.name), None))?;
+    faas_spec::ManifestFile::load(&manifest).map_err(|e| {
+        CliError::failed(
+            format!(
+                "template {} rendered an invalid app.toml: {e}",
+                a.template.name
+            ),
+            None,
+        )
+    })?;
     Ok(files)
 }
 
@@ -225,7 +271,12 @@ fn git_init(dir: &Path) -> GitInit {
         Ok(status) if status.success() => return GitInit::InsideRepository,
         Ok(_) => {}
     }
-    match Command::new("git").args(["init", "-q"]).current_dir(dir).stdin(Stdio::null()).output() {
+    match Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+    {
         Ok(out) if out.status.success() => GitInit::Done,
         Ok(out) => GitInit::Failed(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
         Err(e) => GitInit::Failed(e.to_string()),
@@ -233,7 +284,11 @@ fn git_init(dir: &Path) -> GitInit {
 }
 
 fn git_email() -> Option<String> {
-    let out = Command::new("git").args(["config", "--get", "user.email"]).stderr(Stdio::null()).output().ok()?;
+    let out = Command::new("git")
+        .args(["config", "--get", "user.email"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     let email = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     names::check_email(&email).ok().map(|_| email)
 }

@@ -21,11 +21,17 @@ pub fn run(printer: &Printer, manifest: Option<&Path>, env: Option<&str>, json: 
         }
         Err(e) => return Err(e.into()),
     };
-    let known = file.environment_names().iter().map(|e| e.to_string()).collect::<Vec<_>>();
+    let known = file
+        .environment_names()
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>();
     if let Some(env) = env {
-        faas_spec::names::check_env_name(env)
-            .map_err(|e| CliError::usage(e.message, format!("an environment name is {}", e.rule)))?;
-        file.effective(Some(env)).map_err(|r| CliError::Manifest(Box::new(r)))?;
+        faas_spec::names::check_env_name(env).map_err(|e| {
+            CliError::usage(e.message, format!("an environment name is {}", e.rule))
+        })?;
+        file.effective(Some(env))
+            .map_err(|r| CliError::Manifest(Box::new(r)))?;
         if !known.iter().any(|k| k == env) {
             printer.warn(format!(
                 "{shown} has no [environments.{env}]: environment `{env}` uses the base manifest"
@@ -33,10 +39,18 @@ pub fn run(printer: &Printer, manifest: Option<&Path>, env: Option<&str>, json: 
         }
     }
     if json {
-        printer.json(&json!({ "valid": true, "file": shown, "environments": known, "problems": [] }));
+        printer
+            .json(&json!({ "valid": true, "file": shown, "environments": known, "problems": [] }));
     } else {
-        let envs = if known.is_empty() { String::new() } else { format!(" (environments: {})", known.join(", ")) };
-        printer.status("Valid", format!("{shown}: service `{}`{envs}", file.manifest.name));
+        let envs = if known.is_empty() {
+            String::new()
+        } else {
+            format!(" (environments: {})", known.join(", "))
+        };
+        printer.status(
+            "Valid",
+            format!("{shown}: service `{}`{envs}", file.manifest.name),
+        );
     }
     Ok(())
 }

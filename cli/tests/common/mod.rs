@@ -1,5 +1,5 @@
 //! Runs the real `faas` binary with an isolated HOME and no inherited styling variables.
-#![allow(dead_code)]
+#![allow(dead_code)] // each test crate uses a part of these helpers
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
