@@ -210,9 +210,10 @@ class Runtime:
             if self.in_flight == 0:
                 self.idle.set()
         keep_alive = self.wants_keep_alive(req)
-        await self.write(writer, status, body, req.request_id, keep_alive)
+        # Logged before the answer is sent, so the line exists by the time the caller has it.
         self.log.info("request", request_id=req.request_id, method=req.method, path=req.path, status=status,
                       duration_ms=round((time.perf_counter() - start) * 1000, 3))
+        await self.write(writer, status, body, req.request_id, keep_alive)
         return keep_alive
 
     async def write(self, writer, status, body, request_id, keep_alive):
