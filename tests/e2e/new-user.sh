@@ -37,10 +37,10 @@ wait_200() {
   return 1
 }
 
-run_container() { # image name → prints the published host port
-  local cid
-  cid=$(docker run -d --name "$2" -p 127.0.0.1::8080 "$1") || return 1
-  containers+=("$2")
+# Runs image $1 as container $2 and prints its published host port. Called in $(…), a
+# subshell, so the caller records the container for cleanup.
+run_container() {
+  docker run -d --name "$2" -p 127.0.0.1::8080 "$1" >/dev/null || return 1
   docker port "$2" 8080/tcp | head -n1 | sed 's/.*://'
 }
 
@@ -60,6 +60,7 @@ check "app.toml names the schema" grep -q '^#:schema ' app.toml
 
 echo "-- docker build"
 if docker build -q -t "$tag-demo" . >"$work/build.log" 2>&1; then ok "docker build of the scaffold"; else fail "docker build"; cat "$work/build.log"; fi
+containers+=("$tag-demo")
 port=$(run_container "$tag-demo" "$tag-demo")
 check "container started" test -n "$port"
 check "/_info answers 200" wait_200 "http://127.0.0.1:$port/_info" 30
@@ -80,6 +81,7 @@ cd "$work/projects" || exit 1
 check "service create (static)" faas service create site --template static --no-input --owner me@example.com
 cd site || exit 1
 if docker build -q -t "$tag-site" . >"$work/build-site.log" 2>&1; then ok "docker build (static)"; else fail "docker build (static)"; cat "$work/build-site.log"; fi
+containers+=("$tag-site")
 port=$(run_container "$tag-site" "$tag-site")
 check "static /_info answers 200" wait_200 "http://127.0.0.1:$port/_info" 30
 check "static index names the site" sh -c "curl -s http://127.0.0.1:$port/ | grep -q '<h1>site</h1>'"
