@@ -1,31 +1,47 @@
-//! faas-platform: the daemon the CLI talks to. `app(state)` builds the HTTP API apart from the
-//! socket, so tests drive it without one.
+//! faas-platform: the daemon the CLI talks to. It keeps its state in SQLite ([`store`]), runs
+//! instances as Docker containers ([`docker`]), routes traffic to them ([`router`]) and moves
+//! environments from release to release through persisted, resumable deployments
+//! ([`deployer`]). [`api::app`] builds the HTTP API apart from any socket.
 
-pub mod info;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod deployer;
+pub mod docker;
+pub mod error;
+pub mod events;
+pub mod reconcile;
+pub mod router;
+pub mod store;
 
-use axum::Router;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-/// What every handler shares.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub started: std::time::Instant,
+pub use api::{app, openapi_json};
+use config::Config;
+
+/// Everything the API handlers and the deployer share.
+pub struct Platform {
+    pub config: Config,
+    pub store: Arc<store::Store>,
+    pub runtime: Arc<docker::Runtime>,
+    pub router: Arc<router::Router>,
+    pub events: events::Events,
+    pub started: Instant,
+    /// Deployments this daemon is driving, by id.
+    pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
-impl AppState {
-    pub fn new() -> Self {
-        Self {
-            started: std::time::Instant::now(),
+pub type AppState = Arc<Platform>;
+
+impl Platform {
+    /// The URL a service's environment is served at.
+    pub fn url(&self, service: &str, env: &str) -> String {
+        let host = self.router.host_for(service, env);
+        match self.config.router.port() {
+            80 => format!("http://{host}"),
+            port => format!("http://{host}:{port}"),
         }
     }
-}
-
-impl Default for AppState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The platform API.
-pub fn app(state: AppState) -> Router {
-    Router::new().merge(info::router()).with_state(state)
 }

@@ -1,12 +1,16 @@
 //! `faas-platform serve`: the platform daemon.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use faas_platform::{AppState, app};
+use faas_platform::config::{Config, Overrides, env_vars};
+use faas_platform::{Platform, auth, docker, reconcile, router, store};
 use tracing_subscriber::EnvFilter;
 
-/// The faas platform daemon.
+/// The faas platform daemon: runs services on the Docker Engine and routes traffic to them.
 #[derive(Debug, Parser)]
 #[command(name = "faas-platform", version)]
 struct Cli {
@@ -16,37 +20,145 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the platform API
+    /// Serve the platform API and the router
     Serve {
-        /// Where the API listens
-        #[arg(long, default_value = "127.0.0.1:7700", env = "FAAS_PLATFORM_LISTEN")]
-        listen: SocketAddr,
+        /// Where the API listens [default: 127.0.0.1:7700]
+        #[arg(long, env = env_vars::LISTEN)]
+        listen: Option<SocketAddr>,
+        /// Where the router listens [default: 127.0.0.1:7780]
+        #[arg(long, env = env_vars::ROUTER)]
+        router: Option<SocketAddr>,
+        /// Where the platform keeps its state [default: ~/.local/share/faas/platform]
+        #[arg(long, env = env_vars::DATA_DIR)]
+        data_dir: Option<PathBuf>,
+        /// Services are served at <svc>.<domain> [default: localhost]
+        #[arg(long, env = env_vars::DOMAIN)]
+        domain: Option<String>,
+        /// The Docker network instances join [default: faas]
+        #[arg(long, env = env_vars::NETWORK)]
+        network: Option<String>,
+        /// A config file [default: ~/.config/faas/platform.toml]
+        #[arg(long, env = env_vars::CONFIG)]
+        config: Option<PathBuf>,
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FAAS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env(env_vars::LOG).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve { listen } => {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "platform API listening");
-            axum::serve(listener, app(AppState::new()))
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
-            tracing::info!("stopped");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Serve { listen, router: router_addr, data_dir, domain, network, config } = cli.command;
+    let config = Config::resolve(Overrides { listen, router: router_addr, data_dir, domain, network, config })?;
+    serve(config).await
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", config.data_dir.display()))?;
+    restrict(&config.data_dir);
+
+    // One daemon per data directory; the lock dies with its process, so a crash never blocks.
+    let lock_path = config.data_dir.join("platform.lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!("another faas-platform is using {} (it holds {})", config.data_dir.display(), lock_path.display());
+    }
+
+    let store = Arc::new(store::Store::open(&config.data_dir.join("platform.db"))?);
+    let platform_id = match store.meta("platform_id")? {
+        Some(id) => id,
+        None => {
+            let id = store::short_id();
+            store.set_meta("platform_id", &id)?;
+            id
+        }
+    };
+    if let Some(path) = auth::ensure_admin_token(&store, &config.data_dir, "admin@faas.local")? {
+        tracing::info!("created the first admin token; it is in {} (readable by you alone)", path.display());
+    }
+
+    let api_listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} for the API: {e}", config.listen))?;
+    let router_listener = tokio::net::TcpListener::bind(config.router)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} for the router: {e}", config.router))?;
+
+    let runtime = docker::Runtime::start(platform_id, config.network.clone()).await;
+    if !runtime.status().available {
+        tracing::warn!(
+            "the Docker Engine does not answer ({}); the API will say so until it does, and the platform keeps trying",
+            runtime.status().error.unwrap_or_default()
+        );
+    }
+    let router = router::Router::new(&config.domain);
+    let platform = Arc::new(Platform {
+        config: config.clone(),
+        store,
+        runtime,
+        router: router.clone(),
+        events: Default::default(),
+        started: Instant::now(),
+        running: Mutex::new(Default::default()),
+    });
+    reconcile::reconcile_when_docker_answers(platform.clone());
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let router_task = tokio::spawn(router.clone().serve(router_listener, stop_rx.clone(), config.shutdown_drain));
+    tracing::info!(
+        api = %config.listen,
+        router = %config.router,
+        domain = %config.domain,
+        data_dir = %config.data_dir.display(),
+        "faas-platform is serving"
+    );
+    let mut api_stop = stop_rx.clone();
+    axum::serve(api_listener, faas_platform::app(platform.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            let _ = api_stop.changed().await;
+        })
+        .await?;
+    tracing::info!("stopping: the router drains open requests; containers keep running");
+    let _ = router_task.await;
+    // Deployments stop where their last step left them and resume at the next start.
+    for (_, handle) in platform.running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        handle.abort();
+    }
+    drop(lock);
+    tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(unix)]
+fn restrict(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &std::path::Path) {}
 
 async fn shutdown_signal() {
     let ctrl_c = async {

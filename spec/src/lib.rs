@@ -4,6 +4,7 @@
 //! the file; [`ManifestFile::effective`] resolves the manifest one environment sees.
 
 mod checks;
+pub mod api;
 pub mod diagnostic;
 pub mod manifest;
 pub mod names;

@@ -1,0 +1,29 @@
+//! `GET /_info` and `GET /metrics`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use faas_spec::api::PlatformInfo;
+
+use crate::AppState;
+
+/// Health and version of the platform, and whether its Docker Engine answers.
+#[utoipa::path(get, path = "/_info", tag = "platform", security(()), responses((status = 200, body = PlatformInfo)))]
+pub async fn info(State(p): State<AppState>) -> Json<PlatformInfo> {
+    Json(PlatformInfo {
+        status: "ok".into(),
+        service: "faas-platform".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: p.started.elapsed().as_secs_f64(),
+        domain: p.config.domain.clone(),
+        router: p.config.router.to_string(),
+        docker: p.runtime.status(),
+    })
+}
+
+/// The router's measurements per service, environment and release, as Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "platform", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(p): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], p.router.metrics.render())
+}

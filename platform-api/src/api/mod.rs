@@ -1,0 +1,111 @@
+//! The HTTP API: one module per resource, each handler thin over the store, the runtime and
+//! the deployer. The OpenAPI document is generated from the handlers' annotations.
+
+pub mod deployments;
+pub mod images;
+pub mod info;
+pub mod services;
+pub mod tokens;
+
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tracing::Instrument;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::{ApiError, REQUEST_ID};
+
+/// A JSON body whose rejection is a problem document like every other error.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "faas platform API", description = "Services, releases, deployments and images of a faas platform."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(faas_spec::api::Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let public = OpenApiRouter::new().routes(routes!(info::info)).routes(routes!(info::metrics));
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(tokens::create_token))
+        .routes(routes!(tokens::whoami))
+        .routes(routes!(services::list_services, services::create_service))
+        .routes(routes!(services::show_service, services::delete_service))
+        .routes(routes!(services::list_instances))
+        .routes(routes!(deployments::create_deployment, deployments::list_deployments))
+        .routes(routes!(deployments::show_deployment))
+        .routes(routes!(deployments::deployment_events))
+        .routes(routes!(deployments::list_releases))
+        .routes(routes!(deployments::rollback))
+        // Image tarballs are as large as the disk allows.
+        .merge(OpenApiRouter::new().routes(routes!(images::load_images)).layer(axum::extract::DefaultBodyLimit::disable()));
+    (public, v1)
+}
+
+/// The OpenAPI document, as committed in platform-api/openapi.json.
+pub fn openapi_json() -> String {
+    let (public, v1) = routers();
+    let (_, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(public).merge(v1).split_for_parts();
+    let mut text = api.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The whole API over the platform's state.
+pub fn app(state: AppState) -> Router {
+    let (public, v1) = routers();
+    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token));
+    let document = openapi_json();
+    let (router, _) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(public).merge(v1).split_for_parts();
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::not_found("not-found", "no such API endpoint").hint("GET /openapi.json lists the endpoints")
+        })
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Gives every request an id (the caller's X-Request-Id, or a new one), puts it in the log's
+/// span, in problem documents, and in the response.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = tracing::info_span!("api", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(request).instrument(span)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,138 @@
+//! The daemon's settings: flags, then environment variables (clap reads both), then a config
+//! file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every environment variable the daemon reads, in one place.
+pub mod env_vars {
+    pub const LISTEN: &str = "FAAS_PLATFORM_LISTEN";
+    pub const ROUTER: &str = "FAAS_PLATFORM_ROUTER";
+    pub const DATA_DIR: &str = "FAAS_PLATFORM_DATA_DIR";
+    pub const DOMAIN: &str = "FAAS_PLATFORM_DOMAIN";
+    pub const NETWORK: &str = "FAAS_PLATFORM_NETWORK";
+    pub const CONFIG: &str = "FAAS_PLATFORM_CONFIG";
+    /// Log filter, e.g. `info,faas_platform=debug`.
+    pub const LOG: &str = "FAAS_LOG";
+    /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
+    /// first) deployment step of that kind, to prove crash recovery. Never set in production.
+    pub const CRASH_AT: &str = "FAAS_PLATFORM_CRASH_AT";
+}
+
+/// The config file, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub router: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub network: Option<String>,
+    /// Seconds the router gives open requests at shutdown.
+    pub shutdown_drain_s: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub router: SocketAddr,
+    pub data_dir: PathBuf,
+    pub domain: String,
+    pub network: String,
+    pub shutdown_drain: Duration,
+}
+
+/// What flags and environment variables said (None: not given).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub router: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub network: Option<String>,
+    pub config: Option<PathBuf>,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("faas/platform")
+}
+
+fn default_config_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("faas/platform.toml"))
+}
+
+fn read_file(path: &Path, required: bool) -> anyhow::Result<FileConfig> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) => Err(anyhow::anyhow!("cannot read the config file {}: {e}", path.display())),
+    }
+}
+
+impl Config {
+    pub fn resolve(o: Overrides) -> anyhow::Result<Self> {
+        let file = match &o.config {
+            Some(path) => read_file(path, true)?,
+            None => match default_config_file() {
+                Some(path) => read_file(&path, false)?,
+                None => FileConfig::default(),
+            },
+        };
+        let domain = o.domain.or(file.domain).unwrap_or_else(|| "localhost".into());
+        if domain.is_empty() || domain.contains(['/', ':', ' ']) {
+            anyhow::bail!("`{domain}` is not a domain: give a host name such as `localhost` or `apps.example.com`");
+        }
+        Ok(Self {
+            listen: o.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
+            router: o.router.or(file.router).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7780))),
+            data_dir: o.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir),
+            domain: domain.to_ascii_lowercase(),
+            network: o.network.or(file.network).unwrap_or_else(|| "faas".into()),
+            shutdown_drain: Duration::from_secs(file.shutdown_drain_s.unwrap_or(10)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("platform.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndomain = \"apps.test\"\n").unwrap();
+        let c = Config::resolve(Overrides { config: Some(file.clone()), ..Default::default() }).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.domain, "apps.test");
+        assert_eq!(c.router.port(), 7780);
+        let c = Config::resolve(Overrides {
+            config: Some(file),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9100);
+    }
+
+    #[test]
+    fn a_bad_config_file_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("platform.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::resolve(Overrides { config: Some(file), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("platform.toml"), "{err}");
+    }
+}

@@ -1,0 +1,418 @@
+//! Deployments: move one service's environment from its current release to a target release,
+//! health-gated, through persisted steps. The work is a convergence: each pass looks at the
+//! instances that exist (in the store, which mirrors Docker after reconciliation) and does the
+//! next batch, so a daemon killed at any point picks up where the last persisted step left it.
+//!
+//! - immediate: start every new instance at once, then drain and stop the old ones.
+//! - rolling: start `max_unavailable` new instances, wait until they are healthy, drain and stop
+//!   as many old ones, repeat.
+//!
+//! A new instance whose container exits, or that is not healthy within `health.grace`, fails
+//! the deployment at once (its last 50 log lines in the step), and the previous release is
+//! brought back to full strength the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faas_spec::api::DeploymentState;
+use faas_spec::{Manifest, Strategy};
+
+use crate::Platform;
+use crate::docker::{InstanceSpec, RuntimeError, container_name};
+use crate::router::health_check_of;
+use crate::router::pool::Backend;
+use crate::store::{DeploymentRow, InstanceRow, ReleaseRow, short_id};
+
+/// How many lines of a failed container's output a step keeps.
+const FAILED_LOG_LINES: usize = 50;
+/// How often the gate looks at a starting instance.
+const GATE_POLL: Duration = Duration::from_millis(100);
+
+/// Why a deployment could not go on.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    instance: Option<String>,
+    logs: Vec<String>,
+}
+
+impl From<RuntimeError> for Failure {
+    fn from(e: RuntimeError) -> Self {
+        Failure { reason: e.to_string(), instance: None, logs: Vec::new() }
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure { reason: format!("the platform's store failed: {e}"), instance: None, logs: Vec::new() }
+    }
+}
+
+/// Starts (or resumes) driving a deployment in the background.
+pub fn spawn(platform: &Arc<Platform>, deployment_id: &str) {
+    let p = platform.clone();
+    let id = deployment_id.to_owned();
+    let mut running = platform.running.lock().unwrap_or_else(|e| e.into_inner());
+    if running.get(&id).is_some_and(|h| !h.is_finished()) {
+        return;
+    }
+    let task = tokio::spawn(async move {
+        if let Err(e) = drive(&p, &id).await {
+            tracing::error!(deployment = %id, "deployment stopped: {e}");
+        }
+        p.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    });
+    running.insert(deployment_id.to_owned(), task.abort_handle());
+}
+
+struct Ctx<'a> {
+    p: &'a Arc<Platform>,
+    dep: DeploymentRow,
+}
+
+impl Ctx<'_> {
+    fn step(&self, kind: &str, message: &str, instance: Option<&str>, logs: &[String], state: DeploymentState, reason: Option<&str>) {
+        match self.p.store.add_step(&self.dep.id, kind, message, instance, logs, state, reason) {
+            Ok(step) => {
+                tracing::info!(deployment = %self.dep.id, service = %self.dep.service, env = %self.dep.env, kind, "{message}");
+                self.p.events.publish(&self.dep.id, &step);
+            }
+            Err(e) => tracing::error!(deployment = %self.dep.id, "cannot persist step {kind}: {e}"),
+        }
+        crash_point(kind);
+    }
+}
+
+/// The testing hook `FAAS_PLATFORM_CRASH_AT=KIND[:N]`: abort right after the N-th step of KIND.
+fn crash_point(kind: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Ok(spec) = std::env::var(crate::config::env_vars::CRASH_AT) else { return };
+    let (want, nth) = match spec.split_once(':') {
+        Some((k, n)) => (k.to_owned(), n.parse().unwrap_or(1)),
+        None => (spec.clone(), 1),
+    };
+    if want != kind {
+        return;
+    }
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.push(kind.to_owned());
+    if seen.iter().filter(|k| **k == want).count() == nth {
+        tracing::warn!("{}={spec}: aborting now to test crash recovery", crate::config::env_vars::CRASH_AT);
+        std::process::abort();
+    }
+}
+
+async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
+    let dep = p.store.deployment(id)?.ok_or_else(|| anyhow::anyhow!("no deployment {id}"))?;
+    if dep.state.is_terminal() {
+        return Ok(());
+    }
+    let target = p.store.release(&dep.release_id)?.ok_or_else(|| anyhow::anyhow!("release {} is gone", dep.release_id))?;
+    let previous = match &dep.previous_release {
+        Some(prev) => p.store.release(prev)?,
+        None => None,
+    };
+    let ctx = Ctx { p, dep: dep.clone() };
+
+    // A deployment whose rollback had begun when the daemon stopped finishes its rollback.
+    let rolling_back = p.store.steps(id, 0)?.iter().any(|s| s.kind == "rolling-back");
+    if !rolling_back {
+        if dep.state == DeploymentState::Pending {
+            ctx.step(
+                "started",
+                &format!("deploying v{} ({}) with the {} strategy", target.version, short_image(&target.image_id), dep.strategy),
+                None,
+                &[],
+                DeploymentState::Running,
+                None,
+            );
+        } else {
+            ctx.step("resumed", "the platform restarted; resuming where the last step left off", None, &[], DeploymentState::Running, None);
+        }
+        match converge(&ctx, &target, dep.strategy).await {
+            Ok(()) => {
+                p.store.set_current_release(&dep.service, &dep.env, Some(&target.id))?;
+                ctx.step(
+                    "succeeded",
+                    &format!("v{} serves {} at {}", target.version, dep.env, p.url(&dep.service, &dep.env)),
+                    None,
+                    &[],
+                    DeploymentState::Succeeded,
+                    None,
+                );
+                return Ok(());
+            }
+            Err(f) => {
+                ctx.step("instance-failed", &f.reason, f.instance.as_deref(), &f.logs, DeploymentState::Running, Some(&f.reason));
+                let back_to = previous.as_ref().map_or("no previous release".to_owned(), |r| format!("v{}", r.version));
+                ctx.step("rolling-back", &format!("rolling back to {back_to}"), None, &[], DeploymentState::Running, None);
+            }
+        }
+    } else {
+        ctx.step("resumed", "the platform restarted; resuming the rollback", None, &[], DeploymentState::Running, None);
+    }
+
+    // Roll back: the failed release's instances go first, then the previous release is brought
+    // back to full strength (it kept serving meanwhile, unless it had been scaled down).
+    stop_release_instances(&ctx, &target.id).await?;
+    let reason = p.store.deployment(id)?.and_then(|d| d.reason).unwrap_or_else(|| "the deployment failed".into());
+    if let Some(prev) = &previous {
+        if let Err(f) = converge(&ctx, prev, Strategy::Immediate).await {
+            ctx.step(
+                "failed",
+                &format!("the rollback to v{} failed too: {}", prev.version, f.reason),
+                f.instance.as_deref(),
+                &f.logs,
+                DeploymentState::Failed,
+                Some(&reason),
+            );
+            return Ok(());
+        }
+        p.store.set_current_release(&dep.service, &dep.env, Some(&prev.id))?;
+    }
+    ctx.step(
+        "rolled-back",
+        &format!("rolled back: {reason}"),
+        None,
+        &[],
+        DeploymentState::RolledBack,
+        Some(&reason),
+    );
+    Ok(())
+}
+
+fn short_image(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+/// Drives the environment to `replicas` healthy instances of `release` and none of any other.
+async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Result<(), Failure> {
+    let manifest = release.manifest().map_err(|e| Failure {
+        reason: format!("release v{} has an unreadable manifest: {e}", release.version),
+        instance: None,
+        logs: Vec::new(),
+    })?;
+    let replicas = manifest.scale.replicas as usize;
+    let batch = match strategy {
+        Strategy::Immediate => replicas.max(1),
+        _ => (manifest.deploy.rolling.max_unavailable as usize).max(1),
+    };
+    let dep = &ctx.dep;
+    loop {
+        let rows = ctx.p.store.instances(&dep.service, &dep.env)?;
+        let (new, old): (Vec<InstanceRow>, Vec<InstanceRow>) = rows.into_iter().partition(|r| r.release_id == release.id);
+
+        // Every new instance must be healthy before anything old is stopped.
+        let unhealthy: Vec<&InstanceRow> = new
+            .iter()
+            .filter(|r| !ctx.p.router.backend(&dep.service, &dep.env, &r.id).is_some_and(|b| b.is_healthy()))
+            .collect();
+        if !unhealthy.is_empty() {
+            let gates = unhealthy.iter().map(|r| gate(ctx, r, &manifest));
+            for result in futures_util::future::join_all(gates).await {
+                result?;
+            }
+            continue;
+        }
+
+        // Capacity beyond the target: stop old instances first, then surplus new ones.
+        let surplus = (new.len() + old.len()).saturating_sub(replicas);
+        if surplus > 0 && !old.is_empty() {
+            let stopping: Vec<&InstanceRow> = old.iter().take(surplus.min(old.len())).collect();
+            stop_instances(ctx, &stopping, &manifest).await;
+            continue;
+        }
+        if new.len() > replicas {
+            let extra: Vec<&InstanceRow> = new.iter().skip(replicas).collect();
+            stop_instances(ctx, &extra, &manifest).await;
+            continue;
+        }
+        if new.len() < replicas {
+            let count = batch.min(replicas - new.len());
+            let starts = (0..count).map(|_| start_instance(ctx, release, &manifest));
+            for result in futures_util::future::join_all(starts).await {
+                result?;
+            }
+            continue;
+        }
+        if !old.is_empty() {
+            let stopping: Vec<&InstanceRow> = old.iter().collect();
+            stop_instances(ctx, &stopping, &manifest).await;
+            continue;
+        }
+        return Ok(());
+    }
+}
+
+/// Records, creates and starts one instance of `release`, and puts it in the router's pool
+/// (where it takes requests once healthy).
+async fn start_instance(ctx: &Ctx<'_>, release: &ReleaseRow, manifest: &Manifest) -> Result<(), Failure> {
+    let dep = &ctx.dep;
+    let instance = short_id();
+    let name = container_name(&dep.service, &dep.env, &instance);
+    // The row comes first: a crash after the container exists but before its id is recorded
+    // still leaves a row, so the restart finds the container by name instead of orphaning it.
+    let mut row = InstanceRow {
+        id: instance.clone(),
+        service: dep.service.clone(),
+        env: dep.env.clone(),
+        release_id: release.id.clone(),
+        container_name: name.clone(),
+        container_id: None,
+        host_port: None,
+        state: "starting".into(),
+    };
+    ctx.p.store.add_instance(&row)?;
+    let spec = InstanceSpec {
+        service: &dep.service,
+        env: &dep.env,
+        release_id: &release.id,
+        instance_id: &instance,
+        image_id: &release.image_id,
+        manifest,
+        extra_env: Vec::new(),
+    };
+    let (container_id, port) = match ctx.p.runtime.start_instance(&spec).await {
+        Ok(started) => started,
+        Err(e) => {
+            let logs = ctx.p.runtime.logs_tail(&name, FAILED_LOG_LINES).await;
+            let _ = ctx.p.runtime.remove(&name).await;
+            let _ = ctx.p.store.remove_instance(&instance);
+            return Err(Failure { reason: format!("instance {instance} could not start: {e}"), instance: Some(instance), logs });
+        }
+    };
+    row.container_id = Some(container_id);
+    row.host_port = Some(port);
+    row.state = "running".into();
+    ctx.p.store.add_instance(&row)?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    ctx.p
+        .router
+        .add_backend(&dep.service, &dep.env, Backend::new(&instance, &release.id, addr, health_check_of(manifest)));
+    ctx.step(
+        "instance-starting",
+        &format!("instance {instance} of v{} started on {addr}", release.version),
+        Some(&instance),
+        &[],
+        DeploymentState::Running,
+        None,
+    );
+    Ok(())
+}
+
+/// Waits until an instance is healthy; fails at once when its container exits, or after
+/// `health.grace`.
+async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(), Failure> {
+    let dep = &ctx.dep;
+    let grace = manifest.health.grace.as_std();
+    let deadline = tokio::time::Instant::now() + grace;
+    let container = row.container_id.clone().unwrap_or_else(|| row.container_name.clone());
+    let fail = |reason: String, logs: Vec<String>| Failure { reason, instance: Some(row.id.clone()), logs };
+
+    // An instance adopted after a restart may not be in the pool yet.
+    if ctx.p.router.backend(&dep.service, &dep.env, &row.id).is_none() {
+        let state = ctx.p.runtime.state(&container).await?;
+        match state.host_port {
+            Some(port) if state.running => {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                ctx.p
+                    .router
+                    .add_backend(&dep.service, &dep.env, Backend::new(&row.id, &row.release_id, addr, health_check_of(manifest)));
+            }
+            _ => {
+                let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
+                let why = state.failure().unwrap_or_else(|| "its container is not running".into());
+                remove_instance(ctx, row).await;
+                return Err(fail(format!("instance {} failed: {why}", row.id), logs));
+            }
+        }
+    }
+
+    let mut polls = 0u32;
+    loop {
+        if ctx.p.router.backend(&dep.service, &dep.env, &row.id).is_some_and(|b| b.is_healthy()) {
+            ctx.step(
+                "instance-healthy",
+                &format!("instance {} is healthy", row.id),
+                Some(&row.id),
+                &[],
+                DeploymentState::Running,
+                None,
+            );
+            return Ok(());
+        }
+        // Look at the container every 500 ms: an exit fails the deployment without waiting out
+        // the grace period.
+        if polls % 5 == 0 {
+            let state = ctx.p.runtime.state(&container).await?;
+            if let Some(why) = state.failure() {
+                let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
+                remove_instance(ctx, row).await;
+                return Err(fail(format!("instance {} failed: {why}", row.id), logs));
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let what = match &manifest.health.path {
+                Some(path) => format!("GET {path} did not answer 200"),
+                None => format!("nothing accepted connections on port {}", manifest.run.port),
+            };
+            let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
+            remove_instance(ctx, row).await;
+            return Err(fail(
+                format!("instance {} did not become healthy within {} ({what})", row.id, manifest.health.grace),
+                logs,
+            ));
+        }
+        polls += 1;
+        tokio::time::sleep(GATE_POLL).await;
+    }
+}
+
+async fn stop_instances(ctx: &Ctx<'_>, rows: &[&InstanceRow], manifest: &Manifest) {
+    let drain = manifest.deploy.rolling.drain_timeout.as_std();
+    let stops = rows.iter().map(|row| async move {
+        let _ = ctx.p.store.set_instance_state(&row.id, "draining");
+        let left = ctx.p.router.drain_and_remove(&ctx.dep.service, &ctx.dep.env, &row.id, drain).await;
+        remove_instance(ctx, row).await;
+        let note = if left > 0 { format!(" ({left} requests still open after {drain:?})") } else { String::new() };
+        ctx.step(
+            "instance-stopped",
+            &format!("instance {} drained and stopped{note}", row.id),
+            Some(&row.id),
+            &[],
+            DeploymentState::Running,
+            None,
+        );
+    });
+    futures_util::future::join_all(stops).await;
+}
+
+/// Stops and forgets one instance: out of the router, container removed, row deleted.
+async fn remove_instance(ctx: &Ctx<'_>, row: &InstanceRow) {
+    ctx.p.router.remove_backend(&ctx.dep.service, &ctx.dep.env, &row.id);
+    let container = row.container_id.clone().unwrap_or_else(|| row.container_name.clone());
+    match ctx.p.runtime.stop_and_remove(&container, Duration::from_secs(10)).await {
+        Ok(()) => {
+            let _ = ctx.p.store.remove_instance(&row.id);
+        }
+        Err(e) => tracing::warn!(instance = %row.id, "cannot remove its container now ({e}); reconciliation will"),
+    }
+}
+
+async fn stop_release_instances(ctx: &Ctx<'_>, release_id: &str) -> anyhow::Result<()> {
+    let rows = ctx.p.store.instances(&ctx.dep.service, &ctx.dep.env)?;
+    let doomed: Vec<&InstanceRow> = rows.iter().filter(|r| r.release_id == release_id).collect();
+    for row in doomed {
+        remove_instance(ctx, row).await;
+        ctx.step(
+            "instance-stopped",
+            &format!("instance {} of the failed release stopped", row.id),
+            Some(&row.id),
+            &[],
+            DeploymentState::Running,
+            None,
+        );
+    }
+    Ok(())
+}

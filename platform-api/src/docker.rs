@@ -1,0 +1,455 @@
+//! The Docker runtime (bollard): instances are containers on a dedicated bridge network,
+//! labelled so the platform can find, adopt or remove them after a crash. When the engine does
+//! not answer, calls fail with [`RuntimeError::Unavailable`] and a background task reconnects
+//! with backoff while the daemon keeps serving.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use faas_spec::Manifest;
+use faas_spec::api::DockerStatus;
+use futures_util::StreamExt;
+
+pub const LABEL_PLATFORM: &str = "io.faas.platform";
+pub const LABEL_SERVICE: &str = "io.faas.service";
+pub const LABEL_ENV: &str = "io.faas.env";
+pub const LABEL_RELEASE: &str = "io.faas.release";
+pub const LABEL_INSTANCE: &str = "io.faas.instance";
+
+/// How long any single Docker call may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the Docker Engine does not answer: {0}")]
+    Unavailable(String),
+    #[error("no image `{0}` on the platform's Docker Engine")]
+    NoSuchImage(String),
+    #[error("Docker: {0}")]
+    Docker(String),
+}
+
+impl From<DockerError> for RuntimeError {
+    fn from(e: DockerError) -> Self {
+        match e {
+            DockerError::HyperResponseError { .. }
+            | DockerError::SocketNotFoundError(_)
+            | DockerError::RequestTimeoutError
+            | DockerError::IOError { .. } => Self::Unavailable(e.to_string()),
+            other => Self::Docker(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+fn is_not_found(e: &DockerError) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Everything a container needs to run one instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec<'a> {
+    pub service: &'a str,
+    pub env: &'a str,
+    pub release_id: &'a str,
+    pub instance_id: &'a str,
+    pub image_id: &'a str,
+    pub manifest: &'a Manifest,
+    /// Extra variables (secrets, database URLs) injected beside the manifest's.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl InstanceSpec<'_> {
+    pub fn container_name(&self) -> String {
+        container_name(self.service, self.env, self.instance_id)
+    }
+}
+
+pub fn container_name(service: &str, env: &str, instance: &str) -> String {
+    format!("faas-{service}-{env}-{instance}")
+}
+
+/// What `docker inspect` says of a container, in the terms the deployer needs.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerState {
+    pub exists: bool,
+    pub running: bool,
+    pub restarting: bool,
+    pub exit_code: Option<i64>,
+    pub restart_count: i64,
+    pub oom_killed: bool,
+    pub host_port: Option<u16>,
+    pub error: Option<String>,
+}
+
+impl ContainerState {
+    /// Why the container is not serving, when it has exited or keeps restarting.
+    pub fn failure(&self) -> Option<String> {
+        if !self.exists {
+            return Some("its container is gone".into());
+        }
+        if self.oom_killed {
+            return Some("its container ran out of memory (raise size.memory)".into());
+        }
+        if self.restarting || self.restart_count > 0 || (!self.running && self.exit_code.is_some()) {
+            let code = self.exit_code.unwrap_or(-1);
+            let mut why = format!("its container exited with code {code}");
+            if let Some(err) = self.error.as_deref().filter(|e| !e.is_empty()) {
+                why.push_str(&format!(" ({err})"));
+            }
+            return Some(why);
+        }
+        None
+    }
+}
+
+/// A container of this platform, as listed by label.
+#[derive(Debug, Clone)]
+pub struct PlatformContainer {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub env: String,
+    pub release: String,
+    pub instance: String,
+    pub running: bool,
+}
+
+pub struct Runtime {
+    client: RwLock<Option<Docker>>,
+    status: RwLock<DockerStatus>,
+    pub platform_id: String,
+    pub network: String,
+}
+
+impl Runtime {
+    /// Connects once now and, if the engine does not answer, keeps trying in the background
+    /// (1 s, 2 s, 4 s … up to 30 s between attempts).
+    pub async fn start(platform_id: String, network: String) -> Arc<Self> {
+        let runtime = Arc::new(Self {
+            client: RwLock::new(None),
+            status: RwLock::new(DockerStatus {
+                available: false,
+                engine_id: None,
+                version: None,
+                error: Some("not connected yet".into()),
+            }),
+            platform_id,
+            network,
+        });
+        if runtime.try_connect().await.is_err() {
+            let rt = runtime.clone();
+            tokio::spawn(async move { rt.reconnect_loop().await });
+        }
+        runtime
+    }
+
+    async fn reconnect_loop(self: Arc<Self>) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(delay).await;
+            if self.try_connect().await.is_ok() {
+                tracing::info!("connected to the Docker Engine");
+                return;
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn try_connect(&self) -> Result<()> {
+        let attempt = async {
+            let docker = Docker::connect_with_local_defaults()?;
+            // The engine may speak an older API than bollard's default: agree on one first.
+            let docker = docker.negotiate_version().await?;
+            let info = docker.info().await?;
+            let version = docker.version().await?;
+            Ok::<_, DockerError>((docker, info, version))
+        };
+        match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            Ok(Ok((docker, info, version))) => {
+                if let Err(e) = ensure_network(&docker, &self.network).await {
+                    self.mark_down(&format!("cannot create the network `{}`: {e}", self.network));
+                    return Err(RuntimeError::Docker(e.to_string()));
+                }
+                *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(docker);
+                *self.status.write().unwrap_or_else(|p| p.into_inner()) = DockerStatus {
+                    available: true,
+                    engine_id: info.id,
+                    version: version.version,
+                    error: None,
+                };
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.mark_down(&e.to_string());
+                Err(RuntimeError::Unavailable(e.to_string()))
+            }
+            Err(_) => {
+                self.mark_down("no answer within 10 s");
+                Err(RuntimeError::Unavailable("no answer within 10 s".into()))
+            }
+        }
+    }
+
+    fn mark_down(&self, why: &str) {
+        let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
+        status.available = false;
+        status.error = Some(why.to_owned());
+    }
+
+    pub fn status(&self) -> DockerStatus {
+        self.status.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn docker(&self) -> Result<Docker> {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| RuntimeError::Unavailable(self.status().error.unwrap_or_else(|| "not connected".into())))
+    }
+
+    /// Notes a failed call: when the engine stopped answering, mark it down and reconnect.
+    fn failed<T>(self: &Arc<Self>, e: DockerError) -> Result<T> {
+        let e = RuntimeError::from(e);
+        if let RuntimeError::Unavailable(why) = &e {
+            let was_up = self.client.write().unwrap_or_else(|p| p.into_inner()).take().is_some();
+            self.mark_down(why);
+            if was_up {
+                let rt = self.clone();
+                tokio::spawn(async move { rt.reconnect_loop().await });
+            }
+        }
+        Err(e)
+    }
+
+    async fn timed<T>(self: &Arc<Self>, fut: impl Future<Output = std::result::Result<T, DockerError>>) -> Result<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => self.failed(e),
+            Err(_) => self.failed(DockerError::RequestTimeoutError),
+        }
+    }
+
+    /// The image's ID (`sha256:…`) for an ID, digest or reference.
+    pub async fn image_id(self: &Arc<Self>, reference: &str) -> Result<String> {
+        let docker = self.docker()?;
+        match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_image(reference)).await {
+            Ok(Ok(image)) => image.id.ok_or_else(|| RuntimeError::NoSuchImage(reference.to_owned())),
+            Ok(Err(e)) if is_not_found(&e) => Err(RuntimeError::NoSuchImage(reference.to_owned())),
+            Ok(Err(e)) => self.failed(e),
+            Err(_) => self.failed(DockerError::RequestTimeoutError),
+        }
+    }
+
+    /// Creates and starts an instance's container; returns its id and published host port.
+    pub async fn start_instance(self: &Arc<Self>, spec: &InstanceSpec<'_>) -> Result<(String, u16)> {
+        let docker = self.docker()?;
+        let name = spec.container_name();
+        let m = spec.manifest;
+        let port_key = format!("{}/tcp", m.run.port);
+
+        let mut env: Vec<String> = m.run.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.extend(spec.extra_env.iter().map(|(k, v)| format!("{k}={v}")));
+        env.push(format!("PORT={}", m.run.port));
+        env.push(format!("FAAS_SERVICE={}", spec.service));
+        env.push(format!("FAAS_ENV={}", spec.env));
+        env.push(format!("FAAS_RELEASE={}", spec.release_id));
+        env.push(format!("FAAS_INSTANCE={}", spec.instance_id));
+
+        let labels = HashMap::from([
+            (LABEL_PLATFORM.to_owned(), self.platform_id.clone()),
+            (LABEL_SERVICE.to_owned(), spec.service.to_owned()),
+            (LABEL_ENV.to_owned(), spec.env.to_owned()),
+            (LABEL_RELEASE.to_owned(), spec.release_id.to_owned()),
+            (LABEL_INSTANCE.to_owned(), spec.instance_id.to_owned()),
+        ]);
+        let host_config = HostConfig {
+            port_bindings: Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+            )])),
+            nano_cpus: Some((m.size.cpu * 1e9).round() as i64),
+            memory: Some(m.size.memory.bytes() as i64),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            network_mode: Some(self.network.clone()),
+            init: Some(true),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image_id.to_owned()),
+            cmd: (!m.run.command.is_empty()).then(|| m.run.command.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            exposed_ports: Some(vec![port_key.clone()]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+
+        // A container of this name left by a crash between create and record: replace it.
+        let _ = self.remove(&name).await;
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self.timed(docker.create_container(Some(options), body)).await?;
+        self.timed(docker.start_container(&created.id, None)).await?;
+        let state = self.state(&created.id).await?;
+        let port = state
+            .host_port
+            .ok_or_else(|| RuntimeError::Docker(format!("{name} has no published port for {port_key}")))?;
+        Ok((created.id, port))
+    }
+
+    pub async fn state(self: &Arc<Self>, container: &str) -> Result<ContainerState> {
+        let docker = self.docker()?;
+        let inspected = match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_container(container, None)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) if is_not_found(&e) => return Ok(ContainerState::default()),
+            Ok(Err(e)) => return self.failed(e),
+            Err(_) => return self.failed(DockerError::RequestTimeoutError),
+        };
+        let s = inspected.state.unwrap_or_default();
+        let host_port = inspected
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|ports| {
+                ports.into_values().flatten().flatten().find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+            });
+        Ok(ContainerState {
+            exists: true,
+            running: s.running.unwrap_or(false),
+            restarting: s.restarting.unwrap_or(false),
+            exit_code: s.exit_code.filter(|_| !s.running.unwrap_or(false)),
+            restart_count: inspected.restart_count.unwrap_or(0),
+            oom_killed: s.oom_killed.unwrap_or(false),
+            host_port,
+            error: s.error,
+        })
+    }
+
+    /// Stops (SIGTERM, then SIGKILL after `grace`) and removes a container; a missing one is fine.
+    pub async fn stop_and_remove(self: &Arc<Self>, container: &str, grace: Duration) -> Result<()> {
+        let docker = self.docker()?;
+        let options = StopContainerOptionsBuilder::default().t(grace.as_secs().max(1) as i32).build();
+        match tokio::time::timeout(grace + CALL_TIMEOUT, docker.stop_container(container, Some(options))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if is_not_found(&e) => return Ok(()),
+            Ok(Err(DockerError::DockerResponseServerError { status_code: 304, .. })) => {}
+            Ok(Err(e)) => return self.failed(e),
+            Err(_) => return self.failed(DockerError::RequestTimeoutError),
+        }
+        self.remove(container).await
+    }
+
+    pub async fn remove(self: &Arc<Self>, container: &str) -> Result<()> {
+        let docker = self.docker()?;
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match tokio::time::timeout(CALL_TIMEOUT, docker.remove_container(container, Some(options))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if is_not_found(&e) => Ok(()),
+            Ok(Err(DockerError::DockerResponseServerError { status_code: 409, .. })) => Ok(()), // removal under way
+            Ok(Err(e)) => self.failed(e),
+            Err(_) => self.failed(DockerError::RequestTimeoutError),
+        }
+    }
+
+    /// The container's last `n` lines of output, stdout and stderr merged.
+    pub async fn logs_tail(self: &Arc<Self>, container: &str, n: usize) -> Vec<String> {
+        let Ok(docker) = self.docker() else { return Vec::new() };
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&n.to_string()).build();
+        let mut stream = docker.logs(container, Some(options));
+        let mut text = String::new();
+        let collect = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), collect).await;
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let skip = lines.len().saturating_sub(n);
+        lines.into_iter().skip(skip).collect()
+    }
+
+    /// Every container this platform labelled, running or not.
+    pub async fn list_containers(self: &Arc<Self>) -> Result<Vec<PlatformContainer>> {
+        let docker = self.docker()?;
+        let filters = HashMap::from([("label", vec![format!("{LABEL_PLATFORM}={}", self.platform_id)])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.timed(docker.list_containers(Some(options))).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                Some(PlatformContainer {
+                    id: c.id?,
+                    name: c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_owned(),
+                    service: label(LABEL_SERVICE),
+                    env: label(LABEL_ENV),
+                    release: label(LABEL_RELEASE),
+                    instance: label(LABEL_INSTANCE),
+                    running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+                })
+            })
+            .collect())
+    }
+
+    /// Loads a `docker save` tarball; returns what the engine reported loading.
+    pub async fn load_image(self: &Arc<Self>, tarball: &std::path::Path) -> Result<Vec<String>> {
+        let docker = self.docker()?;
+        let file = tokio::fs::File::open(tarball).await.map_err(|e| RuntimeError::Docker(e.to_string()))?;
+        let stream = tokio_util::io::ReaderStream::new(file);
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut progress = docker.import_image_stream(options, stream, None);
+        let mut loaded = Vec::new();
+        while let Some(item) = progress.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(line) = info.stream {
+                        for part in line.lines() {
+                            if let Some(name) = part.strip_prefix("Loaded image: ").or_else(|| part.strip_prefix("Loaded image ID: ")) {
+                                loaded.push(name.trim().to_owned());
+                            }
+                        }
+                    }
+                }
+                Err(DockerError::DockerStreamError { error }) => return Err(RuntimeError::Docker(error)),
+                Err(e) => return self.failed(e),
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+async fn ensure_network(docker: &Docker, name: &str) -> std::result::Result<(), DockerError> {
+    match docker.inspect_network(name, None).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => {
+            let request = NetworkCreateRequest {
+                name: name.to_owned(),
+                driver: Some("bridge".into()),
+                labels: Some(HashMap::from([("io.faas.network".to_owned(), "true".to_owned())])),
+                ..Default::default()
+            };
+            match docker.create_network(request).await {
+                Ok(_) => Ok(()),
+                // Created meanwhile by another platform on the same engine.
+                Err(DockerError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,108 @@
+//! Start-up reconciliation: what Docker runs is matched against what the store says should
+//! run. Containers of live releases are adopted into the router; everything else this platform
+//! labelled is removed; then unfinished deployments resume.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Platform;
+use crate::router::health_check_of;
+use crate::router::pool::Backend;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub adopted: usize,
+    pub removed: usize,
+    pub resumed: usize,
+}
+
+/// Adopts live containers, removes orphans, resumes unfinished deployments.
+pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    let containers = p.runtime.list_containers().await?;
+    let unfinished = p.store.unfinished_deployments()?;
+
+    // Releases that may have instances: each environment's current release, and the target and
+    // previous release of every unfinished deployment.
+    let mut live: HashSet<String> = HashSet::new();
+    for service in p.store.services(None)? {
+        for (_, current) in p.store.environments(&service.name)? {
+            live.extend(current);
+        }
+    }
+    for d in &unfinished {
+        live.insert(d.release_id.clone());
+        live.extend(d.previous_release.clone());
+    }
+
+    let rows = p.store.all_instances()?;
+    let mut known: HashSet<String> = HashSet::new();
+    for row in rows {
+        let container = containers.iter().find(|c| c.instance == row.id);
+        let release = p.store.release(&row.release_id)?;
+        let adoptable = container.is_some_and(|c| c.running) && live.contains(&row.release_id) && release.is_some();
+        if !adoptable {
+            if let Some(c) = container {
+                let _ = p.runtime.stop_and_remove(&c.id, Duration::from_secs(5)).await;
+                report.removed += 1;
+            }
+            p.store.remove_instance(&row.id)?;
+            continue;
+        }
+        let (Some(c), Some(release)) = (container, release) else { continue };
+        known.insert(c.id.clone());
+        let state = p.runtime.state(&c.id).await?;
+        let (Some(port), Ok(manifest)) = (state.host_port, release.manifest()) else {
+            let _ = p.runtime.stop_and_remove(&c.id, Duration::from_secs(5)).await;
+            p.store.remove_instance(&row.id)?;
+            report.removed += 1;
+            continue;
+        };
+        let mut updated = row.clone();
+        updated.container_id = Some(c.id.clone());
+        updated.host_port = Some(port);
+        if updated.state == "starting" || updated.state == "draining" {
+            updated.state = "running".into();
+        }
+        p.store.add_instance(&updated)?;
+        p.router.add_backend(
+            &row.service,
+            &row.env,
+            Backend::new(&row.id, &row.release_id, SocketAddr::from(([127, 0, 0, 1], port)), health_check_of(&manifest)),
+        );
+        report.adopted += 1;
+    }
+
+    // Containers with our label but no row: created by a daemon that died before recording them,
+    // or left from a deleted service.
+    for c in containers.iter().filter(|c| !known.contains(&c.id)) {
+        let _ = p.runtime.stop_and_remove(&c.id, Duration::from_secs(5)).await;
+        report.removed += 1;
+    }
+
+    for d in unfinished {
+        crate::deployer::spawn(p, &d.id);
+        report.resumed += 1;
+    }
+    tracing::info!(adopted = report.adopted, removed = report.removed, resumed = report.resumed, "reconciled with the Docker Engine");
+    Ok(report)
+}
+
+/// Reconciles now, or, while the Docker Engine does not answer, as soon as it does.
+pub fn reconcile_when_docker_answers(p: Arc<Platform>) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            if p.runtime.status().available {
+                match reconcile(&p).await {
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!("reconciliation failed, retrying: {e}"),
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    });
+}

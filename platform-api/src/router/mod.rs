@@ -1,0 +1,484 @@
+//! The router: an HTTP reverse proxy (hyper) that serves `<svc>.<domain>` (environment `prod`)
+//! and `<svc>-<env>.<domain>` from the healthy instances of each service, with keep-alive to
+//! upstreams, streamed bodies, upgrade pass-through, forwarding headers, active health checks,
+//! passive ejection, draining and per-release metrics.
+
+pub mod metrics;
+pub mod pool;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use self::metrics::Metrics;
+use self::pool::{Backend, HealthCheck, InFlight, Pool};
+
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one hop, not the request: never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+pub struct Router {
+    domain: String,
+    hosts: RwLock<HashMap<String, Arc<Pool>>>,
+    client: Client<HttpConnector, ProxyBody>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Router {
+    pub fn new(domain: &str) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Arc::new(Self {
+            domain: domain.to_owned(),
+            hosts: RwLock::new(HashMap::new()),
+            client,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The host a service's environment is served at.
+    pub fn host_for(&self, service: &str, env: &str) -> String {
+        if env == "prod" { format!("{service}.{}", self.domain) } else { format!("{service}-{env}.{}", self.domain) }
+    }
+
+    pub fn pool(&self, service: &str, env: &str) -> Arc<Pool> {
+        let host = self.host_for(service, env);
+        if let Some(p) = self.hosts.read().unwrap_or_else(|p| p.into_inner()).get(&host) {
+            return p.clone();
+        }
+        self.hosts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host)
+            .or_insert_with(|| Arc::new(Pool::new(service, env)))
+            .clone()
+    }
+
+    fn pool_for_host(&self, host: &str) -> Option<Arc<Pool>> {
+        self.hosts.read().unwrap_or_else(|p| p.into_inner()).get(host).cloned()
+    }
+
+    /// Adds an instance; it takes requests once its health check passes.
+    pub fn add_backend(self: &Arc<Self>, service: &str, env: &str, backend: Backend) -> Arc<Backend> {
+        let backend = Arc::new(backend);
+        let checker = tokio::spawn(health_loop(self.clone(), backend.clone()));
+        backend.set_checker(checker.abort_handle());
+        self.pool(service, env).add(backend.clone());
+        backend
+    }
+
+    pub fn backend(&self, service: &str, env: &str, instance: &str) -> Option<Arc<Backend>> {
+        self.pool(service, env).get(instance)
+    }
+
+    /// Drains an instance (no new requests; in-flight ones finish, up to `timeout`), then takes
+    /// it out of its pool.
+    pub async fn drain_and_remove(&self, service: &str, env: &str, instance: &str, timeout: Duration) -> usize {
+        let pool = self.pool(service, env);
+        let Some(backend) = pool.get(instance) else { return 0 };
+        let left = backend.drain(timeout).await;
+        backend.stop_checker();
+        pool.remove(instance);
+        left
+    }
+
+    pub fn remove_backend(&self, service: &str, env: &str, instance: &str) {
+        if let Some(b) = self.pool(service, env).remove(instance) {
+            b.stop_checker();
+        }
+    }
+
+    pub fn remove_environment(&self, service: &str, env: &str) {
+        let host = self.host_for(service, env);
+        if let Some(pool) = self.hosts.write().unwrap_or_else(|p| p.into_inner()).remove(&host) {
+            for b in pool.backends().iter() {
+                b.stop_checker();
+            }
+        }
+    }
+
+    /// Serves the router on `listener` until `shutdown` turns true; then stops accepting and
+    /// gives open requests up to `drain` to finish.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        let connections = tokio_util::task::TaskTracker::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let router = self.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        let router = router.clone();
+                        async move { Ok::<_, Infallible>(router.handle(req, peer).await) }
+                    });
+                    let mut stop = shutdown.clone();
+                    connections.spawn(async move {
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades();
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = stop.changed() => {
+                                // Finish the request under way, then close the connection.
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
+                        }
+                    });
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(listener);
+        connections.close();
+        if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+            tracing::warn!("router: requests still open after {drain:?}; closing them");
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let host = request_host(&req);
+        let Some(pool) = self.pool_for_host(&host) else {
+            self.metrics.unrouted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return json_error(
+                StatusCode::NOT_FOUND,
+                "no-such-service",
+                &format!("no service is served at {host}"),
+                &request_id,
+            );
+        };
+
+        let upgrade = is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        // A request without a body can be sent again to another instance when the first one
+        // refuses the connection; one with a body is streamed once.
+        let replayable = body.is_end_stream() || body.size_hint().exact() == Some(0);
+        let mut body = Some(body.boxed());
+        let mut tried: Option<String> = None;
+
+        for _attempt in 0..3 {
+            let Some(slot) = pool.pick(tried.as_deref()) else { break };
+            let backend = slot.backend().clone();
+            let upstream_body = if replayable {
+                Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+            } else {
+                match body.take() {
+                    Some(b) => b,
+                    None => break,
+                }
+            };
+            let upstream = match build_upstream(&parts, backend.addr, &host, peer, &request_id, upgrade, upstream_body) {
+                Ok(r) => r,
+                Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad-request", &e, &request_id),
+            };
+            match self.client.request(upstream).await {
+                Ok(mut response) => {
+                    backend.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+                    let status = response.status();
+                    self.metrics.series(&pool.service, &pool.env, &backend.release).record(status.as_u16(), started.elapsed());
+                    if status == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some(client_side) = client_upgrade {
+                            let backend_side = hyper::upgrade::on(&mut response);
+                            tokio::spawn(async move {
+                                let _slot = slot;
+                                if let (Ok(a), Ok(b)) = (client_side.await, backend_side.await) {
+                                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+                                }
+                            });
+                            let (mut head, _) = response.into_parts();
+                            head.headers.insert("x-request-id", header_value(&request_id));
+                            return Response::from_parts(head, Empty::new().map_err(|never| match never {}).boxed());
+                        }
+                    }
+                    let (mut head, incoming) = response.into_parts();
+                    strip_hop_by_hop(&mut head.headers);
+                    head.headers.insert("x-request-id", header_value(&request_id));
+                    return Response::from_parts(head, GuardedBody { inner: incoming, _slot: slot }.boxed());
+                }
+                Err(e) => {
+                    // Passive ejection: the instance refused or dropped the connection.
+                    if e.is_connect() || replayable {
+                        backend.set_healthy(false);
+                        backend.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    tracing::debug!(instance = %backend.instance, error = %e, "upstream request failed");
+                    if !replayable && !e.is_connect() {
+                        self.metrics.series(&pool.service, &pool.env, &backend.release).record(502, started.elapsed());
+                        return json_error(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream-failed",
+                            &format!("the instance failed to answer: {e}"),
+                            &request_id,
+                        );
+                    }
+                    tried = Some(backend.instance.clone());
+                    if !replayable && body.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-healthy-instance",
+            &format!("{} ({}) has no healthy instance to answer", pool.service, pool.env),
+            &request_id,
+        )
+    }
+}
+
+fn request_host<B>(req: &Request<B>) -> String {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    host_without_port(&raw).trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn host_without_port(raw: &str) -> &str {
+    if raw.starts_with('[') {
+        // [::1]:7780
+        return raw.find(']').map_or(raw, |end| &raw[..=end]);
+    }
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => raw,
+    }
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+fn build_upstream(
+    parts: &http::request::Parts,
+    addr: SocketAddr,
+    host: &str,
+    peer: SocketAddr,
+    request_id: &str,
+    upgrade: bool,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, String> {
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let uri: Uri = format!("http://{addr}{path}").parse().map_err(|e| format!("bad request target: {e}"))?;
+    let mut headers = parts.headers.clone();
+    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(&mut headers);
+    if upgrade {
+        if let Some(v) = upgrade_value {
+            headers.insert(header::UPGRADE, v);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    headers.insert("x-forwarded-for", header_value(&forwarded_for));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Some(original) = parts.headers.get(header::HOST) {
+        headers.insert("x-forwarded-host", original.clone());
+    } else {
+        headers.insert("x-forwarded-host", header_value(host));
+    }
+    headers.insert("x-request-id", header_value(request_id));
+    let mut request = Request::builder().method(parts.method.clone()).uri(uri).version(http::Version::HTTP_11);
+    if let Some(h) = request.headers_mut() {
+        *h = headers;
+    }
+    request.body(body).map_err(|e| e.to_string())
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message, "request_id": request_id } });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("x-request-id", header_value(request_id));
+    response
+}
+
+/// A response body that holds its instance's request slot until the body is done, so that
+/// draining waits for streamed responses too.
+struct GuardedBody {
+    inner: Incoming,
+    _slot: InFlight,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Active health checks of one backend: quickly until it first passes (so a deploy waits no
+/// longer than needed), then every `interval`. Two failures in a row mark it unhealthy.
+async fn health_loop(router: Arc<Router>, backend: Arc<Backend>) {
+    let mut ever_healthy = false;
+    loop {
+        let ok = probe(&router, &backend).await;
+        if ok {
+            backend.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+            backend.set_healthy(true);
+            ever_healthy = true;
+        } else {
+            let failures = backend.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if failures >= 2 || !ever_healthy {
+                backend.set_healthy(false);
+            }
+        }
+        let pause = if backend.is_healthy() { backend.check.interval } else { Duration::from_millis(100).min(backend.check.interval) };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn probe(router: &Router, backend: &Backend) -> bool {
+    let timeout = backend.check.timeout;
+    match &backend.check.path {
+        None => matches!(
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(backend.addr)).await,
+            Ok(Ok(_))
+        ),
+        Some(path) => {
+            let Ok(uri) = format!("http://{}{path}", backend.addr).parse::<Uri>() else { return false };
+            let request = Request::get(uri)
+                .header(header::USER_AGENT, "faas-health-check")
+                .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
+            let Ok(request) = request else { return false };
+            match tokio::time::timeout(timeout, router.client.request(request)).await {
+                Ok(Ok(response)) => {
+                    let ok = response.status() == StatusCode::OK;
+                    let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
+                    ok
+                }
+                _ => false,
+            }
+        }
+    }
+}
+
+pub fn health_check_of(manifest: &faas_spec::Manifest) -> HealthCheck {
+    HealthCheck {
+        path: manifest.health.path.clone(),
+        interval: manifest.health.interval.as_std().max(Duration::from_millis(100)),
+        timeout: manifest.health.timeout.as_std().max(Duration::from_millis(50)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_lowercased_without_port() {
+        let req = Request::get("/").header("host", "Pricing.LOCALHOST:7780").body(()).unwrap();
+        assert_eq!(request_host(&req), "pricing.localhost");
+        let req = Request::get("/").header("host", "pricing-staging.localhost").body(()).unwrap();
+        assert_eq!(request_host(&req), "pricing-staging.localhost");
+    }
+
+    #[test]
+    fn prod_has_the_short_host() {
+        let r = Router::new("localhost");
+        assert_eq!(r.host_for("pricing", "prod"), "pricing.localhost");
+        assert_eq!(r.host_for("pricing", "staging"), "pricing-staging.localhost");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

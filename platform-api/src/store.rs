@@ -1,0 +1,728 @@
+//! The platform's state in one SQLite file (WAL, one writer): services, releases, deployments
+//! with their steps, instances and tokens. Docker holds the containers; this file holds intent
+//! and history, so a restarted daemon knows what should run and which deployment to resume.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use faas_spec::api::{DeploymentState, Role, Step};
+use faas_spec::Strategy;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Migrations, in order; the file's `user_version` says how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE services (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+        env TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        image_id TEXT NOT NULL,
+        image_ref TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        secrets_version INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        UNIQUE (service, env, version)
+    );
+    CREATE TABLE environments (
+        service TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+        env TEXT NOT NULL,
+        current_release TEXT REFERENCES releases(id),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (service, env)
+    );
+    CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+        env TEXT NOT NULL,
+        release_id TEXT NOT NULL REFERENCES releases(id),
+        previous_release TEXT REFERENCES releases(id),
+        strategy TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- At most one unfinished deployment per service and environment.
+    CREATE UNIQUE INDEX one_active_deployment ON deployments (service, env)
+        WHERE state IN ('pending', 'running');
+    CREATE TABLE deployment_steps (
+        deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        instance TEXT,
+        logs TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL,
+        PRIMARY KEY (deployment_id, seq)
+    );
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        env TEXT NOT NULL,
+        release_id TEXT NOT NULL,
+        container_name TEXT NOT NULL,
+        container_id TEXT,
+        host_port INTEGER,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX instances_by_env ON instances (service, env);
+    "#,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path} was written by a newer faas-platform (schema version {found}; this one knows up to {known}). \
+         Run that newer version, or point --data-dir elsewhere; the file was left as it is"
+    )]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error(
+        "{path} is not a usable faas-platform database ({why}). It was left as it is: move it \
+         aside and restart to begin afresh, or restore it from a backup"
+    )]
+    Corrupt { path: String, why: String },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub tenant: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceRow {
+    pub name: String,
+    pub owner: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReleaseRow {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub version: u64,
+    pub image_id: String,
+    pub image_ref: String,
+    pub manifest: String,
+    pub secrets_version: u64,
+    pub created_at: String,
+}
+
+impl ReleaseRow {
+    pub fn manifest(&self) -> std::result::Result<faas_spec::Manifest, serde_json::Error> {
+        serde_json::from_str(&self.manifest)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentRow {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub release_id: String,
+    pub previous_release: Option<String>,
+    pub strategy: Strategy,
+    pub state: DeploymentState,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub release_id: String,
+    pub container_name: String,
+    pub container_id: Option<String>,
+    pub host_port: Option<u16>,
+    pub state: String,
+}
+
+fn role_of(s: &str) -> Role {
+    if s == "admin" { Role::Admin } else { Role::Member }
+}
+
+fn strategy_of(s: &str) -> Strategy {
+    s.parse().unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating) the database, runs pending migrations, and refuses a file from a newer
+    /// version or one that is not a sound SQLite database.
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: shown.clone(), why: e.to_string() };
+        let conn = Connection::open(path).map_err(corrupt)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(corrupt)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt { path: shown, why: check });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew { path: shown, found: version, known });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(f(&conn)?)
+    }
+
+    // --- meta -----------------------------------------------------------------------------------
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.with(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])
+                .map(drop)
+        })
+    }
+
+    // --- tokens ---------------------------------------------------------------------------------
+
+    pub fn add_token(&self, hash: &str, tenant: &str, role: Role, name: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tokens (hash, tenant, role, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, tenant, role.as_str(), name, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
+        self.with(|c| {
+            c.query_row("SELECT tenant, role FROM tokens WHERE hash = ?1", [hash], |r| {
+                Ok(TokenRow { tenant: r.get(0)?, role: role_of(&r.get::<_, String>(1)?) })
+            })
+            .optional()
+        })
+    }
+
+    pub fn count_admin_tokens(&self) -> Result<u64> {
+        self.with(|c| c.query_row("SELECT COUNT(*) FROM tokens WHERE role = 'admin'", [], |r| r.get(0)))
+    }
+
+    // --- services -------------------------------------------------------------------------------
+
+    pub fn create_service(&self, name: &str, owner: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO services (name, owner, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+                params![name, owner, now()],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    pub fn service(&self, name: &str) -> Result<Option<ServiceRow>> {
+        self.with(|c| {
+            c.query_row("SELECT name, owner, created_at FROM services WHERE name = ?1", [name], |r| {
+                Ok(ServiceRow { name: r.get(0)?, owner: r.get(1)?, created_at: r.get(2)? })
+            })
+            .optional()
+        })
+    }
+
+    pub fn services(&self, owner: Option<&str>) -> Result<Vec<ServiceRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, owner, created_at FROM services WHERE ?1 IS NULL OR owner = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map([owner], |r| Ok(ServiceRow { name: r.get(0)?, owner: r.get(1)?, created_at: r.get(2)? }))?;
+            rows.collect()
+        })
+    }
+
+    pub fn delete_service(&self, name: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute("DELETE FROM instances WHERE service = ?1", [name])?;
+            tx.execute("DELETE FROM deployment_steps WHERE deployment_id IN (SELECT id FROM deployments WHERE service = ?1)", [name])?;
+            tx.execute("DELETE FROM deployments WHERE service = ?1", [name])?;
+            tx.execute("DELETE FROM environments WHERE service = ?1", [name])?;
+            tx.execute("DELETE FROM releases WHERE service = ?1", [name])?;
+            tx.execute("DELETE FROM services WHERE name = ?1", [name])?;
+            tx.commit()
+        })
+    }
+
+    pub fn environments(&self, service: &str) -> Result<Vec<(String, Option<String>)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT env, current_release FROM environments WHERE service = ?1
+                 UNION SELECT DISTINCT env, NULL FROM deployments WHERE service = ?1
+                   AND env NOT IN (SELECT env FROM environments WHERE service = ?1)
+                 ORDER BY 1",
+            )?;
+            let rows = stmt.query_map([service], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    pub fn current_release(&self, service: &str, env: &str) -> Result<Option<ReleaseRow>> {
+        let id: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT current_release FROM environments WHERE service = ?1 AND env = ?2",
+                [service, env],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })?;
+        match id {
+            Some(id) => self.release(&id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_current_release(&self, service: &str, env: &str, release: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO environments (service, env, current_release, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(service, env) DO UPDATE SET current_release = ?3, updated_at = ?4",
+                params![service, env, release, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    // --- releases -------------------------------------------------------------------------------
+
+    fn release_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRow> {
+        Ok(ReleaseRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            env: r.get(2)?,
+            version: r.get(3)?,
+            image_id: r.get(4)?,
+            image_ref: r.get(5)?,
+            manifest: r.get(6)?,
+            secrets_version: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    }
+
+    const RELEASE_COLUMNS: &str =
+        "id, service, env, version, image_id, image_ref, manifest, secrets_version, created_at";
+
+    pub fn release(&self, id: &str) -> Result<Option<ReleaseRow>> {
+        self.with(|c| {
+            c.query_row(&format!("SELECT {} FROM releases WHERE id = ?1", Self::RELEASE_COLUMNS), [id], Self::release_from)
+                .optional()
+        })
+    }
+
+    pub fn release_by_version(&self, service: &str, env: &str, version: u64) -> Result<Option<ReleaseRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {} FROM releases WHERE service = ?1 AND env = ?2 AND version = ?3", Self::RELEASE_COLUMNS),
+                params![service, env, version],
+                Self::release_from,
+            )
+            .optional()
+        })
+    }
+
+    pub fn releases(&self, service: &str, env: Option<&str>) -> Result<Vec<ReleaseRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {} FROM releases WHERE service = ?1 AND (?2 IS NULL OR env = ?2) ORDER BY env, version DESC",
+                Self::RELEASE_COLUMNS
+            ))?;
+            let rows = stmt.query_map(params![service, env], Self::release_from)?;
+            rows.collect()
+        })
+    }
+
+    /// A new release with the next version number of its environment.
+    pub fn create_release(
+        &self,
+        service: &str,
+        env: &str,
+        image_id: &str,
+        image_ref: &str,
+        manifest_json: &str,
+        secrets_version: u64,
+    ) -> Result<ReleaseRow> {
+        let id = format!("rel-{}", short_id());
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let version: u64 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE service = ?1 AND env = ?2",
+                [service, env],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO releases (id, service, env, version, image_id, image_ref, manifest, secrets_version, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id, service, env, version, image_id, image_ref, manifest_json, secrets_version, now()],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        self.release(&id)?.ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// The release that served before `current`: the newest earlier release of the environment
+    /// that a deployment brought to success.
+    pub fn previous_successful_release(&self, service: &str, env: &str, current: &str) -> Result<Option<ReleaseRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {} FROM releases r WHERE r.service = ?1 AND r.env = ?2 AND r.id != ?3
+                       AND r.version < (SELECT version FROM releases WHERE id = ?3)
+                       AND EXISTS (SELECT 1 FROM deployments d WHERE d.release_id = r.id AND d.state = 'succeeded')
+                     ORDER BY r.version DESC LIMIT 1",
+                    Self::RELEASE_COLUMNS.replace("id,", "r.id,")
+                ),
+                params![service, env, current],
+                Self::release_from,
+            )
+            .optional()
+        })
+    }
+
+    // --- deployments ----------------------------------------------------------------------------
+
+    fn deployment_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow> {
+        Ok(DeploymentRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            env: r.get(2)?,
+            release_id: r.get(3)?,
+            previous_release: r.get(4)?,
+            strategy: strategy_of(&r.get::<_, String>(5)?),
+            state: DeploymentState::parse(&r.get::<_, String>(6)?),
+            reason: r.get(7)?,
+            created_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        })
+    }
+
+    const DEPLOYMENT_COLUMNS: &str =
+        "id, service, env, release_id, previous_release, strategy, state, reason, created_at, updated_at";
+
+    /// Inserts a pending deployment, or returns the id of the unfinished one that holds the
+    /// environment.
+    pub fn create_deployment(
+        &self,
+        service: &str,
+        env: &str,
+        release_id: &str,
+        previous: Option<&str>,
+        strategy: Strategy,
+    ) -> Result<std::result::Result<String, String>> {
+        let id = format!("dep-{}", short_id());
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let running: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM deployments WHERE service = ?1 AND env = ?2 AND state IN ('pending', 'running')",
+                    [service, env],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(running) = running {
+                return Ok(Err(running));
+            }
+            let at = now();
+            tx.execute(
+                "INSERT INTO deployments (id, service, env, release_id, previous_release, strategy, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                params![id, service, env, release_id, previous, strategy.as_str(), at],
+            )?;
+            tx.commit()?;
+            Ok(Ok(id.clone()))
+        })
+    }
+
+    pub fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {} FROM deployments WHERE id = ?1", Self::DEPLOYMENT_COLUMNS),
+                [id],
+                Self::deployment_from,
+            )
+            .optional()
+        })
+    }
+
+    pub fn unfinished_deployments(&self) -> Result<Vec<DeploymentRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {} FROM deployments WHERE state IN ('pending', 'running') ORDER BY created_at",
+                Self::DEPLOYMENT_COLUMNS
+            ))?;
+            let rows = stmt.query_map([], Self::deployment_from)?;
+            rows.collect()
+        })
+    }
+
+    pub fn active_deployment(&self, service: &str, env: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id FROM deployments WHERE service = ?1 AND env = ?2 AND state IN ('pending', 'running')",
+                [service, env],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    pub fn deployments(&self, service: &str, env: Option<&str>) -> Result<Vec<DeploymentRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {} FROM deployments WHERE service = ?1 AND (?2 IS NULL OR env = ?2) ORDER BY created_at DESC",
+                Self::DEPLOYMENT_COLUMNS
+            ))?;
+            let rows = stmt.query_map(params![service, env], Self::deployment_from)?;
+            rows.collect()
+        })
+    }
+
+    /// Appends a step and moves the deployment to `state`, in one transaction: what a restarted
+    /// daemon reads is always a step together with the state it led to.
+    pub fn add_step(
+        &self,
+        deployment: &str,
+        kind: &str,
+        message: &str,
+        instance: Option<&str>,
+        logs: &[String],
+        state: DeploymentState,
+        reason: Option<&str>,
+    ) -> Result<Step> {
+        let at = now();
+        let logs_json = serde_json::to_string(logs).unwrap_or_else(|_| "[]".into());
+        let seq = self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let seq: u64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_steps WHERE deployment_id = ?1",
+                [deployment],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO deployment_steps (deployment_id, seq, at, kind, message, instance, logs, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![deployment, seq, at, kind, message, instance, logs_json, state.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE deployments SET state = ?2, updated_at = ?3, reason = COALESCE(?4, reason) WHERE id = ?1",
+                params![deployment, state.as_str(), at, reason],
+            )?;
+            tx.commit()?;
+            Ok(seq)
+        })?;
+        Ok(Step {
+            seq,
+            at,
+            kind: kind.to_owned(),
+            message: message.to_owned(),
+            instance: instance.map(str::to_owned),
+            logs: logs.to_vec(),
+            state,
+        })
+    }
+
+    pub fn steps(&self, deployment: &str, after: u64) -> Result<Vec<Step>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, at, kind, message, instance, logs, state FROM deployment_steps
+                 WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![deployment, after], |r| {
+                let logs: String = r.get(5)?;
+                Ok(Step {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    kind: r.get(2)?,
+                    message: r.get(3)?,
+                    instance: r.get(4)?,
+                    logs: serde_json::from_str(&logs).unwrap_or_default(),
+                    state: DeploymentState::parse(&r.get::<_, String>(6)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    // --- instances ------------------------------------------------------------------------------
+
+    fn instance_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
+        Ok(InstanceRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            env: r.get(2)?,
+            release_id: r.get(3)?,
+            container_name: r.get(4)?,
+            container_id: r.get(5)?,
+            host_port: r.get(6)?,
+            state: r.get(7)?,
+        })
+    }
+
+    const INSTANCE_COLUMNS: &str = "id, service, env, release_id, container_name, container_id, host_port, state";
+
+    pub fn add_instance(&self, row: &InstanceRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO instances (id, service, env, release_id, container_name, container_id, host_port, state, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(id) DO UPDATE SET container_id = ?6, host_port = ?7, state = ?8",
+                params![row.id, row.service, row.env, row.release_id, row.container_name, row.container_id, row.host_port, row.state, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn set_instance_state(&self, id: &str, state: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE instances SET state = ?2 WHERE id = ?1", [id, state]).map(drop))
+    }
+
+    pub fn remove_instance(&self, id: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM instances WHERE id = ?1", [id]).map(drop))
+    }
+
+    pub fn instances(&self, service: &str, env: &str) -> Result<Vec<InstanceRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {} FROM instances WHERE service = ?1 AND env = ?2 ORDER BY created_at, id",
+                Self::INSTANCE_COLUMNS
+            ))?;
+            let rows = stmt.query_map([service, env], Self::instance_from)?;
+            rows.collect()
+        })
+    }
+
+    pub fn all_instances(&self) -> Result<Vec<InstanceRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {} FROM instances ORDER BY created_at, id", Self::INSTANCE_COLUMNS))?;
+            let rows = stmt.query_map([], Self::instance_from)?;
+            rows.collect()
+        })
+    }
+}
+
+/// A short random id (12 hex digits).
+pub fn short_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 6] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("platform.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn one_unfinished_deployment_per_environment() {
+        let (_dir, store) = temp_store();
+        store.create_service("svc", "a@b.io").unwrap();
+        let rel = store.create_release("svc", "prod", "sha256:x", "x", "{}", 0).unwrap();
+        assert_eq!(rel.version, 1);
+        let first = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().unwrap();
+        let second = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap();
+        assert_eq!(second, Err(first.clone()));
+        store.add_step(&first, "succeeded", "done", None, &[], DeploymentState::Succeeded, None).unwrap();
+        assert!(store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().is_ok());
+        assert!(store.create_deployment("svc", "staging", &rel.id, None, Strategy::Rolling).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_file_from_a_newer_version_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+        assert!(err.to_string().contains("newer faas-platform"));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.db");
+        std::fs::write(&path, b"this is not a database, just some text that is long enough ......").unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("left as it is"));
+        assert_eq!(std::fs::read(&path).unwrap().len(), 66, "never silently reset");
+    }
+
+    #[test]
+    fn steps_are_numbered_and_move_the_state() {
+        let (_dir, store) = temp_store();
+        store.create_service("svc", "a@b.io").unwrap();
+        let rel = store.create_release("svc", "prod", "sha256:x", "x", "{}", 0).unwrap();
+        let dep = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().unwrap();
+        store.add_step(&dep, "started", "go", None, &[], DeploymentState::Running, None).unwrap();
+        store
+            .add_step(&dep, "instance-failed", "exit 3", Some("i1"), &["boom".into()], DeploymentState::Running, Some("exit 3"))
+            .unwrap();
+        let steps = store.steps(&dep, 0).unwrap();
+        assert_eq!(steps.iter().map(|s| s.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(steps[1].logs, ["boom"]);
+        assert_eq!(store.steps(&dep, 1).unwrap().len(), 1);
+        let row = store.deployment(&dep).unwrap().unwrap();
+        assert_eq!(row.state, DeploymentState::Running);
+        assert_eq!(row.reason.as_deref(), Some("exit 3"));
+    }
+}

@@ -1,0 +1,299 @@
+//! The platform API's wire types, shared by the daemon and the CLI. With the `openapi` feature
+//! they also describe themselves for the OpenAPI document.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Strategy;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// An error, as an RFC 9457 problem document with a stable machine code and the request id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// A stable machine code, e.g. `service-not-found`.
+    pub code: String,
+    /// What the user can do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The request's id, as in the X-Request-Id header and the daemon's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// For `deployment-in-progress`: the running deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+}
+
+/// `GET /_info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PlatformInfo {
+    pub status: String,
+    pub service: String,
+    pub version: String,
+    pub uptime_s: f64,
+    /// The domain services are served under.
+    pub domain: String,
+    /// Where the router listens, e.g. `127.0.0.1:7780`.
+    pub router: String,
+    pub docker: DockerStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DockerStatus {
+    pub available: bool,
+    /// The engine's ID: a client on the same engine need not upload images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /v1/services`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateService {
+    pub name: String,
+    /// The owning tenant; a member's own tenant when absent. Only an admin may name another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Service {
+    pub name: String,
+    pub owner: String,
+    pub created_at: String,
+    pub environments: Vec<EnvironmentStatus>,
+}
+
+/// A service's state in one environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnvironmentStatus {
+    pub env: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseSummary>,
+    pub instances: Vec<Instance>,
+    /// The deployment under way, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReleaseSummary {
+    pub id: String,
+    pub version: u64,
+    pub image: String,
+}
+
+/// One running copy of a release.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Instance {
+    pub id: String,
+    pub release: String,
+    pub version: u64,
+    pub container: String,
+    /// `starting`, `running`, `draining`, `stopped`.
+    pub state: String,
+    pub healthy: bool,
+    /// The published address, e.g. `127.0.0.1:49153`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// An immutable release: image, effective manifest and secrets version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Release {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    /// 1, 2, 3… per service and environment.
+    pub version: u64,
+    /// The image's ID (`sha256:…`).
+    pub image: String,
+    /// The reference the deployment named.
+    pub image_ref: String,
+    /// The effective manifest of the environment.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    pub secrets_version: u64,
+    pub created_at: String,
+    /// Whether this release serves the environment now.
+    pub current: bool,
+}
+
+/// `POST /v1/services/{svc}/deployments`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateDeployment {
+    pub env: String,
+    /// An image ID, digest or reference present on the platform's Docker Engine.
+    pub image: String,
+    /// The service's app.toml, as text.
+    pub manifest: String,
+    /// Overrides the manifest's `deploy.strategy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub strategy: Option<Strategy>,
+}
+
+/// `POST /v1/services/{svc}/rollback`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Rollback {
+    pub env: String,
+    /// The release version to go back to; the one before the current one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    RolledBack,
+    /// A state this client does not know (a newer platform).
+    #[serde(other)]
+    Unknown,
+}
+
+impl DeploymentState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::RolledBack)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+            Self::Unknown => "unknown",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "rolled_back" => Self::RolledBack,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Deployment {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub release: String,
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<u64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub strategy: Strategy,
+    pub state: DeploymentState,
+    /// Why it failed or rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub url: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub steps: Vec<Step>,
+}
+
+/// One persisted step of a deployment; the events stream sends these as they happen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Step {
+    pub seq: u64,
+    pub at: String,
+    /// e.g. `started`, `instance-starting`, `instance-healthy`, `instance-failed`,
+    /// `instance-stopped`, `rolling-back`, `succeeded`, `rolled-back`.
+    pub kind: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The failed container's last log lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+    /// The deployment's state after this step.
+    pub state: DeploymentState,
+}
+
+/// `POST /v1/tokens` (admin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateToken {
+    pub tenant: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenCreated {
+    /// Shown once; the platform keeps only its hash.
+    pub token: String,
+    pub tenant: String,
+    pub role: Role,
+}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WhoAmI {
+    pub tenant: String,
+    pub role: Role,
+}
+
+/// `POST /v1/images`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImagesLoaded {
+    /// What the Docker Engine loaded: references and image IDs.
+    pub images: Vec<String>,
+    pub sha256: String,
+    pub bytes: u64,
+}
