@@ -113,6 +113,9 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         None => None,
     };
     let ctx = Ctx { p, dep: dep.clone() };
+    // The environment's host is known from now on: without a healthy instance it answers 503
+    // ("no healthy instance"), not 404 ("no such service").
+    p.router.pool(&dep.service, &dep.env);
 
     // A deployment whose rollback had begun when the daemon stopped finishes its rollback.
     let rolling_back = p.store.steps(id, 0)?.iter().any(|s| s.kind == "rolling-back");
@@ -203,10 +206,10 @@ async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Re
         let rows = ctx.p.store.instances(&dep.service, &dep.env)?;
         let (new, old): (Vec<InstanceRow>, Vec<InstanceRow>) = rows.into_iter().partition(|r| r.release_id == release.id);
 
-        // Every new instance must be healthy before anything old is stopped.
+        // Every new instance must have passed its gate before anything old is stopped.
         let unhealthy: Vec<&InstanceRow> = new
             .iter()
-            .filter(|r| !ctx.p.router.backend(&dep.service, &dep.env, &r.id).is_some_and(|b| b.is_healthy()))
+            .filter(|r| r.state != "healthy" || !ctx.p.router.backend(&dep.service, &dep.env, &r.id).is_some_and(|b| b.is_healthy()))
             .collect();
         if !unhealthy.is_empty() {
             let gates = unhealthy.iter().map(|r| gate(ctx, r, &manifest));
@@ -273,8 +276,18 @@ async fn start_instance(ctx: &Ctx<'_>, release: &ReleaseRow, manifest: &Manifest
         manifest,
         extra_env: Vec::new(),
     };
-    let (container_id, port) = match ctx.p.runtime.start_instance(&spec).await {
-        Ok(started) => started,
+    let started = ctx.p.runtime.start_instance(&spec).await;
+    let (container_id, port) = match started {
+        Ok((id, state)) => match (state.host_port, state.failure()) {
+            (Some(port), None) => (id, port),
+            (_, why) => {
+                let why = why.unwrap_or_else(|| "its container published no port".into());
+                let logs = ctx.p.runtime.logs_tail(&id, FAILED_LOG_LINES).await;
+                let _ = ctx.p.runtime.remove(&id).await;
+                let _ = ctx.p.store.remove_instance(&instance);
+                return Err(Failure { reason: format!("instance {instance} failed: {why}"), instance: Some(instance), logs });
+            }
+        },
         Err(e) => {
             let logs = ctx.p.runtime.logs_tail(&name, FAILED_LOG_LINES).await;
             let _ = ctx.p.runtime.remove(&name).await;
@@ -332,6 +345,7 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
     let mut polls = 0u32;
     loop {
         if ctx.p.router.backend(&dep.service, &dep.env, &row.id).is_some_and(|b| b.is_healthy()) {
+            ctx.p.store.set_instance_state(&row.id, "healthy")?;
             ctx.step(
                 "instance-healthy",
                 &format!("instance {} is healthy", row.id),

@@ -14,7 +14,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use faas_spec::Manifest;
 use faas_spec::api::DockerStatus;
@@ -128,6 +128,8 @@ pub struct PlatformContainer {
 
 pub struct Runtime {
     client: RwLock<Option<Docker>>,
+    /// The id of the network instances join (ids are unambiguous where names may not be).
+    network_id: RwLock<Option<String>>,
     status: RwLock<DockerStatus>,
     pub platform_id: String,
     pub network: String,
@@ -139,6 +141,7 @@ impl Runtime {
     pub async fn start(platform_id: String, network: String) -> Arc<Self> {
         let runtime = Arc::new(Self {
             client: RwLock::new(None),
+            network_id: RwLock::new(None),
             status: RwLock::new(DockerStatus {
                 available: false,
                 engine_id: None,
@@ -178,9 +181,12 @@ impl Runtime {
         };
         match tokio::time::timeout(Duration::from_secs(10), attempt).await {
             Ok(Ok((docker, info, version))) => {
-                if let Err(e) = ensure_network(&docker, &self.network).await {
-                    self.mark_down(&format!("cannot create the network `{}`: {e}", self.network));
-                    return Err(RuntimeError::Docker(e.to_string()));
+                match ensure_network(&docker, &self.network).await {
+                    Ok(id) => *self.network_id.write().unwrap_or_else(|p| p.into_inner()) = Some(id),
+                    Err(e) => {
+                        self.mark_down(&format!("cannot create the network `{}`: {e}", self.network));
+                        return Err(RuntimeError::Docker(e.to_string()));
+                    }
                 }
                 *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(docker);
                 *self.status.write().unwrap_or_else(|p| p.into_inner()) = DockerStatus {
@@ -253,8 +259,9 @@ impl Runtime {
         }
     }
 
-    /// Creates and starts an instance's container; returns its id and published host port.
-    pub async fn start_instance(self: &Arc<Self>, spec: &InstanceSpec<'_>) -> Result<(String, u16)> {
+    /// Creates and starts an instance's container; returns its id and its state just after the
+    /// start (a container that exits at once has no published port).
+    pub async fn start_instance(self: &Arc<Self>, spec: &InstanceSpec<'_>) -> Result<(String, ContainerState)> {
         let docker = self.docker()?;
         let name = spec.container_name();
         let m = spec.manifest;
@@ -286,7 +293,9 @@ impl Runtime {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
-            network_mode: Some(self.network.clone()),
+            network_mode: Some(
+                self.network_id.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| self.network.clone()),
+            ),
             init: Some(true),
             ..Default::default()
         };
@@ -306,10 +315,7 @@ impl Runtime {
         let created = self.timed(docker.create_container(Some(options), body)).await?;
         self.timed(docker.start_container(&created.id, None)).await?;
         let state = self.state(&created.id).await?;
-        let port = state
-            .host_port
-            .ok_or_else(|| RuntimeError::Docker(format!("{name} has no published port for {port_key}")))?;
-        Ok((created.id, port))
+        Ok((created.id, state))
     }
 
     pub async fn state(self: &Arc<Self>, container: &str) -> Result<ContainerState> {
@@ -331,7 +337,8 @@ impl Runtime {
             exists: true,
             running: s.running.unwrap_or(false),
             restarting: s.restarting.unwrap_or(false),
-            exit_code: s.exit_code.filter(|_| !s.running.unwrap_or(false)),
+            // A restarting container counts as running; its exit code is still the last one's.
+            exit_code: s.exit_code.filter(|_| !s.running.unwrap_or(false) || s.restarting.unwrap_or(false)),
             restart_count: inspected.restart_count.unwrap_or(0),
             oom_killed: s.oom_killed.unwrap_or(false),
             host_port,
@@ -433,23 +440,42 @@ impl Runtime {
     }
 }
 
-async fn ensure_network(docker: &Docker, name: &str) -> std::result::Result<(), DockerError> {
-    match docker.inspect_network(name, None).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => {
-            let request = NetworkCreateRequest {
-                name: name.to_owned(),
-                driver: Some("bridge".into()),
-                labels: Some(HashMap::from([("io.faas.network".to_owned(), "true".to_owned())])),
-                ..Default::default()
-            };
-            match docker.create_network(request).await {
-                Ok(_) => Ok(()),
-                // Created meanwhile by another platform on the same engine.
-                Err(DockerError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
+/// The id of the network named `name`, created when absent. Daemons starting together may
+/// each create one (the engine allows equal names): all of them then settle on the oldest, and
+/// the others are removed where nothing uses them.
+async fn ensure_network(docker: &Docker, name: &str) -> std::result::Result<String, DockerError> {
+    let list = || async {
+        let filters = HashMap::from([("name", vec![name.to_owned()])]);
+        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let mut found: Vec<_> = docker
+            .list_networks(Some(options))
+            .await?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| Some((n.created.map(|c| format!("{c:?}")).unwrap_or_default(), n.id?)))
+            .collect();
+        found.sort();
+        Ok::<_, DockerError>(found)
+    };
+    let mut found = list().await?;
+    if found.is_empty() {
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([("io.faas.network".to_owned(), "true".to_owned())])),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_) | Err(DockerError::DockerResponseServerError { status_code: 409, .. }) => {}
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
+        found = list().await?;
     }
+    let Some((_, keep)) = found.first().cloned() else {
+        return Err(DockerError::DockerResponseServerError { status_code: 404, message: format!("network {name} vanished") });
+    };
+    for (_, extra) in found.iter().skip(1) {
+        let _ = docker.remove_network(extra).await;
+    }
+    Ok(keep)
 }

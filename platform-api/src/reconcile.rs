@@ -63,8 +63,8 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         let mut updated = row.clone();
         updated.container_id = Some(c.id.clone());
         updated.host_port = Some(port);
-        if updated.state == "starting" || updated.state == "draining" {
-            updated.state = "running".into();
+        if updated.state == "draining" {
+            updated.state = "healthy".into();
         }
         p.store.add_instance(&updated)?;
         p.router.add_backend(

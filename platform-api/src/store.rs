@@ -422,7 +422,7 @@ impl Store {
                        AND r.version < (SELECT version FROM releases WHERE id = ?3)
                        AND EXISTS (SELECT 1 FROM deployments d WHERE d.release_id = r.id AND d.state = 'succeeded')
                      ORDER BY r.version DESC LIMIT 1",
-                    Self::RELEASE_COLUMNS.replace("id,", "r.id,")
+                    Self::RELEASE_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
                 ),
                 params![service, env, current],
                 Self::release_from,
@@ -684,6 +684,22 @@ mod tests {
     }
 
     #[test]
+    fn the_previous_release_is_the_last_that_succeeded_before_the_current() {
+        let (_dir, store) = temp_store();
+        store.create_service("svc", "a@b.io").unwrap();
+        let mut ids = Vec::new();
+        for (i, outcome) in [DeploymentState::Succeeded, DeploymentState::RolledBack, DeploymentState::Succeeded].iter().enumerate() {
+            let rel = store.create_release("svc", "prod", &format!("sha256:{i}"), "x", "{}", 0).unwrap();
+            let dep = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().unwrap();
+            store.add_step(&dep, "end", "end", None, &[], *outcome, None).unwrap();
+            ids.push(rel.id);
+        }
+        let previous = store.previous_successful_release("svc", "prod", &ids[2]).unwrap().unwrap();
+        assert_eq!(previous.id, ids[0], "v2 never served, so v1 is the one before v3");
+        assert!(store.previous_successful_release("svc", "prod", &ids[0]).unwrap().is_none());
+    }
+
+    #[test]
     fn a_file_from_a_newer_version_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("platform.db");
@@ -700,11 +716,12 @@ mod tests {
     fn a_corrupt_file_is_refused_with_a_clear_message() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("platform.db");
-        std::fs::write(&path, b"this is not a database, just some text that is long enough ......").unwrap();
+        let text = b"this is not a database, just some text that is long enough ......";
+        std::fs::write(&path, text).unwrap();
         let err = Store::open(&path).err().unwrap();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("left as it is"));
-        assert_eq!(std::fs::read(&path).unwrap().len(), 66, "never silently reset");
+        assert_eq!(std::fs::read(&path).unwrap(), text, "never silently reset");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Problem {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PlatformInfo {
     pub status: String,
+    /// This platform's id: its containers carry it in the `io.faas.platform` label.
+    pub id: String,
     pub service: String,
     pub version: String,
     pub uptime_s: f64,
