@@ -345,6 +345,7 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
     let mut polls = 0u32;
     loop {
         if ctx.p.router.backend(&dep.service, &dep.env, &row.id).is_some_and(|b| b.is_healthy()) {
+            ctx.p.runtime.keep_running(&container).await?;
             ctx.p.store.set_instance_state(&row.id, "healthy")?;
             ctx.step(
                 "instance-healthy",

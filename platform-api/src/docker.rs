@@ -289,10 +289,9 @@ impl Runtime {
             )])),
             nano_cpus: Some((m.size.cpu * 1e9).round() as i64),
             memory: Some(m.size.memory.bytes() as i64),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
+            // No restart until the instance has passed its health gate: an exit during the gate
+            // stays visible, with its exit code. `keep_running` turns restarts on afterwards.
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
             network_mode: Some(
                 self.network_id.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| self.network.clone()),
             ),
@@ -316,6 +315,19 @@ impl Runtime {
         self.timed(docker.start_container(&created.id, None)).await?;
         let state = self.state(&created.id).await?;
         Ok((created.id, state))
+    }
+
+    /// From now on the engine restarts the container when it exits, unless the platform stops it.
+    pub async fn keep_running(self: &Arc<Self>, container: &str) -> Result<()> {
+        let docker = self.docker()?;
+        let body = bollard::models::ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        self.timed(docker.update_container(container, body)).await
     }
 
     pub async fn state(self: &Arc<Self>, container: &str) -> Result<ContainerState> {
