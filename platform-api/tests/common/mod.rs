@@ -31,7 +31,16 @@ impl Daemon {
         Self::start_with(&[])
     }
 
+    /// A daemon whose Docker Engine may not answer: ready once the API answers.
+    pub fn start_without_docker(env: &[(&str, &str)]) -> Self {
+        Self::start_inner(env, false)
+    }
+
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_inner(env, true)
+    }
+
+    fn start_inner(env: &[(&str, &str)], docker: bool) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_path_buf();
         let mut d = Daemon {
@@ -46,7 +55,7 @@ impl Daemon {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         d.spawn();
-        d.wait_ready(true);
+        d.wait_ready(docker);
         d
     }
 
