@@ -35,8 +35,12 @@ impl Principal {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs an admin token")
-                .hint("ask an admin of the platform"))
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs an admin token",
+            )
+            .hint("ask an admin of the platform"))
         }
     }
 }
@@ -55,14 +59,23 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// On first start: an admin token, written 0600 into the data directory. Returns its path when
 /// one was made.
-pub fn ensure_admin_token(store: &Store, data_dir: &Path, tenant: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+pub fn ensure_admin_token(
+    store: &Store,
+    data_dir: &Path,
+    tenant: &str,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
     if store.count_admin_tokens()? > 0 {
         return Ok(None);
     }
     let token = new_token();
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     write_private(&path, &format!("{token}\n"))?;
-    store.add_token(&hash_token(&token), tenant, Role::Admin, Some("first admin"))?;
+    store.add_token(
+        &hash_token(&token),
+        tenant,
+        Role::Admin,
+        Some("first admin"),
+    )?;
     Ok(Some(path))
 }
 
@@ -79,24 +92,45 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Resolves the bearer token into a [`Principal`] request extension, or answers 401.
-pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "this needs a bearer token")
-            .hint(format!(
-                "send `Authorization: Bearer <token>`; the first admin token is in {}",
-                state.config.data_dir.join(ADMIN_TOKEN_FILE).display()
-            ))
-            .into_response();
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this needs a bearer token",
+        )
+        .hint(format!(
+            "send `Authorization: Bearer <token>`; the first admin token is in {}",
+            state.config.data_dir.join(ADMIN_TOKEN_FILE).display()
+        ))
+        .into_response();
     };
     match state.store.token(&hash_token(token)) {
         Ok(Some(row)) => {
-            request.extensions_mut().insert(Principal { tenant: row.tenant, role: row.role });
+            request.extensions_mut().insert(Principal {
+                tenant: row.tenant,
+                role: row.role,
+            });
             next.run(request).await
         }
-        Ok(None) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid-token", "the bearer token is not known to this platform")
-            .hint("log in again with a valid token")
-            .into_response(),
+        Ok(None) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-token",
+            "the bearer token is not known to this platform",
+        )
+        .hint("log in again with a valid token")
+        .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -75,9 +75,15 @@ fn default_config_file() -> Option<PathBuf> {
 
 fn read_file(path: &Path, required: bool) -> anyhow::Result<FileConfig> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
-        Err(e) => Err(anyhow::anyhow!("cannot read the config file {}: {e}", path.display())),
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        )),
     }
 }
 
@@ -90,14 +96,28 @@ impl Config {
                 None => FileConfig::default(),
             },
         };
-        let domain = o.domain.or(file.domain).unwrap_or_else(|| "localhost".into());
+        let domain = o
+            .domain
+            .or(file.domain)
+            .unwrap_or_else(|| "localhost".into());
         if domain.is_empty() || domain.contains(['/', ':', ' ']) {
-            anyhow::bail!("`{domain}` is not a domain: give a host name such as `localhost` or `apps.example.com`");
+            anyhow::bail!(
+                "`{domain}` is not a domain: give a host name such as `localhost` or `apps.example.com`"
+            );
         }
         Ok(Self {
-            listen: o.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
-            router: o.router.or(file.router).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7780))),
-            data_dir: o.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir),
+            listen: o
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
+            router: o
+                .router
+                .or(file.router)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7780))),
+            data_dir: o
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(default_data_dir),
             domain: domain.to_ascii_lowercase(),
             network: o.network.or(file.network).unwrap_or_else(|| "faas".into()),
             shutdown_drain: Duration::from_secs(file.shutdown_drain_s.unwrap_or(10)),
@@ -113,8 +133,16 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("platform.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndomain = \"apps.test\"\n").unwrap();
-        let c = Config::resolve(Overrides { config: Some(file.clone()), ..Default::default() }).unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndomain = \"apps.test\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.domain, "apps.test");
         assert_eq!(c.router.port(), 7780);
@@ -132,7 +160,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("platform.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let err = Config::resolve(Overrides { config: Some(file), ..Default::default() }).unwrap_err();
+        let err = Config::resolve(Overrides {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("platform.toml"), "{err}");
     }
 }

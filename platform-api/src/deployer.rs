@@ -21,7 +21,7 @@ use crate::Platform;
 use crate::docker::{InstanceSpec, RuntimeError, container_name};
 use crate::router::health_check_of;
 use crate::router::pool::Backend;
-use crate::store::{DeploymentRow, InstanceRow, ReleaseRow, short_id};
+use crate::store::{DeploymentRow, InstanceRow, NewStep, ReleaseRow, short_id};
 
 /// How many lines of a failed container's output a step keeps.
 const FAILED_LOG_LINES: usize = 50;
@@ -38,13 +38,21 @@ struct Failure {
 
 impl From<RuntimeError> for Failure {
     fn from(e: RuntimeError) -> Self {
-        Failure { reason: e.to_string(), instance: None, logs: Vec::new() }
+        Failure {
+            reason: e.to_string(),
+            instance: None,
+            logs: Vec::new(),
+        }
     }
 }
 
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
-        Failure { reason: format!("the platform's store failed: {e}"), instance: None, logs: Vec::new() }
+        Failure {
+            reason: format!("the platform's store failed: {e}"),
+            instance: None,
+            logs: Vec::new(),
+        }
     }
 }
 
@@ -60,7 +68,10 @@ pub fn spawn(platform: &Arc<Platform>, deployment_id: &str) {
         if let Err(e) = drive(&p, &id).await {
             tracing::error!(deployment = %id, "deployment stopped: {e}");
         }
-        p.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        p.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     });
     running.insert(deployment_id.to_owned(), task.abort_handle());
 }
@@ -71,8 +82,24 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn step(&self, kind: &str, message: &str, instance: Option<&str>, logs: &[String], state: DeploymentState, reason: Option<&str>) {
-        match self.p.store.add_step(&self.dep.id, kind, message, instance, logs, state, reason) {
+    fn step(
+        &self,
+        kind: &str,
+        message: &str,
+        instance: Option<&str>,
+        logs: &[String],
+        state: DeploymentState,
+        reason: Option<&str>,
+    ) {
+        let step = NewStep {
+            kind,
+            message,
+            instance,
+            logs,
+            state,
+            reason,
+        };
+        match self.p.store.add_step(&self.dep.id, step) {
             Ok(step) => {
                 tracing::info!(deployment = %self.dep.id, service = %self.dep.service, env = %self.dep.env, kind, "{message}");
                 self.p.events.publish(&self.dep.id, &step);
@@ -86,7 +113,9 @@ impl Ctx<'_> {
 /// The testing hook `FAAS_PLATFORM_CRASH_AT=KIND[:N]`: abort right after the N-th step of KIND.
 fn crash_point(kind: &str) {
     static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let Ok(spec) = std::env::var(crate::config::env_vars::CRASH_AT) else { return };
+    let Ok(spec) = std::env::var(crate::config::env_vars::CRASH_AT) else {
+        return;
+    };
     let (want, nth) = match spec.split_once(':') {
         Some((k, n)) => (k.to_owned(), n.parse().unwrap_or(1)),
         None => (spec.clone(), 1),
@@ -97,47 +126,81 @@ fn crash_point(kind: &str) {
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     seen.push(kind.to_owned());
     if seen.iter().filter(|k| **k == want).count() == nth {
-        tracing::warn!("{}={spec}: aborting now to test crash recovery", crate::config::env_vars::CRASH_AT);
+        tracing::warn!(
+            "{}={spec}: aborting now to test crash recovery",
+            crate::config::env_vars::CRASH_AT
+        );
         std::process::abort();
     }
 }
 
 async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
-    let dep = p.store.deployment(id)?.ok_or_else(|| anyhow::anyhow!("no deployment {id}"))?;
+    let dep = p
+        .store
+        .deployment(id)?
+        .ok_or_else(|| anyhow::anyhow!("no deployment {id}"))?;
     if dep.state.is_terminal() {
         return Ok(());
     }
-    let target = p.store.release(&dep.release_id)?.ok_or_else(|| anyhow::anyhow!("release {} is gone", dep.release_id))?;
+    let target = p
+        .store
+        .release(&dep.release_id)?
+        .ok_or_else(|| anyhow::anyhow!("release {} is gone", dep.release_id))?;
     let previous = match &dep.previous_release {
         Some(prev) => p.store.release(prev)?,
         None => None,
     };
-    let ctx = Ctx { p, dep: dep.clone() };
+    let ctx = Ctx {
+        p,
+        dep: dep.clone(),
+    };
     // The environment's host is known from now on: without a healthy instance it answers 503
     // ("no healthy instance"), not 404 ("no such service").
     p.router.pool(&dep.service, &dep.env);
 
     // A deployment whose rollback had begun when the daemon stopped finishes its rollback.
-    let rolling_back = p.store.steps(id, 0)?.iter().any(|s| s.kind == "rolling-back");
+    let rolling_back = p
+        .store
+        .steps(id, 0)?
+        .iter()
+        .any(|s| s.kind == "rolling-back");
     if !rolling_back {
         if dep.state == DeploymentState::Pending {
             ctx.step(
                 "started",
-                &format!("deploying v{} ({}) with the {} strategy", target.version, short_image(&target.image_id), dep.strategy),
+                &format!(
+                    "deploying v{} ({}) with the {} strategy",
+                    target.version,
+                    short_image(&target.image_id),
+                    dep.strategy
+                ),
                 None,
                 &[],
                 DeploymentState::Running,
                 None,
             );
         } else {
-            ctx.step("resumed", "the platform restarted; resuming where the last step left off", None, &[], DeploymentState::Running, None);
+            ctx.step(
+                "resumed",
+                "the platform restarted; resuming where the last step left off",
+                None,
+                &[],
+                DeploymentState::Running,
+                None,
+            );
         }
         match converge(&ctx, &target, dep.strategy).await {
             Ok(()) => {
-                p.store.set_current_release(&dep.service, &dep.env, Some(&target.id))?;
+                p.store
+                    .set_current_release(&dep.service, &dep.env, Some(&target.id))?;
                 ctx.step(
                     "succeeded",
-                    &format!("v{} serves {} at {}", target.version, dep.env, p.url(&dep.service, &dep.env)),
+                    &format!(
+                        "v{} serves {} at {}",
+                        target.version,
+                        dep.env,
+                        p.url(&dep.service, &dep.env)
+                    ),
                     None,
                     &[],
                     DeploymentState::Succeeded,
@@ -146,19 +209,48 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                 return Ok(());
             }
             Err(f) => {
-                ctx.step("instance-failed", &f.reason, f.instance.as_deref(), &f.logs, DeploymentState::Running, Some(&f.reason));
-                let back_to = previous.as_ref().map_or("no previous release".to_owned(), |r| format!("v{}", r.version));
-                ctx.step("rolling-back", &format!("rolling back to {back_to}"), None, &[], DeploymentState::Running, None);
+                ctx.step(
+                    "instance-failed",
+                    &f.reason,
+                    f.instance.as_deref(),
+                    &f.logs,
+                    DeploymentState::Running,
+                    Some(&f.reason),
+                );
+                let back_to = previous
+                    .as_ref()
+                    .map_or("no previous release".to_owned(), |r| {
+                        format!("v{}", r.version)
+                    });
+                ctx.step(
+                    "rolling-back",
+                    &format!("rolling back to {back_to}"),
+                    None,
+                    &[],
+                    DeploymentState::Running,
+                    None,
+                );
             }
         }
     } else {
-        ctx.step("resumed", "the platform restarted; resuming the rollback", None, &[], DeploymentState::Running, None);
+        ctx.step(
+            "resumed",
+            "the platform restarted; resuming the rollback",
+            None,
+            &[],
+            DeploymentState::Running,
+            None,
+        );
     }
 
     // Roll back: the failed release's instances go first, then the previous release is brought
     // back to full strength (it kept serving meanwhile, unless it had been scaled down).
     stop_release_instances(&ctx, &target.id).await?;
-    let reason = p.store.deployment(id)?.and_then(|d| d.reason).unwrap_or_else(|| "the deployment failed".into());
+    let reason = p
+        .store
+        .deployment(id)?
+        .and_then(|d| d.reason)
+        .unwrap_or_else(|| "the deployment failed".into());
     if let Some(prev) = &previous {
         if let Err(f) = converge(&ctx, prev, Strategy::Immediate).await {
             ctx.step(
@@ -171,7 +263,8 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        p.store.set_current_release(&dep.service, &dep.env, Some(&prev.id))?;
+        p.store
+            .set_current_release(&dep.service, &dep.env, Some(&prev.id))?;
     }
     ctx.step(
         "rolled-back",
@@ -192,7 +285,10 @@ fn short_image(id: &str) -> &str {
 /// Drives the environment to `replicas` healthy instances of `release` and none of any other.
 async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Result<(), Failure> {
     let manifest = release.manifest().map_err(|e| Failure {
-        reason: format!("release v{} has an unreadable manifest: {e}", release.version),
+        reason: format!(
+            "release v{} has an unreadable manifest: {e}",
+            release.version
+        ),
         instance: None,
         logs: Vec::new(),
     })?;
@@ -204,12 +300,20 @@ async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Re
     let dep = &ctx.dep;
     loop {
         let rows = ctx.p.store.instances(&dep.service, &dep.env)?;
-        let (new, old): (Vec<InstanceRow>, Vec<InstanceRow>) = rows.into_iter().partition(|r| r.release_id == release.id);
+        let (new, old): (Vec<InstanceRow>, Vec<InstanceRow>) =
+            rows.into_iter().partition(|r| r.release_id == release.id);
 
         // Every new instance must have passed its gate before anything old is stopped.
         let unhealthy: Vec<&InstanceRow> = new
             .iter()
-            .filter(|r| r.state != "healthy" || !ctx.p.router.backend(&dep.service, &dep.env, &r.id).is_some_and(|b| b.is_healthy()))
+            .filter(|r| {
+                r.state != "healthy"
+                    || !ctx
+                        .p
+                        .router
+                        .backend(&dep.service, &dep.env, &r.id)
+                        .is_some_and(|b| b.is_healthy())
+            })
             .collect();
         if !unhealthy.is_empty() {
             let gates = unhealthy.iter().map(|r| gate(ctx, r, &manifest));
@@ -250,7 +354,11 @@ async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Re
 
 /// Records, creates and starts one instance of `release`, and puts it in the router's pool
 /// (where it takes requests once healthy).
-async fn start_instance(ctx: &Ctx<'_>, release: &ReleaseRow, manifest: &Manifest) -> Result<(), Failure> {
+async fn start_instance(
+    ctx: &Ctx<'_>,
+    release: &ReleaseRow,
+    manifest: &Manifest,
+) -> Result<(), Failure> {
     let dep = &ctx.dep;
     let instance = short_id();
     let name = container_name(&dep.service, &dep.env, &instance);
@@ -285,14 +393,22 @@ async fn start_instance(ctx: &Ctx<'_>, release: &ReleaseRow, manifest: &Manifest
                 let logs = ctx.p.runtime.logs_tail(&id, FAILED_LOG_LINES).await;
                 let _ = ctx.p.runtime.remove(&id).await;
                 let _ = ctx.p.store.remove_instance(&instance);
-                return Err(Failure { reason: format!("instance {instance} failed: {why}"), instance: Some(instance), logs });
+                return Err(Failure {
+                    reason: format!("instance {instance} failed: {why}"),
+                    instance: Some(instance),
+                    logs,
+                });
             }
         },
         Err(e) => {
             let logs = ctx.p.runtime.logs_tail(&name, FAILED_LOG_LINES).await;
             let _ = ctx.p.runtime.remove(&name).await;
             let _ = ctx.p.store.remove_instance(&instance);
-            return Err(Failure { reason: format!("instance {instance} could not start: {e}"), instance: Some(instance), logs });
+            return Err(Failure {
+                reason: format!("instance {instance} could not start: {e}"),
+                instance: Some(instance),
+                logs,
+            });
         }
     };
     row.container_id = Some(container_id);
@@ -300,12 +416,17 @@ async fn start_instance(ctx: &Ctx<'_>, release: &ReleaseRow, manifest: &Manifest
     row.state = "running".into();
     ctx.p.store.add_instance(&row)?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    ctx.p
-        .router
-        .add_backend(&dep.service, &dep.env, Backend::new(&instance, &release.id, addr, health_check_of(manifest)));
+    ctx.p.router.add_backend(
+        &dep.service,
+        &dep.env,
+        Backend::new(&instance, &release.id, addr, health_check_of(manifest)),
+    );
     ctx.step(
         "instance-starting",
-        &format!("instance {instance} of v{} started on {addr}", release.version),
+        &format!(
+            "instance {instance} of v{} started on {addr}",
+            release.version
+        ),
         Some(&instance),
         &[],
         DeploymentState::Running,
@@ -320,22 +441,38 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
     let dep = &ctx.dep;
     let grace = manifest.health.grace.as_std();
     let deadline = tokio::time::Instant::now() + grace;
-    let container = row.container_id.clone().unwrap_or_else(|| row.container_name.clone());
-    let fail = |reason: String, logs: Vec<String>| Failure { reason, instance: Some(row.id.clone()), logs };
+    let container = row
+        .container_id
+        .clone()
+        .unwrap_or_else(|| row.container_name.clone());
+    let fail = |reason: String, logs: Vec<String>| Failure {
+        reason,
+        instance: Some(row.id.clone()),
+        logs,
+    };
 
     // An instance adopted after a restart may not be in the pool yet.
-    if ctx.p.router.backend(&dep.service, &dep.env, &row.id).is_none() {
+    if ctx
+        .p
+        .router
+        .backend(&dep.service, &dep.env, &row.id)
+        .is_none()
+    {
         let state = ctx.p.runtime.state(&container).await?;
         match state.host_port {
             Some(port) if state.running => {
                 let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                ctx.p
-                    .router
-                    .add_backend(&dep.service, &dep.env, Backend::new(&row.id, &row.release_id, addr, health_check_of(manifest)));
+                ctx.p.router.add_backend(
+                    &dep.service,
+                    &dep.env,
+                    Backend::new(&row.id, &row.release_id, addr, health_check_of(manifest)),
+                );
             }
             _ => {
                 let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
-                let why = state.failure().unwrap_or_else(|| "its container is not running".into());
+                let why = state
+                    .failure()
+                    .unwrap_or_else(|| "its container is not running".into());
                 remove_instance(ctx, row).await;
                 return Err(fail(format!("instance {} failed: {why}", row.id), logs));
             }
@@ -344,7 +481,12 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
 
     let mut polls = 0u32;
     loop {
-        if ctx.p.router.backend(&dep.service, &dep.env, &row.id).is_some_and(|b| b.is_healthy()) {
+        if ctx
+            .p
+            .router
+            .backend(&dep.service, &dep.env, &row.id)
+            .is_some_and(|b| b.is_healthy())
+        {
             ctx.p.runtime.keep_running(&container).await?;
             ctx.p.store.set_instance_state(&row.id, "healthy")?;
             ctx.step(
@@ -375,7 +517,10 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
             let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
             remove_instance(ctx, row).await;
             return Err(fail(
-                format!("instance {} did not become healthy within {} ({what})", row.id, manifest.health.grace),
+                format!(
+                    "instance {} did not become healthy within {} ({what})",
+                    row.id, manifest.health.grace
+                ),
                 logs,
             ));
         }
@@ -388,9 +533,17 @@ async fn stop_instances(ctx: &Ctx<'_>, rows: &[&InstanceRow], manifest: &Manifes
     let drain = manifest.deploy.rolling.drain_timeout.as_std();
     let stops = rows.iter().map(|row| async move {
         let _ = ctx.p.store.set_instance_state(&row.id, "draining");
-        let left = ctx.p.router.drain_and_remove(&ctx.dep.service, &ctx.dep.env, &row.id, drain).await;
+        let left = ctx
+            .p
+            .router
+            .drain_and_remove(&ctx.dep.service, &ctx.dep.env, &row.id, drain)
+            .await;
         remove_instance(ctx, row).await;
-        let note = if left > 0 { format!(" ({left} requests still open after {drain:?})") } else { String::new() };
+        let note = if left > 0 {
+            format!(" ({left} requests still open after {drain:?})")
+        } else {
+            String::new()
+        };
         ctx.step(
             "instance-stopped",
             &format!("instance {} drained and stopped{note}", row.id),
@@ -405,13 +558,25 @@ async fn stop_instances(ctx: &Ctx<'_>, rows: &[&InstanceRow], manifest: &Manifes
 
 /// Stops and forgets one instance: out of the router, container removed, row deleted.
 async fn remove_instance(ctx: &Ctx<'_>, row: &InstanceRow) {
-    ctx.p.router.remove_backend(&ctx.dep.service, &ctx.dep.env, &row.id);
-    let container = row.container_id.clone().unwrap_or_else(|| row.container_name.clone());
-    match ctx.p.runtime.stop_and_remove(&container, Duration::from_secs(10)).await {
+    ctx.p
+        .router
+        .remove_backend(&ctx.dep.service, &ctx.dep.env, &row.id);
+    let container = row
+        .container_id
+        .clone()
+        .unwrap_or_else(|| row.container_name.clone());
+    match ctx
+        .p
+        .runtime
+        .stop_and_remove(&container, Duration::from_secs(10))
+        .await
+    {
         Ok(()) => {
             let _ = ctx.p.store.remove_instance(&row.id);
         }
-        Err(e) => tracing::warn!(instance = %row.id, "cannot remove its container now ({e}); reconciliation will"),
+        Err(e) => {
+            tracing::warn!(instance = %row.id, "cannot remove its container now ({e}); reconciliation will")
+        }
     }
 }
 

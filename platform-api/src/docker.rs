@@ -10,11 +10,13 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use faas_spec::Manifest;
 use faas_spec::api::DockerStatus;
@@ -54,7 +56,13 @@ impl From<DockerError> for RuntimeError {
 pub type Result<T> = std::result::Result<T, RuntimeError>;
 
 fn is_not_found(e: &DockerError) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// Everything a container needs to run one instance.
@@ -102,7 +110,8 @@ impl ContainerState {
         if self.oom_killed {
             return Some("its container ran out of memory (raise size.memory)".into());
         }
-        if self.restarting || self.restart_count > 0 || (!self.running && self.exit_code.is_some()) {
+        if self.restarting || self.restart_count > 0 || (!self.running && self.exit_code.is_some())
+        {
             let code = self.exit_code.unwrap_or(-1);
             let mut why = format!("its container exited with code {code}");
             if let Some(err) = self.error.as_deref().filter(|e| !e.is_empty()) {
@@ -182,9 +191,14 @@ impl Runtime {
         match tokio::time::timeout(Duration::from_secs(10), attempt).await {
             Ok(Ok((docker, info, version))) => {
                 match ensure_network(&docker, &self.network).await {
-                    Ok(id) => *self.network_id.write().unwrap_or_else(|p| p.into_inner()) = Some(id),
+                    Ok(id) => {
+                        *self.network_id.write().unwrap_or_else(|p| p.into_inner()) = Some(id)
+                    }
                     Err(e) => {
-                        self.mark_down(&format!("cannot create the network `{}`: {e}", self.network));
+                        self.mark_down(&format!(
+                            "cannot create the network `{}`: {e}",
+                            self.network
+                        ));
                         return Err(RuntimeError::Docker(e.to_string()));
                     }
                 }
@@ -215,7 +229,10 @@ impl Runtime {
     }
 
     pub fn status(&self) -> DockerStatus {
-        self.status.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn docker(&self) -> Result<Docker> {
@@ -223,14 +240,25 @@ impl Runtime {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or_else(|| RuntimeError::Unavailable(self.status().error.unwrap_or_else(|| "not connected".into())))
+            .ok_or_else(|| {
+                RuntimeError::Unavailable(
+                    self.status()
+                        .error
+                        .unwrap_or_else(|| "not connected".into()),
+                )
+            })
     }
 
     /// Notes a failed call: when the engine stopped answering, mark it down and reconnect.
     fn failed<T>(self: &Arc<Self>, e: DockerError) -> Result<T> {
         let e = RuntimeError::from(e);
         if let RuntimeError::Unavailable(why) = &e {
-            let was_up = self.client.write().unwrap_or_else(|p| p.into_inner()).take().is_some();
+            let was_up = self
+                .client
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .is_some();
             self.mark_down(why);
             if was_up {
                 let rt = self.clone();
@@ -240,7 +268,10 @@ impl Runtime {
         Err(e)
     }
 
-    async fn timed<T>(self: &Arc<Self>, fut: impl Future<Output = std::result::Result<T, DockerError>>) -> Result<T> {
+    async fn timed<T>(
+        self: &Arc<Self>,
+        fut: impl Future<Output = std::result::Result<T, DockerError>>,
+    ) -> Result<T> {
         match tokio::time::timeout(CALL_TIMEOUT, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => self.failed(e),
@@ -252,7 +283,9 @@ impl Runtime {
     pub async fn image_id(self: &Arc<Self>, reference: &str) -> Result<String> {
         let docker = self.docker()?;
         match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_image(reference)).await {
-            Ok(Ok(image)) => image.id.ok_or_else(|| RuntimeError::NoSuchImage(reference.to_owned())),
+            Ok(Ok(image)) => image
+                .id
+                .ok_or_else(|| RuntimeError::NoSuchImage(reference.to_owned())),
             Ok(Err(e)) if is_not_found(&e) => Err(RuntimeError::NoSuchImage(reference.to_owned())),
             Ok(Err(e)) => self.failed(e),
             Err(_) => self.failed(DockerError::RequestTimeoutError),
@@ -261,7 +294,10 @@ impl Runtime {
 
     /// Creates and starts an instance's container; returns its id and its state just after the
     /// start (a container that exits at once has no published port).
-    pub async fn start_instance(self: &Arc<Self>, spec: &InstanceSpec<'_>) -> Result<(String, ContainerState)> {
+    pub async fn start_instance(
+        self: &Arc<Self>,
+        spec: &InstanceSpec<'_>,
+    ) -> Result<(String, ContainerState)> {
         let docker = self.docker()?;
         let name = spec.container_name();
         let m = spec.manifest;
@@ -285,15 +321,25 @@ impl Runtime {
         let host_config = HostConfig {
             port_bindings: Some(HashMap::from([(
                 port_key.clone(),
-                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
             )])),
             nano_cpus: Some((m.size.cpu * 1e9).round() as i64),
             memory: Some(m.size.memory.bytes() as i64),
             // No restart until the instance has passed its health gate: an exit during the gate
             // stays visible, with its exit code. `keep_running` turns restarts on afterwards.
-            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
             network_mode: Some(
-                self.network_id.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| self.network.clone()),
+                self.network_id
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| self.network.clone()),
             ),
             init: Some(true),
             ..Default::default()
@@ -311,8 +357,11 @@ impl Runtime {
         // A container of this name left by a crash between create and record: replace it.
         let _ = self.remove(&name).await;
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.timed(docker.create_container(Some(options), body)).await?;
-        self.timed(docker.start_container(&created.id, None)).await?;
+        let created = self
+            .timed(docker.create_container(Some(options), body))
+            .await?;
+        self.timed(docker.start_container(&created.id, None))
+            .await?;
         let state = self.state(&created.id).await?;
         Ok((created.id, state))
     }
@@ -332,25 +381,34 @@ impl Runtime {
 
     pub async fn state(self: &Arc<Self>, container: &str) -> Result<ContainerState> {
         let docker = self.docker()?;
-        let inspected = match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_container(container, None)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) if is_not_found(&e) => return Ok(ContainerState::default()),
-            Ok(Err(e)) => return self.failed(e),
-            Err(_) => return self.failed(DockerError::RequestTimeoutError),
-        };
+        let inspected =
+            match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_container(container, None))
+                .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) if is_not_found(&e) => return Ok(ContainerState::default()),
+                Ok(Err(e)) => return self.failed(e),
+                Err(_) => return self.failed(DockerError::RequestTimeoutError),
+            };
         let s = inspected.state.unwrap_or_default();
         let host_port = inspected
             .network_settings
             .and_then(|n| n.ports)
             .and_then(|ports| {
-                ports.into_values().flatten().flatten().find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+                ports
+                    .into_values()
+                    .flatten()
+                    .flatten()
+                    .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
             });
         Ok(ContainerState {
             exists: true,
             running: s.running.unwrap_or(false),
             restarting: s.restarting.unwrap_or(false),
             // A restarting container counts as running; its exit code is still the last one's.
-            exit_code: s.exit_code.filter(|_| !s.running.unwrap_or(false) || s.restarting.unwrap_or(false)),
+            exit_code: s
+                .exit_code
+                .filter(|_| !s.running.unwrap_or(false) || s.restarting.unwrap_or(false)),
             restart_count: inspected.restart_count.unwrap_or(0),
             oom_killed: s.oom_killed.unwrap_or(false),
             host_port,
@@ -361,11 +419,20 @@ impl Runtime {
     /// Stops (SIGTERM, then SIGKILL after `grace`) and removes a container; a missing one is fine.
     pub async fn stop_and_remove(self: &Arc<Self>, container: &str, grace: Duration) -> Result<()> {
         let docker = self.docker()?;
-        let options = StopContainerOptionsBuilder::default().t(grace.as_secs().max(1) as i32).build();
-        match tokio::time::timeout(grace + CALL_TIMEOUT, docker.stop_container(container, Some(options))).await {
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs().max(1) as i32)
+            .build();
+        match tokio::time::timeout(
+            grace + CALL_TIMEOUT,
+            docker.stop_container(container, Some(options)),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) if is_not_found(&e) => return Ok(()),
-            Ok(Err(DockerError::DockerResponseServerError { status_code: 304, .. })) => {}
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            })) => {}
             Ok(Err(e)) => return self.failed(e),
             Err(_) => return self.failed(DockerError::RequestTimeoutError),
         }
@@ -374,11 +441,21 @@ impl Runtime {
 
     pub async fn remove(self: &Arc<Self>, container: &str) -> Result<()> {
         let docker = self.docker()?;
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match tokio::time::timeout(CALL_TIMEOUT, docker.remove_container(container, Some(options))).await {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match tokio::time::timeout(
+            CALL_TIMEOUT,
+            docker.remove_container(container, Some(options)),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if is_not_found(&e) => Ok(()),
-            Ok(Err(DockerError::DockerResponseServerError { status_code: 409, .. })) => Ok(()), // removal under way
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            })) => Ok(()), // removal under way
             Ok(Err(e)) => self.failed(e),
             Err(_) => self.failed(DockerError::RequestTimeoutError),
         }
@@ -386,8 +463,14 @@ impl Runtime {
 
     /// The container's last `n` lines of output, stdout and stderr merged.
     pub async fn logs_tail(self: &Arc<Self>, container: &str, n: usize) -> Vec<String> {
-        let Ok(docker) = self.docker() else { return Vec::new() };
-        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&n.to_string()).build();
+        let Ok(docker) = self.docker() else {
+            return Vec::new();
+        };
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
         let mut stream = docker.logs(container, Some(options));
         let mut text = String::new();
         let collect = async {
@@ -404,8 +487,14 @@ impl Runtime {
     /// Every container this platform labelled, running or not.
     pub async fn list_containers(self: &Arc<Self>) -> Result<Vec<PlatformContainer>> {
         let docker = self.docker()?;
-        let filters = HashMap::from([("label", vec![format!("{LABEL_PLATFORM}={}", self.platform_id)])]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{LABEL_PLATFORM}={}", self.platform_id)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let list = self.timed(docker.list_containers(Some(options))).await?;
         Ok(list
             .into_iter()
@@ -414,7 +503,12 @@ impl Runtime {
                 let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
                 Some(PlatformContainer {
                     id: c.id?,
-                    name: c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_owned(),
+                    name: c
+                        .names
+                        .and_then(|n| n.first().cloned())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
                     service: label(LABEL_SERVICE),
                     env: label(LABEL_ENV),
                     release: label(LABEL_RELEASE),
@@ -428,7 +522,9 @@ impl Runtime {
     /// Loads a `docker save` tarball; returns what the engine reported loading.
     pub async fn load_image(self: &Arc<Self>, tarball: &std::path::Path) -> Result<Vec<String>> {
         let docker = self.docker()?;
-        let file = tokio::fs::File::open(tarball).await.map_err(|e| RuntimeError::Docker(e.to_string()))?;
+        let file = tokio::fs::File::open(tarball)
+            .await
+            .map_err(|e| RuntimeError::Docker(e.to_string()))?;
         let stream = tokio_util::io::ReaderStream::new(file);
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let mut progress = docker.import_image_stream(options, stream, None);
@@ -438,13 +534,18 @@ impl Runtime {
                 Ok(info) => {
                     if let Some(line) = info.stream {
                         for part in line.lines() {
-                            if let Some(name) = part.strip_prefix("Loaded image: ").or_else(|| part.strip_prefix("Loaded image ID: ")) {
+                            if let Some(name) = part
+                                .strip_prefix("Loaded image: ")
+                                .or_else(|| part.strip_prefix("Loaded image ID: "))
+                            {
                                 loaded.push(name.trim().to_owned());
                             }
                         }
                     }
                 }
-                Err(DockerError::DockerStreamError { error }) => return Err(RuntimeError::Docker(error)),
+                Err(DockerError::DockerStreamError { error }) => {
+                    return Err(RuntimeError::Docker(error));
+                }
                 Err(e) => return self.failed(e),
             }
         }
@@ -458,13 +559,20 @@ impl Runtime {
 async fn ensure_network(docker: &Docker, name: &str) -> std::result::Result<String, DockerError> {
     let list = || async {
         let filters = HashMap::from([("name", vec![name.to_owned()])]);
-        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
         let mut found: Vec<_> = docker
             .list_networks(Some(options))
             .await?
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
-            .filter_map(|n| Some((n.created.map(|c| format!("{c:?}")).unwrap_or_default(), n.id?)))
+            .filter_map(|n| {
+                Some((
+                    n.created.map(|c| format!("{c:?}")).unwrap_or_default(),
+                    n.id?,
+                ))
+            })
             .collect();
         found.sort();
         Ok::<_, DockerError>(found)
@@ -474,17 +582,26 @@ async fn ensure_network(docker: &Docker, name: &str) -> std::result::Result<Stri
         let request = NetworkCreateRequest {
             name: name.to_owned(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([("io.faas.network".to_owned(), "true".to_owned())])),
+            labels: Some(HashMap::from([(
+                "io.faas.network".to_owned(),
+                "true".to_owned(),
+            )])),
             ..Default::default()
         };
         match docker.create_network(request).await {
-            Ok(_) | Err(DockerError::DockerResponseServerError { status_code: 409, .. }) => {}
+            Ok(_)
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {}
             Err(e) => return Err(e),
         }
         found = list().await?;
     }
     let Some((_, keep)) = found.first().cloned() else {
-        return Err(DockerError::DockerResponseServerError { status_code: 404, message: format!("network {name} vanished") });
+        return Err(DockerError::DockerResponseServerError {
+            status_code: 404,
+            message: format!("network {name} vanished"),
+        });
     };
     for (_, extra) in found.iter().skip(1) {
         let _ = docker.remove_network(extra).await;

@@ -28,7 +28,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), hint: None, deployment: None, internal: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            hint: None,
+            deployment: None,
+            internal: None,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -47,7 +54,11 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
     pub fn internal(why: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the platform failed to handle this request; its log has the details under this request id");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the platform failed to handle this request; its log has the details under this request id",
+        );
         e.internal = Some(why.to_string());
         e
     }
@@ -119,9 +130,10 @@ impl IntoResponse for ApiError {
             deployment: self.deployment,
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         response
     }
 }

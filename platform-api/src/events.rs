@@ -15,7 +15,10 @@ pub struct Events {
 impl Events {
     pub fn subscribe(&self, deployment: &str) -> broadcast::Receiver<Step> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.entry(deployment.to_owned()).or_insert_with(|| broadcast::channel(256).0).subscribe()
+        channels
+            .entry(deployment.to_owned())
+            .or_insert_with(|| broadcast::channel(256).0)
+            .subscribe()
     }
 
     pub fn publish(&self, deployment: &str, step: &Step) {

@@ -45,12 +45,17 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env(env_vars::LOG).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env(env_vars::LOG).unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -67,21 +72,47 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve { listen, router: router_addr, data_dir, domain, network, config } = cli.command;
-    let config = Config::resolve(Overrides { listen, router: router_addr, data_dir, domain, network, config })?;
+    let Command::Serve {
+        listen,
+        router: router_addr,
+        data_dir,
+        domain,
+        network,
+        config,
+    } = cli.command;
+    let config = Config::resolve(Overrides {
+        listen,
+        router: router_addr,
+        data_dir,
+        domain,
+        network,
+        config,
+    })?;
     serve(config).await
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     restrict(&config.data_dir);
 
     // One daemon per data directory; the lock dies with its process, so a crash never blocks.
     let lock_path = config.data_dir.join("platform.lock");
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
     if lock.try_lock().is_err() {
-        anyhow::bail!("another faas-platform is using {} (it holds {})", config.data_dir.display(), lock_path.display());
+        anyhow::bail!(
+            "another faas-platform is using {} (it holds {})",
+            config.data_dir.display(),
+            lock_path.display()
+        );
     }
 
     let store = Arc::new(store::Store::open(&config.data_dir.join("platform.db"))?);
@@ -94,7 +125,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     if let Some(path) = auth::ensure_admin_token(&store, &config.data_dir, "admin@faas.local")? {
-        tracing::info!("created the first admin token; it is in {} (readable by you alone)", path.display());
+        tracing::info!(
+            "created the first admin token; it is in {} (readable by you alone)",
+            path.display()
+        );
     }
 
     let api_listener = tokio::net::TcpListener::bind(config.listen)
@@ -124,7 +158,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     reconcile::reconcile_when_docker_answers(platform.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let router_task = tokio::spawn(router.clone().serve(router_listener, stop_rx.clone(), config.shutdown_drain));
+    let router_task = tokio::spawn(router.clone().serve(
+        router_listener,
+        stop_rx.clone(),
+        config.shutdown_drain,
+    ));
     tracing::info!(
         api = %config.listen,
         router = %config.router,
@@ -143,7 +181,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("stopping: the router drains open requests; containers keep running");
     let _ = router_task.await;
     // Deployments stop where their last step left them and resume at the next start.
-    for (_, handle) in platform.running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+    for (_, handle) in platform
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+    {
         handle.abort();
     }
     drop(lock);

@@ -42,20 +42,30 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
     for row in rows {
         let container = containers.iter().find(|c| c.instance == row.id);
         let release = p.store.release(&row.release_id)?;
-        let adoptable = container.is_some_and(|c| c.running) && live.contains(&row.release_id) && release.is_some();
+        let adoptable = container.is_some_and(|c| c.running)
+            && live.contains(&row.release_id)
+            && release.is_some();
         if !adoptable {
             if let Some(c) = container {
-                let _ = p.runtime.stop_and_remove(&c.id, Duration::from_secs(5)).await;
+                let _ = p
+                    .runtime
+                    .stop_and_remove(&c.id, Duration::from_secs(5))
+                    .await;
                 report.removed += 1;
             }
             p.store.remove_instance(&row.id)?;
             continue;
         }
-        let (Some(c), Some(release)) = (container, release) else { continue };
+        let (Some(c), Some(release)) = (container, release) else {
+            continue;
+        };
         known.insert(c.id.clone());
         let state = p.runtime.state(&c.id).await?;
         let (Some(port), Ok(manifest)) = (state.host_port, release.manifest()) else {
-            let _ = p.runtime.stop_and_remove(&c.id, Duration::from_secs(5)).await;
+            let _ = p
+                .runtime
+                .stop_and_remove(&c.id, Duration::from_secs(5))
+                .await;
             p.store.remove_instance(&row.id)?;
             report.removed += 1;
             continue;
@@ -70,7 +80,12 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         p.router.add_backend(
             &row.service,
             &row.env,
-            Backend::new(&row.id, &row.release_id, SocketAddr::from(([127, 0, 0, 1], port)), health_check_of(&manifest)),
+            Backend::new(
+                &row.id,
+                &row.release_id,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                health_check_of(&manifest),
+            ),
         );
         report.adopted += 1;
     }
@@ -78,7 +93,10 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
     // Containers with our label but no row: created by a daemon that died before recording them,
     // or left from a deleted service.
     for c in containers.iter().filter(|c| !known.contains(&c.id)) {
-        let _ = p.runtime.stop_and_remove(&c.id, Duration::from_secs(5)).await;
+        let _ = p
+            .runtime
+            .stop_and_remove(&c.id, Duration::from_secs(5))
+            .await;
         report.removed += 1;
     }
 
@@ -86,7 +104,12 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         crate::deployer::spawn(p, &d.id);
         report.resumed += 1;
     }
-    tracing::info!(adopted = report.adopted, removed = report.removed, resumed = report.resumed, "reconciled with the Docker Engine");
+    tracing::info!(
+        adopted = report.adopted,
+        removed = report.removed,
+        resumed = report.resumed,
+        "reconciled with the Docker Engine"
+    );
     Ok(report)
 }
 

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use faas_spec::api::{DeploymentState, Role, Step};
 use faas_spec::Strategy;
+use faas_spec::api::{DeploymentState, Role, Step};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Migrations, in order; the file's `user_version` says how many have run.
@@ -93,7 +93,11 @@ pub enum StoreError {
         "{path} was written by a newer faas-platform (schema version {found}; this one knows up to {known}). \
          Run that newer version, or point --data-dir elsewhere; the file was left as it is"
     )]
-    TooNew { path: String, found: i64, known: i64 },
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error(
         "{path} is not a usable faas-platform database ({why}). It was left as it is: move it \
          aside and restart to begin afresh, or restore it from a backup"
@@ -172,7 +176,11 @@ pub struct InstanceRow {
 }
 
 fn role_of(s: &str) -> Role {
-    if s == "admin" { Role::Admin } else { Role::Member }
+    if s == "admin" {
+        Role::Admin
+    } else {
+        Role::Member
+    }
 }
 
 fn strategy_of(s: &str) -> Strategy {
@@ -184,20 +192,34 @@ impl Store {
     /// version or one that is not a sound SQLite database.
     pub fn open(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: shown.clone(), why: e.to_string() };
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: shown.clone(),
+            why: e.to_string(),
+        };
         let conn = Connection::open(path).map_err(corrupt)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(corrupt)?;
-        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(corrupt)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
         if check != "ok" {
-            return Err(StoreError::Corrupt { path: shown, why: check });
+            return Err(StoreError::Corrupt {
+                path: shown,
+                why: check,
+            });
         }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(corrupt)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
-            return Err(StoreError::TooNew { path: shown, found: version, known });
+            return Err(StoreError::TooNew {
+                path: shown,
+                found: version,
+                known,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction()?;
@@ -205,18 +227,26 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(f(&conn)?)
     }
 
     // --- meta -----------------------------------------------------------------------------------
 
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+        self.with(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -228,7 +258,13 @@ impl Store {
 
     // --- tokens ---------------------------------------------------------------------------------
 
-    pub fn add_token(&self, hash: &str, tenant: &str, role: Role, name: Option<&str>) -> Result<()> {
+    pub fn add_token(
+        &self,
+        hash: &str,
+        tenant: &str,
+        role: Role,
+        name: Option<&str>,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO tokens (hash, tenant, role, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -240,15 +276,28 @@ impl Store {
 
     pub fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.with(|c| {
-            c.query_row("SELECT tenant, role FROM tokens WHERE hash = ?1", [hash], |r| {
-                Ok(TokenRow { tenant: r.get(0)?, role: role_of(&r.get::<_, String>(1)?) })
-            })
+            c.query_row(
+                "SELECT tenant, role FROM tokens WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(TokenRow {
+                        tenant: r.get(0)?,
+                        role: role_of(&r.get::<_, String>(1)?),
+                    })
+                },
+            )
             .optional()
         })
     }
 
     pub fn count_admin_tokens(&self) -> Result<u64> {
-        self.with(|c| c.query_row("SELECT COUNT(*) FROM tokens WHERE role = 'admin'", [], |r| r.get(0)))
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM tokens WHERE role = 'admin'",
+                [],
+                |r| r.get(0),
+            )
+        })
     }
 
     // --- services -------------------------------------------------------------------------------
@@ -265,9 +314,17 @@ impl Store {
 
     pub fn service(&self, name: &str) -> Result<Option<ServiceRow>> {
         self.with(|c| {
-            c.query_row("SELECT name, owner, created_at FROM services WHERE name = ?1", [name], |r| {
-                Ok(ServiceRow { name: r.get(0)?, owner: r.get(1)?, created_at: r.get(2)? })
-            })
+            c.query_row(
+                "SELECT name, owner, created_at FROM services WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(ServiceRow {
+                        name: r.get(0)?,
+                        owner: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
             .optional()
         })
     }
@@ -324,7 +381,12 @@ impl Store {
         }
     }
 
-    pub fn set_current_release(&self, service: &str, env: &str, release: Option<&str>) -> Result<()> {
+    pub fn set_current_release(
+        &self,
+        service: &str,
+        env: &str,
+        release: Option<&str>,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO environments (service, env, current_release, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -356,15 +418,30 @@ impl Store {
 
     pub fn release(&self, id: &str) -> Result<Option<ReleaseRow>> {
         self.with(|c| {
-            c.query_row(&format!("SELECT {} FROM releases WHERE id = ?1", Self::RELEASE_COLUMNS), [id], Self::release_from)
-                .optional()
+            c.query_row(
+                &format!(
+                    "SELECT {} FROM releases WHERE id = ?1",
+                    Self::RELEASE_COLUMNS
+                ),
+                [id],
+                Self::release_from,
+            )
+            .optional()
         })
     }
 
-    pub fn release_by_version(&self, service: &str, env: &str, version: u64) -> Result<Option<ReleaseRow>> {
+    pub fn release_by_version(
+        &self,
+        service: &str,
+        env: &str,
+        version: u64,
+    ) -> Result<Option<ReleaseRow>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {} FROM releases WHERE service = ?1 AND env = ?2 AND version = ?3", Self::RELEASE_COLUMNS),
+                &format!(
+                    "SELECT {} FROM releases WHERE service = ?1 AND env = ?2 AND version = ?3",
+                    Self::RELEASE_COLUMNS
+                ),
                 params![service, env, version],
                 Self::release_from,
             )
@@ -409,12 +486,18 @@ impl Store {
             tx.commit()?;
             Ok(())
         })?;
-        self.release(&id)?.ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+        self.release(&id)?
+            .ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
     /// The release that served before `current`: the newest earlier release of the environment
     /// that a deployment brought to success.
-    pub fn previous_successful_release(&self, service: &str, env: &str, current: &str) -> Result<Option<ReleaseRow>> {
+    pub fn previous_successful_release(
+        &self,
+        service: &str,
+        env: &str,
+        current: &str,
+    ) -> Result<Option<ReleaseRow>> {
         self.with(|c| {
             c.query_row(
                 &format!(
@@ -448,8 +531,7 @@ impl Store {
         })
     }
 
-    const DEPLOYMENT_COLUMNS: &str =
-        "id, service, env, release_id, previous_release, strategy, state, reason, created_at, updated_at";
+    const DEPLOYMENT_COLUMNS: &str = "id, service, env, release_id, previous_release, strategy, state, reason, created_at, updated_at";
 
     /// Inserts a pending deployment, or returns the id of the unfinished one that holds the
     /// environment.
@@ -488,7 +570,10 @@ impl Store {
     pub fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {} FROM deployments WHERE id = ?1", Self::DEPLOYMENT_COLUMNS),
+                &format!(
+                    "SELECT {} FROM deployments WHERE id = ?1",
+                    Self::DEPLOYMENT_COLUMNS
+                ),
                 [id],
                 Self::deployment_from,
             )
@@ -531,16 +616,15 @@ impl Store {
 
     /// Appends a step and moves the deployment to `state`, in one transaction: what a restarted
     /// daemon reads is always a step together with the state it led to.
-    pub fn add_step(
-        &self,
-        deployment: &str,
-        kind: &str,
-        message: &str,
-        instance: Option<&str>,
-        logs: &[String],
-        state: DeploymentState,
-        reason: Option<&str>,
-    ) -> Result<Step> {
+    pub fn add_step(&self, deployment: &str, step: NewStep<'_>) -> Result<Step> {
+        let NewStep {
+            kind,
+            message,
+            instance,
+            logs,
+            state,
+            reason,
+        } = step;
         let at = now();
         let logs_json = serde_json::to_string(logs).unwrap_or_else(|_| "[]".into());
         let seq = self.with(|c| {
@@ -610,7 +694,8 @@ impl Store {
         })
     }
 
-    const INSTANCE_COLUMNS: &str = "id, service, env, release_id, container_name, container_id, host_port, state";
+    const INSTANCE_COLUMNS: &str =
+        "id, service, env, release_id, container_name, container_id, host_port, state";
 
     pub fn add_instance(&self, row: &InstanceRow) -> Result<()> {
         self.with(|c| {
@@ -625,11 +710,17 @@ impl Store {
     }
 
     pub fn set_instance_state(&self, id: &str, state: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE instances SET state = ?2 WHERE id = ?1", [id, state]).map(drop))
+        self.with(|c| {
+            c.execute("UPDATE instances SET state = ?2 WHERE id = ?1", [id, state])
+                .map(drop)
+        })
     }
 
     pub fn remove_instance(&self, id: &str) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM instances WHERE id = ?1", [id]).map(drop))
+        self.with(|c| {
+            c.execute("DELETE FROM instances WHERE id = ?1", [id])
+                .map(drop)
+        })
     }
 
     pub fn instances(&self, service: &str, env: &str) -> Result<Vec<InstanceRow>> {
@@ -645,10 +736,39 @@ impl Store {
 
     pub fn all_instances(&self) -> Result<Vec<InstanceRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {} FROM instances ORDER BY created_at, id", Self::INSTANCE_COLUMNS))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {} FROM instances ORDER BY created_at, id",
+                Self::INSTANCE_COLUMNS
+            ))?;
             let rows = stmt.query_map([], Self::instance_from)?;
             rows.collect()
         })
+    }
+}
+
+/// A step to persist: what happened, and the state it leaves the deployment in.
+#[derive(Debug, Clone, Copy)]
+pub struct NewStep<'a> {
+    pub kind: &'a str,
+    pub message: &'a str,
+    pub instance: Option<&'a str>,
+    /// The failed container's last lines, when there is one.
+    pub logs: &'a [String],
+    pub state: DeploymentState,
+    /// Why the deployment failed, kept on the deployment itself.
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> NewStep<'a> {
+    pub fn new(kind: &'a str, message: &'a str, state: DeploymentState) -> Self {
+        Self {
+            kind,
+            message,
+            instance: None,
+            logs: &[],
+            state,
+            reason: None,
+        }
     }
 }
 
@@ -673,14 +793,36 @@ mod tests {
     fn one_unfinished_deployment_per_environment() {
         let (_dir, store) = temp_store();
         store.create_service("svc", "a@b.io").unwrap();
-        let rel = store.create_release("svc", "prod", "sha256:x", "x", "{}", 0).unwrap();
+        let rel = store
+            .create_release("svc", "prod", "sha256:x", "x", "{}", 0)
+            .unwrap();
         assert_eq!(rel.version, 1);
-        let first = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().unwrap();
-        let second = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap();
+        let first = store
+            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+            .unwrap()
+            .unwrap();
+        let second = store
+            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+            .unwrap();
         assert_eq!(second, Err(first.clone()));
-        store.add_step(&first, "succeeded", "done", None, &[], DeploymentState::Succeeded, None).unwrap();
-        assert!(store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().is_ok());
-        assert!(store.create_deployment("svc", "staging", &rel.id, None, Strategy::Rolling).unwrap().is_ok());
+        store
+            .add_step(
+                &first,
+                NewStep::new("succeeded", "done", DeploymentState::Succeeded),
+            )
+            .unwrap();
+        assert!(
+            store
+                .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+                .unwrap()
+                .is_ok()
+        );
+        assert!(
+            store
+                .create_deployment("svc", "staging", &rel.id, None, Strategy::Rolling)
+                .unwrap()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -688,15 +830,40 @@ mod tests {
         let (_dir, store) = temp_store();
         store.create_service("svc", "a@b.io").unwrap();
         let mut ids = Vec::new();
-        for (i, outcome) in [DeploymentState::Succeeded, DeploymentState::RolledBack, DeploymentState::Succeeded].iter().enumerate() {
-            let rel = store.create_release("svc", "prod", &format!("sha256:{i}"), "x", "{}", 0).unwrap();
-            let dep = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().unwrap();
-            store.add_step(&dep, "end", "end", None, &[], *outcome, None).unwrap();
+        for (i, outcome) in [
+            DeploymentState::Succeeded,
+            DeploymentState::RolledBack,
+            DeploymentState::Succeeded,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let rel = store
+                .create_release("svc", "prod", &format!("sha256:{i}"), "x", "{}", 0)
+                .unwrap();
+            let dep = store
+                .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+                .unwrap()
+                .unwrap();
+            store
+                .add_step(&dep, NewStep::new("end", "end", *outcome))
+                .unwrap();
             ids.push(rel.id);
         }
-        let previous = store.previous_successful_release("svc", "prod", &ids[2]).unwrap().unwrap();
-        assert_eq!(previous.id, ids[0], "v2 never served, so v1 is the one before v3");
-        assert!(store.previous_successful_release("svc", "prod", &ids[0]).unwrap().is_none());
+        let previous = store
+            .previous_successful_release("svc", "prod", &ids[2])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            previous.id, ids[0],
+            "v2 never served, so v1 is the one before v3"
+        );
+        assert!(
+            store
+                .previous_successful_release("svc", "prod", &ids[0])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -728,12 +895,27 @@ mod tests {
     fn steps_are_numbered_and_move_the_state() {
         let (_dir, store) = temp_store();
         store.create_service("svc", "a@b.io").unwrap();
-        let rel = store.create_release("svc", "prod", "sha256:x", "x", "{}", 0).unwrap();
-        let dep = store.create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling).unwrap().unwrap();
-        store.add_step(&dep, "started", "go", None, &[], DeploymentState::Running, None).unwrap();
-        store
-            .add_step(&dep, "instance-failed", "exit 3", Some("i1"), &["boom".into()], DeploymentState::Running, Some("exit 3"))
+        let rel = store
+            .create_release("svc", "prod", "sha256:x", "x", "{}", 0)
             .unwrap();
+        let dep = store
+            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+            .unwrap()
+            .unwrap();
+        store
+            .add_step(
+                &dep,
+                NewStep::new("started", "go", DeploymentState::Running),
+            )
+            .unwrap();
+        let logs = ["boom".to_owned()];
+        let failed = NewStep {
+            instance: Some("i1"),
+            logs: &logs,
+            reason: Some("exit 3"),
+            ..NewStep::new("instance-failed", "exit 3", DeploymentState::Running)
+        };
+        store.add_step(&dep, failed).unwrap();
         let steps = store.steps(&dep, 0).unwrap();
         assert_eq!(steps.iter().map(|s| s.seq).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(steps[1].logs, ["boom"]);

@@ -17,9 +17,15 @@ fn the_first_start_writes_an_admin_token_readable_by_its_owner_only() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    assert!(d.log().contains(&path.display().to_string()), "the log says where it is");
+    assert!(
+        d.log().contains(&path.display().to_string()),
+        "the log says where it is"
+    );
     let (status, who) = d.get("/v1/whoami");
     assert_eq!(status, 200);
     assert_eq!(who["role"], "admin");
@@ -58,15 +64,26 @@ fn members_see_and_change_only_their_tenants_services() {
 
     let names = |token: &str| {
         let (_, list) = d.get_as(token, "/v1/services");
-        list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
     };
     assert_eq!(names(&a), ["svc-a"]);
     assert_eq!(names(&b), ["svc-b"]);
-    assert_eq!(names(&d.token), ["svc-a", "svc-b"], "an admin sees every service");
+    assert_eq!(
+        names(&d.token),
+        ["svc-a", "svc-b"],
+        "an admin sees every service"
+    );
 
     // B cannot see, deploy to, roll back or delete A's service: to B it does not exist.
     let (status, p) = d.get_as(&b, "/v1/services/svc-a");
-    assert_eq!((status, p["code"].as_str()), (404, Some("service-not-found")));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (404, Some("service-not-found"))
+    );
     let (status, _) = d.post_as(
         &b,
         "/v1/services/svc-a/deployments",
@@ -75,15 +92,28 @@ fn members_see_and_change_only_their_tenants_services() {
     assert_eq!(status, 404);
     let (status, _) = d.post_as(&b, "/v1/services/svc-a/rollback", json!({ "env": "prod" }));
     assert_eq!(status, 404);
-    let r = d.http.delete(d.api("/v1/services/svc-a?confirm=svc-a")).bearer_auth(&b).send().unwrap();
+    let r = d
+        .http
+        .delete(d.api("/v1/services/svc-a?confirm=svc-a"))
+        .bearer_auth(&b)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 404);
     let (status, _) = d.get_as(&b, "/v1/services/svc-a/releases");
     assert_eq!(status, 404);
 
     // A member cannot create services for another tenant, nor tokens.
-    let (status, p) = d.post_as(&a, "/v1/services", json!({ "name": "sneaky", "owner": "b@example.com" }));
+    let (status, p) = d.post_as(
+        &a,
+        "/v1/services",
+        json!({ "name": "sneaky", "owner": "b@example.com" }),
+    );
     assert_eq!((status, p["code"].as_str()), (403, Some("forbidden")));
-    let (status, p) = d.post_as(&a, "/v1/tokens", json!({ "tenant": "a@example.com", "role": "admin" }));
+    let (status, p) = d.post_as(
+        &a,
+        "/v1/tokens",
+        json!({ "tenant": "a@example.com", "role": "admin" }),
+    );
     assert_eq!((status, p["code"].as_str()), (403, Some("forbidden")));
     // A name taken by another tenant says so without showing it.
     let (status, p) = d.post_as(&b, "/v1/services", json!({ "name": "svc-a" }));
@@ -94,11 +124,17 @@ fn members_see_and_change_only_their_tenants_services() {
 fn deleting_a_service_needs_confirmation_and_removes_everything() {
     let d = Daemon::start();
     d.create_service("gone");
-    assert_eq!(d.deploy_and_wait("gone", "prod", &manifest("gone", "v1", 2))["state"], "succeeded");
+    assert_eq!(
+        d.deploy_and_wait("gone", "prod", &manifest("gone", "v1", 2))["state"],
+        "succeeded"
+    );
     assert_eq!(d.containers().len(), 2);
 
     let (status, p) = d.delete("/v1/services/gone");
-    assert_eq!((status, p["code"].as_str()), (400, Some("confirm-required")));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (400, Some("confirm-required"))
+    );
     assert!(p["hint"].as_str().unwrap().contains("confirm=gone"));
     let (status, _) = d.delete("/v1/services/gone?confirm=wrong");
     assert_eq!(status, 400);
@@ -115,7 +151,12 @@ fn deleting_a_service_needs_confirmation_and_removes_everything() {
 fn images_upload_as_a_docker_save_tarball_with_a_verified_checksum() {
     let d = Daemon::start();
     let tar = d.dir.join("image.tar");
-    let saved = Command::new("docker").args(["save", "-o"]).arg(&tar).arg("busybox:stable").status().unwrap();
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&tar)
+        .arg("busybox:stable")
+        .status()
+        .unwrap();
     assert!(saved.success());
     let bytes = std::fs::read(&tar).unwrap();
     let sha = {
@@ -144,7 +185,11 @@ fn images_upload_as_a_docker_save_tarball_with_a_verified_checksum() {
     let r = upload("not-hex");
     assert_eq!(r.status(), 400);
     let uploads = d.data_dir().join("uploads");
-    assert_eq!(std::fs::read_dir(uploads).map(|d| d.count()).unwrap_or(0), 0, "no upload is left on disk");
+    assert_eq!(
+        std::fs::read_dir(uploads).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no upload is left on disk"
+    );
 }
 
 #[test]
@@ -158,10 +203,23 @@ fn without_a_docker_engine_the_api_says_so_and_the_daemon_keeps_running() {
         "/v1/services/nodocker/deployments",
         json!({ "env": "prod", "image": "busybox:stable", "manifest": manifest("nodocker", "v1", 1) }),
     );
-    assert_eq!((status, p["code"].as_str()), (503, Some("docker-unavailable")), "{p}");
-    assert!(p["hint"].as_str().unwrap().contains("start the Docker Engine"));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (503, Some("docker-unavailable")),
+        "{p}"
+    );
+    assert!(
+        p["hint"]
+            .as_str()
+            .unwrap()
+            .contains("start the Docker Engine")
+    );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(d.http.get(d.api("/_info")).send().unwrap().status(), 200, "still serving");
+    assert_eq!(
+        d.http.get(d.api("/_info")).send().unwrap().status(),
+        200,
+        "still serving"
+    );
     assert_eq!(d.stop().code(), Some(0));
 }
 
@@ -174,18 +232,37 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
     conn.pragma_update(None, "user_version", 42).unwrap();
     drop(conn);
     let out = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--router", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--router",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .arg("--data-dir")
         .arg(&data)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("newer faas-platform") && err.contains("schema version 42"), "{err}");
+    assert!(
+        err.contains("newer faas-platform") && err.contains("schema version 42"),
+        "{err}"
+    );
 
-    std::fs::write(data.join("platform.db"), b"garbage garbage garbage garbage garbage garbage garbage garbage").unwrap();
+    std::fs::write(
+        data.join("platform.db"),
+        b"garbage garbage garbage garbage garbage garbage garbage garbage",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--router", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--router",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .arg("--data-dir")
         .arg(&data)
         .output()
@@ -193,14 +270,25 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a usable faas-platform database"), "{err}");
-    assert!(std::fs::read(data.join("platform.db")).unwrap().starts_with(b"garbage"), "never reset silently");
+    assert!(
+        std::fs::read(data.join("platform.db"))
+            .unwrap()
+            .starts_with(b"garbage"),
+        "never reset silently"
+    );
 }
 
 #[test]
 fn a_second_daemon_on_the_same_data_directory_refuses_to_start() {
     let d = Daemon::start();
     let out = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--router", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--router",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .arg("--data-dir")
         .arg(d.data_dir())
         .output()
@@ -213,13 +301,23 @@ fn a_second_daemon_on_the_same_data_directory_refuses_to_start() {
 fn sigterm_stops_the_daemon_but_leaves_containers_running() {
     let mut d = Daemon::start();
     d.create_service("stays");
-    assert_eq!(d.deploy_and_wait("stays", "prod", &manifest("stays", "v1", 1))["state"], "succeeded");
+    assert_eq!(
+        d.deploy_and_wait("stays", "prod", &manifest("stays", "v1", 1))["state"],
+        "succeeded"
+    );
     assert_eq!(d.stop().code(), Some(0));
     let containers = d.containers();
     assert_eq!(containers.len(), 1);
-    assert!(containers[0].2, "the instance keeps running without the daemon");
+    assert!(
+        containers[0].2,
+        "the instance keeps running without the daemon"
+    );
     d.restart(&[]);
-    wait_until("the adopted instance serves", Duration::from_secs(10), || d.route("stays", "prod", "/") == (200, "v1\n".into()));
+    wait_until(
+        "the adopted instance serves",
+        Duration::from_secs(10),
+        || d.route("stays", "prod", "/") == (200, "v1\n".into()),
+    );
 }
 
 #[test]
@@ -231,9 +329,17 @@ fn the_router_counts_requests_per_release_for_prometheus() {
         assert_eq!(d.route("counted", "prod", "/").0, 200);
     }
     assert_eq!(d.route("counted", "prod", "/missing").0, 404);
-    let text = d.http.get(d.api("/metrics")).send().unwrap().text().unwrap();
+    let text = d
+        .http
+        .get(d.api("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     let release = dep["release"].as_str().unwrap();
-    let line = format!("faas_router_requests_total{{service=\"counted\",env=\"prod\",release=\"{release}\"}} 6");
+    let line = format!(
+        "faas_router_requests_total{{service=\"counted\",env=\"prod\",release=\"{release}\"}} 6"
+    );
     assert!(text.contains(&line), "{text}");
     assert!(text.contains("faas_router_request_duration_seconds_bucket{service=\"counted\""));
     assert!(text.contains(&format!("faas_router_responses_5xx_total{{service=\"counted\",env=\"prod\",release=\"{release}\"}} 0")));
@@ -253,7 +359,13 @@ fn the_openapi_document_is_committed_and_current() {
          `FAAS_UPDATE_OPENAPI=1 cargo test -p faas-platform --test api the_openapi` and commit it"
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
-    for path in ["/_info", "/v1/services", "/v1/services/{svc}/deployments", "/v1/services/{svc}/rollback", "/v1/images"] {
+    for path in [
+        "/_info",
+        "/v1/services",
+        "/v1/services/{svc}/deployments",
+        "/v1/services/{svc}/rollback",
+        "/v1/images",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
 }
@@ -261,8 +373,19 @@ fn the_openapi_document_is_committed_and_current() {
 #[test]
 fn the_daemon_serves_its_openapi_document() {
     let d = Daemon::start();
-    let served = d.http.get(d.api("/openapi.json")).send().unwrap().text().unwrap();
+    let served = d
+        .http
+        .get(d.api("/openapi.json"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert_eq!(served, faas_platform::openapi_json());
-    let r = d.http.get(d.api("/v1/nothing-here")).bearer_auth(&d.token).send().unwrap();
+    let r = d
+        .http
+        .get(d.api("/v1/nothing-here"))
+        .bearer_auth(&d.token)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 404);
 }

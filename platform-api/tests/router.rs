@@ -19,7 +19,9 @@ async fn backend() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(serve_connection(stream));
         }
     });
@@ -43,7 +45,10 @@ async fn serve_connection(mut stream: TcpStream) {
         let lower = head.to_ascii_lowercase();
         let length: usize = lower
             .lines()
-            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
             .unwrap_or(0);
         while buf.len() < head_end + length {
             let mut chunk = vec![0u8; 65536];
@@ -73,7 +78,10 @@ async fn serve_connection(mut stream: TcpStream) {
             "/len" => length.to_string(),
             _ => "ok".to_owned(),
         };
-        let response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Backend-Hop: 1\r\nConnection: keep-alive, x-backend-hop\r\n\r\n{body}", body.len());
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Backend-Hop: 1\r\nConnection: keep-alive, x-backend-hop\r\n\r\n{body}",
+            body.len()
+        );
         if stream.write_all(response.as_bytes()).await.is_err() {
             return;
         }
@@ -81,7 +89,11 @@ async fn serve_connection(mut stream: TcpStream) {
 }
 
 fn check(path: &str) -> HealthCheck {
-    HealthCheck { path: Some(path.into()), interval: Duration::from_millis(100), timeout: Duration::from_millis(500) }
+    HealthCheck {
+        path: Some(path.into()),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+    }
 }
 
 struct Running {
@@ -97,21 +109,41 @@ async fn running_router() -> Running {
     let port = listener.local_addr().unwrap().port();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(router.clone().serve(listener, rx, Duration::from_secs(5)));
-    Running { router, port, stop, task }
+    Running {
+        router,
+        port,
+        stop,
+        task,
+    }
 }
 
-async fn healthy(router: &Arc<Router>, service: &str, instance: &str, addr: SocketAddr) -> Arc<Backend> {
-    let b = router.add_backend(service, "prod", Backend::new(instance, "rel-1", addr, check("/_info")));
+async fn healthy(
+    router: &Arc<Router>,
+    service: &str,
+    instance: &str,
+    addr: SocketAddr,
+) -> Arc<Backend> {
+    let b = router.add_backend(
+        service,
+        "prod",
+        Backend::new(instance, "rel-1", addr, check("/_info")),
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !b.is_healthy() {
-        assert!(Instant::now() < deadline, "the backend never turned healthy");
+        assert!(
+            Instant::now() < deadline,
+            "the backend never turned healthy"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     b
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -131,17 +163,34 @@ async fn requests_carry_forwarding_headers_and_a_request_id_and_lose_hop_headers
         .unwrap();
     assert_eq!(resp.status(), 200);
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert!(!resp.headers().contains_key("x-backend-hop"), "hop-by-hop response headers are stripped");
+    assert!(
+        !resp.headers().contains_key("x-backend-hop"),
+        "hop-by-hop response headers are stripped"
+    );
     let seen = resp.text().await.unwrap().to_ascii_lowercase();
-    assert!(seen.contains("x-forwarded-for: 10.1.2.3, 127.0.0.1"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-for: 10.1.2.3, 127.0.0.1"),
+        "{seen}"
+    );
     assert!(seen.contains("x-forwarded-proto: http"), "{seen}");
     assert!(seen.contains("x-forwarded-host: svc.test:8080"), "{seen}");
     assert!(seen.contains(&format!("x-request-id: {id}")), "{seen}");
     assert!(!seen.contains("x-secret-hop"), "{seen}");
 
-    let resp = client().get(&url).header("host", "svc.test").header("x-request-id", "given-42").send().await.unwrap();
+    let resp = client()
+        .get(&url)
+        .header("host", "svc.test")
+        .header("x-request-id", "given-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "given-42");
-    assert!(resp.text().await.unwrap().contains("x-request-id: given-42"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("x-request-id: given-42")
+    );
 }
 
 #[tokio::test]
@@ -164,7 +213,11 @@ async fn an_upgrade_passes_through_and_bytes_flow_both_ways() {
     let r = running_router().await;
     healthy(&r.router, "svc", "a", backend().await).await;
     let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: svc.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n").await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: svc.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let mut head = Vec::new();
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut b = [0u8; 256];
@@ -185,12 +238,26 @@ async fn an_upgrade_passes_through_and_bytes_flow_both_ways() {
 #[tokio::test]
 async fn without_a_healthy_instance_the_answer_is_a_503_json_and_an_unknown_host_404() {
     let r = running_router().await;
-    r.router.add_backend("sick", "prod", Backend::new("a", "rel-1", backend().await, check("/nope-404")));
-    let resp = client().get(format!("http://127.0.0.1:{}/", r.port)).header("host", "sick.test").send().await.unwrap();
+    r.router.add_backend(
+        "sick",
+        "prod",
+        Backend::new("a", "rel-1", backend().await, check("/nope-404")),
+    );
+    let resp = client()
+        .get(format!("http://127.0.0.1:{}/", r.port))
+        .header("host", "sick.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "no-healthy-instance");
-    let resp = client().get(format!("http://127.0.0.1:{}/", r.port)).header("host", "other.test").send().await.unwrap();
+    let resp = client()
+        .get(format!("http://127.0.0.1:{}/", r.port))
+        .header("host", "other.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
 }
 
@@ -199,11 +266,23 @@ async fn a_dead_instance_is_skipped_and_ejected_without_failing_requests() {
     let r = running_router().await;
     healthy(&r.router, "svc", "good", backend().await).await;
     // An instance whose port refuses connections, taken for healthy (as just before it died).
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let dead = r.router.add_backend("svc", "prod", Backend::new("dead", "rel-1", dead_port, check("/_info")));
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = r.router.add_backend(
+        "svc",
+        "prod",
+        Backend::new("dead", "rel-1", dead_port, check("/_info")),
+    );
     dead.set_healthy(true);
     for _ in 0..20 {
-        let resp = client().get(format!("http://127.0.0.1:{}/", r.port)).header("host", "svc.test").send().await.unwrap();
+        let resp = client()
+            .get(format!("http://127.0.0.1:{}/", r.port))
+            .header("host", "svc.test")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
     }
     assert!(!dead.is_healthy(), "the dead instance was ejected");
@@ -215,7 +294,15 @@ async fn draining_waits_for_the_request_in_flight_and_sends_no_new_one() {
     let a = healthy(&r.router, "svc", "a", backend().await).await;
     let port = r.port;
     let slow = tokio::spawn(async move {
-        client().get(format!("http://127.0.0.1:{port}/slow")).header("host", "svc.test").send().await.unwrap().text().await.unwrap()
+        client()
+            .get(format!("http://127.0.0.1:{port}/slow"))
+            .header("host", "svc.test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     while a.in_flight() == 0 {
@@ -223,11 +310,26 @@ async fn draining_waits_for_the_request_in_flight_and_sends_no_new_one() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let started = Instant::now();
-    let left = r.router.drain_and_remove("svc", "prod", "a", Duration::from_secs(5)).await;
+    let left = r
+        .router
+        .drain_and_remove("svc", "prod", "a", Duration::from_secs(5))
+        .await;
     assert_eq!(left, 0);
-    assert!(started.elapsed() >= Duration::from_millis(300), "the drain waited for the slow request");
-    assert_eq!(slow.await.unwrap(), "slow", "the request in flight finished");
-    let resp = client().get(format!("http://127.0.0.1:{port}/")).header("host", "svc.test").send().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the drain waited for the slow request"
+    );
+    assert_eq!(
+        slow.await.unwrap(),
+        "slow",
+        "the request in flight finished"
+    );
+    let resp = client()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .header("host", "svc.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503, "a drained instance gets no new request");
 }
 
@@ -237,13 +339,24 @@ async fn a_graceful_stop_lets_the_open_request_finish() {
     let a = healthy(&r.router, "svc", "a", backend().await).await;
     let port = r.port;
     let slow = tokio::spawn(async move {
-        client().get(format!("http://127.0.0.1:{port}/slow")).header("host", "svc.test").send().await.map(|r| r.status().as_u16())
+        client()
+            .get(format!("http://127.0.0.1:{port}/slow"))
+            .header("host", "svc.test")
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
     });
     while a.in_flight() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     r.stop.send(true).unwrap();
     assert_eq!(slow.await.unwrap().unwrap(), 200);
-    tokio::time::timeout(Duration::from_secs(5), r.task).await.unwrap().unwrap();
-    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err(), "no longer accepting");
+    tokio::time::timeout(Duration::from_secs(5), r.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "no longer accepting"
+    );
 }

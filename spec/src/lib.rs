@@ -3,8 +3,8 @@
 //! [`ManifestFile::parse`] checks a manifest and reports every problem at once with its place in
 //! the file; [`ManifestFile::effective`] resolves the manifest one environment sees.
 
-mod checks;
 pub mod api;
+mod checks;
 pub mod diagnostic;
 pub mod manifest;
 pub mod names;

@@ -17,7 +17,8 @@ use crate::store::{DeploymentRow, ReleaseRow};
 use crate::{AppState, Platform, deployer};
 
 pub fn deployment_view(p: &Platform, row: &DeploymentRow) -> ApiResult<Deployment> {
-    let version_of = |id: &str| -> ApiResult<u64> { Ok(p.store.release(id)?.map_or(0, |r| r.version)) };
+    let version_of =
+        |id: &str| -> ApiResult<u64> { Ok(p.store.release(id)?.map_or(0, |r| r.version)) };
     Ok(Deployment {
         id: row.id.clone(),
         service: row.service.clone(),
@@ -54,8 +55,10 @@ fn release_view(row: ReleaseRow, current: Option<&str>) -> Release {
 }
 
 fn check_env(env: &str) -> ApiResult<()> {
-    faas_spec::names::check_env_name(env)
-        .map_err(|e| ApiError::bad_request("invalid-env", e.message).hint(format!("an environment name is {}", e.rule)))
+    faas_spec::names::check_env_name(env).map_err(|e| {
+        ApiError::bad_request("invalid-env", e.message)
+            .hint(format!("an environment name is {}", e.rule))
+    })
 }
 
 fn supported(strategy: Strategy) -> ApiResult<()> {
@@ -70,13 +73,28 @@ fn supported(strategy: Strategy) -> ApiResult<()> {
 }
 
 /// Starts a deployment: one per service and environment at a time (409 names the one running).
-fn start(p: &AppState, service: &str, env: &str, release: &ReleaseRow, strategy: Strategy) -> ApiResult<Deployment> {
+fn start(
+    p: &AppState,
+    service: &str,
+    env: &str,
+    release: &ReleaseRow,
+    strategy: Strategy,
+) -> ApiResult<Deployment> {
     let current = p.store.current_release(service, env)?;
-    let previous = current.as_ref().map(|c| c.id.as_str()).filter(|c| *c != release.id);
-    match p.store.create_deployment(service, env, &release.id, previous, strategy)? {
+    let previous = current
+        .as_ref()
+        .map(|c| c.id.as_str())
+        .filter(|c| *c != release.id);
+    match p
+        .store
+        .create_deployment(service, env, &release.id, previous, strategy)?
+    {
         Ok(id) => {
             deployer::spawn(p, &id);
-            let row = p.store.deployment(&id)?.ok_or_else(|| ApiError::internal("the new deployment vanished"))?;
+            let row = p
+                .store
+                .deployment(&id)?
+                .ok_or_else(|| ApiError::internal("the new deployment vanished"))?;
             deployment_view(p, &row)
         }
         Err(running) => {
@@ -84,7 +102,9 @@ fn start(p: &AppState, service: &str, env: &str, release: &ReleaseRow, strategy:
                 "deployment-in-progress",
                 format!("deployment {running} of {service} ({env}) is still running"),
             )
-            .hint(format!("wait for it: GET /v1/services/{service}/deployments/{running}/events"));
+            .hint(format!(
+                "wait for it: GET /v1/services/{service}/deployments/{running}/events"
+            ));
             e.deployment = Some(running);
             Err(e)
         }
@@ -93,7 +113,12 @@ fn start(p: &AppState, service: &str, env: &str, release: &ReleaseRow, strategy:
 
 fn accepted(d: Deployment) -> Response {
     let location = format!("/v1/services/{}/deployments/{}", d.service, d.id);
-    (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(d)).into_response()
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(d),
+    )
+        .into_response()
 }
 
 /// Deploys an image with a manifest to an environment: a new release, rolled out by the
@@ -111,27 +136,44 @@ pub async fn create_deployment(
     let service = visible(&p, &who, &svc)?;
     check_env(&body.env)?;
     let file = ManifestFile::parse("app.toml", &body.manifest).map_err(|report| {
-        ApiError::unprocessable("invalid-manifest", report.render(false)).hint("run `faas service validate` and fix what it reports")
+        ApiError::unprocessable("invalid-manifest", report.render(false))
+            .hint("run `faas service validate` and fix what it reports")
     })?;
     if file.manifest.name.as_str() != svc {
         return Err(ApiError::unprocessable(
             "manifest-name-mismatch",
-            format!("the manifest names `{}`, but this is the service `{svc}`", file.manifest.name),
+            format!(
+                "the manifest names `{}`, but this is the service `{svc}`",
+                file.manifest.name
+            ),
         ));
     }
     if file.manifest.owner.as_str() != service.owner {
         return Err(ApiError::unprocessable(
             "owner-mismatch",
-            format!("the manifest's owner is {}, but {svc} belongs to {}", file.manifest.owner, service.owner),
+            format!(
+                "the manifest's owner is {}, but {svc} belongs to {}",
+                file.manifest.owner, service.owner
+            ),
         )
         .hint(format!("set `owner = \"{}\"` in app.toml", service.owner)));
     }
-    let effective = file.effective(Some(&body.env)).map_err(|r| ApiError::unprocessable("invalid-manifest", r.render(false)))?;
+    let effective = file
+        .effective(Some(&body.env))
+        .map_err(|r| ApiError::unprocessable("invalid-manifest", r.render(false)))?;
     let strategy = body.strategy.unwrap_or(effective.deploy.strategy);
     supported(strategy)?;
     if let Some(running) = p.store.active_deployment(&svc, &body.env)? {
-        let mut e = ApiError::conflict("deployment-in-progress", format!("deployment {running} of {svc} ({}) is still running", body.env))
-            .hint(format!("wait for it: GET /v1/services/{svc}/deployments/{running}/events"));
+        let mut e = ApiError::conflict(
+            "deployment-in-progress",
+            format!(
+                "deployment {running} of {svc} ({}) is still running",
+                body.env
+            ),
+        )
+        .hint(format!(
+            "wait for it: GET /v1/services/{svc}/deployments/{running}/events"
+        ));
         e.deployment = Some(running);
         return Err(e);
     }
@@ -143,8 +185,21 @@ pub async fn create_deployment(
     // the environment is brought back to its full, healthy strength all the same.
     let current = p.store.current_release(&svc, &body.env)?;
     let release = match current {
-        Some(c) if c.image_id == image_id && c.manifest == manifest_json && c.secrets_version == secrets_version => c,
-        _ => p.store.create_release(&svc, &body.env, &image_id, &body.image, &manifest_json, secrets_version)?,
+        Some(c)
+            if c.image_id == image_id
+                && c.manifest == manifest_json
+                && c.secrets_version == secrets_version =>
+        {
+            c
+        }
+        _ => p.store.create_release(
+            &svc,
+            &body.env,
+            &image_id,
+            &body.image,
+            &manifest_json,
+            secrets_version,
+        )?,
     };
     Ok(accepted(start(&p, &svc, &body.env, &release, strategy)?))
 }
@@ -160,14 +215,20 @@ pub async fn list_deployments(
 ) -> ApiResult<Json<Vec<Deployment>>> {
     visible(&p, &who, &svc)?;
     let rows = p.store.deployments(&svc, q.env.as_deref())?;
-    rows.iter().map(|r| deployment_view(&p, r)).collect::<ApiResult<Vec<_>>>().map(Json)
+    rows.iter()
+        .map(|r| deployment_view(&p, r))
+        .collect::<ApiResult<Vec<_>>>()
+        .map(Json)
 }
 
 fn find_deployment(p: &Platform, who: &Principal, svc: &str, id: &str) -> ApiResult<DeploymentRow> {
     visible(p, who, svc)?;
     match p.store.deployment(id)? {
         Some(row) if row.service == svc => Ok(row),
-        _ => Err(ApiError::not_found("deployment-not-found", format!("{svc} has no deployment {id}"))),
+        _ => Err(ApiError::not_found(
+            "deployment-not-found",
+            format!("{svc} has no deployment {id}"),
+        )),
     }
 }
 
@@ -231,7 +292,11 @@ pub async fn deployment_events(
             }
         }
     };
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 fn resubscribe(p: &Platform, id: &str) -> tokio::sync::broadcast::Receiver<Step> {
@@ -277,21 +342,48 @@ pub async fn rollback(
     visible(&p, &who, &svc)?;
     check_env(&body.env)?;
     let target = match body.release {
-        Some(version) => p.store.release_by_version(&svc, &body.env, version)?.ok_or_else(|| {
-            ApiError::not_found("release-not-found", format!("{svc} has no release v{version} in {}", body.env))
-                .hint(format!("GET /v1/services/{svc}/releases?env={} lists them", body.env))
-        })?,
+        Some(version) => p
+            .store
+            .release_by_version(&svc, &body.env, version)?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "release-not-found",
+                    format!("{svc} has no release v{version} in {}", body.env),
+                )
+                .hint(format!(
+                    "GET /v1/services/{svc}/releases?env={} lists them",
+                    body.env
+                ))
+            })?,
         None => {
             let current = p.store.current_release(&svc, &body.env)?.ok_or_else(|| {
-                ApiError::conflict("nothing-to-roll-back", format!("{svc} has no release serving {}", body.env))
+                ApiError::conflict(
+                    "nothing-to-roll-back",
+                    format!("{svc} has no release serving {}", body.env),
+                )
             })?;
-            p.store.previous_successful_release(&svc, &body.env, &current.id)?.ok_or_else(|| {
-                ApiError::conflict("no-previous-release", format!("v{} is the first release of {svc} in {}", current.version, body.env))
-            })?
+            p.store
+                .previous_successful_release(&svc, &body.env, &current.id)?
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "no-previous-release",
+                        format!(
+                            "v{} is the first release of {svc} in {}",
+                            current.version, body.env
+                        ),
+                    )
+                })?
         }
     };
-    let strategy = target.manifest().map(|m| m.deploy.strategy).unwrap_or_default();
-    let strategy = if supported(strategy).is_ok() { strategy } else { Strategy::Rolling };
+    let strategy = target
+        .manifest()
+        .map(|m| m.deploy.strategy)
+        .unwrap_or_default();
+    let strategy = if supported(strategy).is_ok() {
+        strategy
+    } else {
+        Strategy::Rolling
+    };
     // The image must still be there.
     p.runtime.image_id(&target.image_id).await?;
     let d = start(&p, &svc, &body.env, &target, strategy)?;

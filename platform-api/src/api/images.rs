@@ -31,11 +31,15 @@ pub async fn load_images(
 ) -> ApiResult<(StatusCode, Json<ImagesLoaded>)> {
     let expected = q.sha256.trim().to_ascii_lowercase();
     if expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request("invalid-checksum", "`sha256` must be 64 hex digits")
-            .hint("send ?sha256=$(sha256sum image.tar | cut -d' ' -f1)"));
+        return Err(
+            ApiError::bad_request("invalid-checksum", "`sha256` must be 64 hex digits")
+                .hint("send ?sha256=$(sha256sum image.tar | cut -d' ' -f1)"),
+        );
     }
     let dir = p.config.data_dir.join("uploads");
-    tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(ApiError::internal)?;
     let path = dir.join(format!("{}.tar", crate::store::short_id()));
     let result = receive(body, &path).await;
     let outcome = async {
@@ -43,12 +47,21 @@ pub async fn load_images(
         if actual != expected {
             return Err(ApiError::unprocessable(
                 "checksum-mismatch",
-                format!("the upload's SHA-256 is {actual}, not {expected}: it was damaged or cut short"),
+                format!(
+                    "the upload's SHA-256 is {actual}, not {expected}: it was damaged or cut short"
+                ),
             )
             .hint("upload it again"));
         }
         let images = p.runtime.load_image(&path).await?;
-        Ok((StatusCode::CREATED, Json(ImagesLoaded { images, sha256: actual, bytes })))
+        Ok((
+            StatusCode::CREATED,
+            Json(ImagesLoaded {
+                images,
+                sha256: actual,
+                bytes,
+            }),
+        ))
     }
     .await;
     let _ = tokio::fs::remove_file(&path).await;
@@ -56,16 +69,24 @@ pub async fn load_images(
 }
 
 async fn receive(body: Body, path: &std::path::Path) -> ApiResult<(u64, String)> {
-    let mut file = tokio::fs::File::create(path).await.map_err(ApiError::internal)?;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(ApiError::internal)?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("upload-interrupted", format!("the upload broke off: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("upload-interrupted", format!("the upload broke off: {e}"))
+        })?;
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(|e| {
-            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-full", format!("cannot store the upload: {e}"))
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk-full",
+                format!("cannot store the upload: {e}"),
+            )
         })?;
     }
     file.flush().await.map_err(ApiError::internal)?;

@@ -26,5 +26,8 @@ pub async fn info(State(p): State<AppState>) -> Json<PlatformInfo> {
 /// The router's measurements per service, environment and release, as Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "platform", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(p): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], p.router.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        p.router.metrics.render(),
+    )
 }

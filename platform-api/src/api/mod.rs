@@ -40,32 +40,47 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
 fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
-    let public = OpenApiRouter::new().routes(routes!(info::info)).routes(routes!(info::metrics));
+    let public = OpenApiRouter::new()
+        .routes(routes!(info::info))
+        .routes(routes!(info::metrics));
     let v1 = OpenApiRouter::new()
         .routes(routes!(tokens::create_token))
         .routes(routes!(tokens::whoami))
         .routes(routes!(services::list_services, services::create_service))
         .routes(routes!(services::show_service, services::delete_service))
         .routes(routes!(services::list_instances))
-        .routes(routes!(deployments::create_deployment, deployments::list_deployments))
+        .routes(routes!(
+            deployments::create_deployment,
+            deployments::list_deployments
+        ))
         .routes(routes!(deployments::show_deployment))
         .routes(routes!(deployments::deployment_events))
         .routes(routes!(deployments::list_releases))
         .routes(routes!(deployments::rollback))
         // Image tarballs are as large as the disk allows.
-        .merge(OpenApiRouter::new().routes(routes!(images::load_images)).layer(axum::extract::DefaultBodyLimit::disable()));
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(images::load_images))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        );
     (public, v1)
 }
 
 /// The OpenAPI document, as committed in platform-api/openapi.json.
 pub fn openapi_json() -> String {
     let (public, v1) = routers();
-    let (_, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(public).merge(v1).split_for_parts();
+    let (_, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(v1)
+        .split_for_parts();
     let mut text = api.to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
@@ -74,19 +89,31 @@ pub fn openapi_json() -> String {
 /// The whole API over the platform's state.
 pub fn app(state: AppState) -> Router {
     let (public, v1) = routers();
-    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token));
+    let v1 = v1.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::require_token,
+    ));
     let document = openapi_json();
-    let (router, _) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(public).merge(v1).split_for_parts();
+    let (router, _) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(v1)
+        .split_for_parts();
     router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
                 let document = document.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document,
+                    )
+                }
             }),
         )
         .fallback(|| async {
-            ApiError::not_found("not-found", "no such API endpoint").hint("GET /openapi.json lists the endpoints")
+            ApiError::not_found("not-found", "no such API endpoint")
+                .hint("GET /openapi.json lists the endpoints")
         })
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -103,7 +130,9 @@ async fn request_id(request: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!("api", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(request).instrument(span)).await;
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(request).instrument(span))
+        .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

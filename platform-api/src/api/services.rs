@@ -20,8 +20,10 @@ use crate::{AppState, Platform};
 pub fn visible(p: &Platform, who: &Principal, name: &str) -> ApiResult<ServiceRow> {
     match p.store.service(name)? {
         Some(row) if who.can_see(&row.owner) => Ok(row),
-        _ => Err(ApiError::not_found("service-not-found", format!("there is no service `{name}`"))
-            .hint("`GET /v1/services` lists yours; create one with `POST /v1/services`")),
+        _ => Err(
+            ApiError::not_found("service-not-found", format!("there is no service `{name}`"))
+                .hint("`GET /v1/services` lists yours; create one with `POST /v1/services`"),
+        ),
     }
 }
 
@@ -35,8 +37,15 @@ pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Ins
             id: row.id.clone(),
             release: row.release_id.clone(),
             version,
-            container: row.container_id.clone().unwrap_or(row.container_name.clone()),
-            state: if backend.as_ref().is_some_and(|b| b.is_draining()) { "draining".into() } else { row.state.clone() },
+            container: row
+                .container_id
+                .clone()
+                .unwrap_or(row.container_name.clone()),
+            state: if backend.as_ref().is_some_and(|b| b.is_draining()) {
+                "draining".into()
+            } else {
+                row.state.clone()
+            },
             healthy: backend.as_ref().is_some_and(|b| b.is_healthy()),
             address: row.host_port.map(|port| format!("127.0.0.1:{port}")),
         });
@@ -47,11 +56,14 @@ pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Ins
 pub fn service_view(p: &Platform, row: ServiceRow) -> ApiResult<Service> {
     let mut environments = Vec::new();
     for (env, _) in p.store.environments(&row.name)? {
-        let release = p.store.current_release(&row.name, &env)?.map(|r| ReleaseSummary {
-            id: r.id,
-            version: r.version,
-            image: r.image_id,
-        });
+        let release = p
+            .store
+            .current_release(&row.name, &env)?
+            .map(|r| ReleaseSummary {
+                id: r.id,
+                version: r.version,
+                image: r.image_id,
+            });
         environments.push(EnvironmentStatus {
             url: p.url(&row.name, &env),
             instances: instances_of(p, &row.name, &env)?,
@@ -60,7 +72,12 @@ pub fn service_view(p: &Platform, row: ServiceRow) -> ApiResult<Service> {
             env,
         });
     }
-    Ok(Service { name: row.name, owner: row.owner, created_at: row.created_at, environments })
+    Ok(Service {
+        name: row.name,
+        owner: row.owner,
+        created_at: row.created_at,
+        environments,
+    })
 }
 
 /// Creates a service. A member creates services of its own tenant; an admin may name the owner.
@@ -71,24 +88,38 @@ pub async fn create_service(
     Extension(who): Extension<Principal>,
     ApiJson(body): ApiJson<CreateService>,
 ) -> ApiResult<(StatusCode, Json<Service>)> {
-    faas_spec::names::check_service_name(&body.name)
-        .map_err(|e| ApiError::bad_request("invalid-name", e.message).hint(format!("a service name is {}", e.rule)))?;
+    faas_spec::names::check_service_name(&body.name).map_err(|e| {
+        ApiError::bad_request("invalid-name", e.message)
+            .hint(format!("a service name is {}", e.rule))
+    })?;
     let owner = match body.owner {
         Some(owner) if owner != who.tenant && !who.is_admin() => {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("a member of {} cannot create services for {owner}", who.tenant)));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "a member of {} cannot create services for {owner}",
+                    who.tenant
+                ),
+            ));
         }
         Some(owner) => owner,
         None => who.tenant.clone(),
     };
-    faas_spec::names::check_email(&owner).map_err(|e| ApiError::bad_request("invalid-owner", e.message).hint(e.rule))?;
+    faas_spec::names::check_email(&owner)
+        .map_err(|e| ApiError::bad_request("invalid-owner", e.message).hint(e.rule))?;
     if !p.store.create_service(&body.name, &owner)? {
         let existing = p.store.service(&body.name)?;
         return Err(match existing {
-            Some(row) if who.can_see(&row.owner) => {
-                ApiError::conflict("service-exists", format!("the service `{}` exists already", body.name))
-            }
-            _ => ApiError::conflict("name-taken", format!("the name `{}` is taken on this platform", body.name))
-                .hint("choose another name"),
+            Some(row) if who.can_see(&row.owner) => ApiError::conflict(
+                "service-exists",
+                format!("the service `{}` exists already", body.name),
+            ),
+            _ => ApiError::conflict(
+                "name-taken",
+                format!("the name `{}` is taken on this platform", body.name),
+            )
+            .hint("choose another name"),
         });
     }
     let row = visible(&p, &who, &body.name)?;
@@ -97,7 +128,10 @@ pub async fn create_service(
 
 /// The services this caller may see.
 #[utoipa::path(get, path = "/v1/services", tag = "services", responses((status = 200, body = [Service])))]
-pub async fn list_services(State(p): State<AppState>, Extension(who): Extension<Principal>) -> ApiResult<Json<Vec<Service>>> {
+pub async fn list_services(
+    State(p): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Vec<Service>>> {
     let owner = (!who.is_admin()).then_some(who.tenant.as_str());
     let rows = p.store.services(owner)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -136,20 +170,37 @@ pub async fn delete_service(
 ) -> ApiResult<StatusCode> {
     let row = visible(&p, &who, &svc)?;
     if q.confirm.as_deref() != Some(row.name.as_str()) {
-        return Err(ApiError::bad_request("confirm-required", format!("deleting `{svc}` removes all of it"))
-            .hint(format!("repeat its name: DELETE /v1/services/{svc}?confirm={svc}")));
+        return Err(ApiError::bad_request(
+            "confirm-required",
+            format!("deleting `{svc}` removes all of it"),
+        )
+        .hint(format!(
+            "repeat its name: DELETE /v1/services/{svc}?confirm={svc}"
+        )));
     }
     // Stop the deployments driving it, then its instances.
     for d in p.store.deployments(&svc, None)? {
-        if let Some(handle) = p.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.id) {
+        if let Some(handle) = p
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&d.id)
+        {
             handle.abort();
         }
     }
     for (env, _) in p.store.environments(&svc)? {
         for inst in p.store.instances(&svc, &env)? {
-            p.router.drain_and_remove(&svc, &env, &inst.id, Duration::from_secs(5)).await;
-            let container = inst.container_id.clone().unwrap_or(inst.container_name.clone());
-            p.runtime.stop_and_remove(&container, Duration::from_secs(5)).await?;
+            p.router
+                .drain_and_remove(&svc, &env, &inst.id, Duration::from_secs(5))
+                .await;
+            let container = inst
+                .container_id
+                .clone()
+                .unwrap_or(inst.container_name.clone());
+            p.runtime
+                .stop_and_remove(&container, Duration::from_secs(5))
+                .await?;
             p.store.remove_instance(&inst.id)?;
         }
         p.router.remove_environment(&svc, &env);
@@ -176,7 +227,12 @@ pub async fn list_instances(
     visible(&p, &who, &svc)?;
     let envs: Vec<String> = match q.env {
         Some(env) => vec![env],
-        None => p.store.environments(&svc)?.into_iter().map(|(e, _)| e).collect(),
+        None => p
+            .store
+            .environments(&svc)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect(),
     };
     let mut out = Vec::new();
     for env in envs {

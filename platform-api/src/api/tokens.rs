@@ -22,12 +22,27 @@ pub async fn create_token(
     faas_spec::names::check_email(&body.tenant)
         .map_err(|e| ApiError::bad_request("invalid-tenant", e.message).hint(e.rule))?;
     let token = new_token();
-    p.store.add_token(&hash_token(&token), &body.tenant, body.role, body.name.as_deref())?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { token, tenant: body.tenant, role: body.role })))
+    p.store.add_token(
+        &hash_token(&token),
+        &body.tenant,
+        body.role,
+        body.name.as_deref(),
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token,
+            tenant: body.tenant,
+            role: body.role,
+        }),
+    ))
 }
 
 /// The tenant and role of the calling token.
 #[utoipa::path(get, path = "/v1/whoami", tag = "auth", responses((status = 200, body = WhoAmI)))]
 pub async fn whoami(Extension(who): Extension<Principal>) -> Json<WhoAmI> {
-    Json(WhoAmI { tenant: who.tenant, role: who.role })
+    Json(WhoAmI {
+        tenant: who.tenant,
+        role: who.role,
+    })
 }

@@ -10,8 +10,22 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in microseconds.
 pub const BUCKETS_US: [u64; 16] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000, 30_000_000, u64::MAX,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    u64::MAX,
 ];
 
 #[derive(Debug, Default)]
@@ -46,7 +60,11 @@ impl Snapshot {
     }
 
     pub fn error_rate(&self) -> f64 {
-        if self.requests == 0 { 0.0 } else { self.errors_5xx as f64 / self.requests as f64 }
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors_5xx as f64 / self.requests as f64
+        }
     }
 
     /// The quantile's bucket bound (an upper estimate), e.g. `quantile(0.99)` for p99.
@@ -75,7 +93,10 @@ impl Series {
             self.errors_5xx.fetch_add(1, Ordering::Relaxed);
         }
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
-        let i = BUCKETS_US.iter().position(|b| us <= *b).unwrap_or(BUCKETS_US.len() - 1);
+        let i = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(BUCKETS_US.len() - 1);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -104,10 +125,20 @@ pub struct Metrics {
 impl Metrics {
     pub fn series(&self, service: &str, env: &str, release: &str) -> Arc<Series> {
         let key = (service.to_owned(), env.to_owned(), release.to_owned());
-        if let Some(s) = self.series.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(s) = self
+            .series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return s.clone();
         }
-        self.series.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone()
+        self.series
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone()
     }
 
     pub fn snapshot(&self, service: &str, env: &str, release: &str) -> Snapshot {
@@ -121,15 +152,29 @@ impl Metrics {
         keys.sort();
         let mut out = String::new();
         let labels = |(s, e, r): &Key| format!("service=\"{s}\",env=\"{e}\",release=\"{r}\"");
-        out.push_str("# HELP faas_router_requests_total Requests the router answered, by release.\n");
+        out.push_str(
+            "# HELP faas_router_requests_total Requests the router answered, by release.\n",
+        );
         out.push_str("# TYPE faas_router_requests_total counter\n");
         for k in &keys {
-            let _ = writeln!(out, "faas_router_requests_total{{{}}} {}", labels(k), series[*k].requests.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "faas_router_requests_total{{{}}} {}",
+                labels(k),
+                series[*k].requests.load(Ordering::Relaxed)
+            );
         }
-        out.push_str("# HELP faas_router_responses_5xx_total Answers with a 5xx status, by release.\n");
+        out.push_str(
+            "# HELP faas_router_responses_5xx_total Answers with a 5xx status, by release.\n",
+        );
         out.push_str("# TYPE faas_router_responses_5xx_total counter\n");
         for k in &keys {
-            let _ = writeln!(out, "faas_router_responses_5xx_total{{{}}} {}", labels(k), series[*k].errors_5xx.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "faas_router_responses_5xx_total{{{}}} {}",
+                labels(k),
+                series[*k].errors_5xx.load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP faas_router_request_duration_seconds Time to response headers.\n");
         out.push_str("# TYPE faas_router_request_duration_seconds histogram\n");
@@ -138,8 +183,16 @@ impl Metrics {
             let mut cumulative = 0;
             for (i, bound) in BUCKETS_US.iter().enumerate() {
                 cumulative += s.buckets[i].load(Ordering::Relaxed);
-                let le = if *bound == u64::MAX { "+Inf".to_owned() } else { format!("{}", *bound as f64 / 1e6) };
-                let _ = writeln!(out, "faas_router_request_duration_seconds_bucket{{{},le=\"{le}\"}} {cumulative}", labels(k));
+                let le = if *bound == u64::MAX {
+                    "+Inf".to_owned()
+                } else {
+                    format!("{}", *bound as f64 / 1e6)
+                };
+                let _ = writeln!(
+                    out,
+                    "faas_router_request_duration_seconds_bucket{{{},le=\"{le}\"}} {cumulative}",
+                    labels(k)
+                );
             }
             let _ = writeln!(
                 out,
@@ -147,11 +200,19 @@ impl Metrics {
                 labels(k),
                 s.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
             );
-            let _ = writeln!(out, "faas_router_request_duration_seconds_count{{{}}} {cumulative}", labels(k));
+            let _ = writeln!(
+                out,
+                "faas_router_request_duration_seconds_count{{{}}} {cumulative}",
+                labels(k)
+            );
         }
         out.push_str("# HELP faas_router_unrouted_total Requests for a host no service serves.\n");
         out.push_str("# TYPE faas_router_unrouted_total counter\n");
-        let _ = writeln!(out, "faas_router_unrouted_total {}", self.unrouted.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "faas_router_unrouted_total {}",
+            self.unrouted.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -185,9 +246,12 @@ mod tests {
     #[test]
     fn prometheus_text_has_labels_and_buckets() {
         let m = Metrics::default();
-        m.series("svc", "prod", "rel-1").record(200, Duration::from_millis(2));
+        m.series("svc", "prod", "rel-1")
+            .record(200, Duration::from_millis(2));
         let text = m.render();
-        assert!(text.contains("faas_router_requests_total{service=\"svc\",env=\"prod\",release=\"rel-1\"} 1"));
+        assert!(text.contains(
+            "faas_router_requests_total{service=\"svc\",env=\"prod\",release=\"rel-1\"} 1"
+        ));
         assert!(text.contains("le=\"+Inf\"} 1"));
     }
 }

@@ -73,12 +73,21 @@ impl Router {
 
     /// The host a service's environment is served at.
     pub fn host_for(&self, service: &str, env: &str) -> String {
-        if env == "prod" { format!("{service}.{}", self.domain) } else { format!("{service}-{env}.{}", self.domain) }
+        if env == "prod" {
+            format!("{service}.{}", self.domain)
+        } else {
+            format!("{service}-{env}.{}", self.domain)
+        }
     }
 
     pub fn pool(&self, service: &str, env: &str) -> Arc<Pool> {
         let host = self.host_for(service, env);
-        if let Some(p) = self.hosts.read().unwrap_or_else(|p| p.into_inner()).get(&host) {
+        if let Some(p) = self
+            .hosts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+        {
             return p.clone();
         }
         self.hosts
@@ -90,11 +99,20 @@ impl Router {
     }
 
     fn pool_for_host(&self, host: &str) -> Option<Arc<Pool>> {
-        self.hosts.read().unwrap_or_else(|p| p.into_inner()).get(host).cloned()
+        self.hosts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .cloned()
     }
 
     /// Adds an instance; it takes requests once its health check passes.
-    pub fn add_backend(self: &Arc<Self>, service: &str, env: &str, backend: Backend) -> Arc<Backend> {
+    pub fn add_backend(
+        self: &Arc<Self>,
+        service: &str,
+        env: &str,
+        backend: Backend,
+    ) -> Arc<Backend> {
         let backend = Arc::new(backend);
         let checker = tokio::spawn(health_loop(self.clone(), backend.clone()));
         backend.set_checker(checker.abort_handle());
@@ -108,9 +126,17 @@ impl Router {
 
     /// Drains an instance (no new requests; in-flight ones finish, up to `timeout`), then takes
     /// it out of its pool.
-    pub async fn drain_and_remove(&self, service: &str, env: &str, instance: &str, timeout: Duration) -> usize {
+    pub async fn drain_and_remove(
+        &self,
+        service: &str,
+        env: &str,
+        instance: &str,
+        timeout: Duration,
+    ) -> usize {
         let pool = self.pool(service, env);
-        let Some(backend) = pool.get(instance) else { return 0 };
+        let Some(backend) = pool.get(instance) else {
+            return 0;
+        };
         let left = backend.drain(timeout).await;
         backend.stop_checker();
         pool.remove(instance);
@@ -125,7 +151,12 @@ impl Router {
 
     pub fn remove_environment(&self, service: &str, env: &str) {
         let host = self.host_for(service, env);
-        if let Some(pool) = self.hosts.write().unwrap_or_else(|p| p.into_inner()).remove(&host) {
+        if let Some(pool) = self
+            .hosts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&host)
+        {
             for b in pool.backends().iter() {
                 b.stop_checker();
             }
@@ -134,7 +165,12 @@ impl Router {
 
     /// Serves the router on `listener` until `shutdown` turns true; then stops accepting and
     /// gives open requests up to `drain` to finish.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) {
         let connections = tokio_util::task::TaskTracker::new();
         loop {
             tokio::select! {
@@ -168,12 +204,19 @@ impl Router {
         }
         drop(listener);
         connections.close();
-        if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+        if tokio::time::timeout(drain, connections.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("router: requests still open after {drain:?}; closing them");
         }
     }
 
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
         let started = Instant::now();
         let request_id = req
             .headers()
@@ -184,7 +227,9 @@ impl Router {
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let host = request_host(&req);
         let Some(pool) = self.pool_for_host(&host) else {
-            self.metrics.unrouted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics
+                .unrouted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return json_error(
                 StatusCode::NOT_FOUND,
                 "no-such-service",
@@ -203,53 +248,91 @@ impl Router {
         let mut tried: Option<String> = None;
 
         for _attempt in 0..3 {
-            let Some(slot) = pool.pick(tried.as_deref()) else { break };
+            let Some(slot) = pool.pick(tried.as_deref()) else {
+                break;
+            };
             let backend = slot.backend().clone();
             let upstream_body = if replayable {
-                Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+                Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed()
             } else {
                 match body.take() {
                     Some(b) => b,
                     None => break,
                 }
             };
-            let upstream = match build_upstream(&parts, backend.addr, &host, peer, &request_id, upgrade, upstream_body) {
+            let upstream = match build_upstream(
+                &parts,
+                backend.addr,
+                &host,
+                peer,
+                &request_id,
+                upgrade,
+                upstream_body,
+            ) {
                 Ok(r) => r,
-                Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad-request", &e, &request_id),
+                Err(e) => {
+                    return json_error(StatusCode::BAD_REQUEST, "bad-request", &e, &request_id);
+                }
             };
             match self.client.request(upstream).await {
                 Ok(mut response) => {
-                    backend.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+                    backend
+                        .failures
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
                     let status = response.status();
-                    self.metrics.series(&pool.service, &pool.env, &backend.release).record(status.as_u16(), started.elapsed());
+                    self.metrics
+                        .series(&pool.service, &pool.env, &backend.release)
+                        .record(status.as_u16(), started.elapsed());
                     if status == StatusCode::SWITCHING_PROTOCOLS {
                         if let Some(client_side) = client_upgrade {
                             let backend_side = hyper::upgrade::on(&mut response);
                             tokio::spawn(async move {
                                 let _slot = slot;
                                 if let (Ok(a), Ok(b)) = (client_side.await, backend_side.await) {
-                                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+                                    let _ = tokio::io::copy_bidirectional(
+                                        &mut TokioIo::new(a),
+                                        &mut TokioIo::new(b),
+                                    )
+                                    .await;
                                 }
                             });
                             let (mut head, _) = response.into_parts();
-                            head.headers.insert("x-request-id", header_value(&request_id));
-                            return Response::from_parts(head, Empty::new().map_err(|never| match never {}).boxed());
+                            head.headers
+                                .insert("x-request-id", header_value(&request_id));
+                            return Response::from_parts(
+                                head,
+                                Empty::new().map_err(|never| match never {}).boxed(),
+                            );
                         }
                     }
                     let (mut head, incoming) = response.into_parts();
                     strip_hop_by_hop(&mut head.headers);
-                    head.headers.insert("x-request-id", header_value(&request_id));
-                    return Response::from_parts(head, GuardedBody { inner: incoming, _slot: slot }.boxed());
+                    head.headers
+                        .insert("x-request-id", header_value(&request_id));
+                    return Response::from_parts(
+                        head,
+                        GuardedBody {
+                            inner: incoming,
+                            _slot: slot,
+                        }
+                        .boxed(),
+                    );
                 }
                 Err(e) => {
                     // Passive ejection: the instance refused or dropped the connection.
                     if e.is_connect() || replayable {
                         backend.set_healthy(false);
-                        backend.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        backend
+                            .failures
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     tracing::debug!(instance = %backend.instance, error = %e, "upstream request failed");
                     if !replayable && !e.is_connect() {
-                        self.metrics.series(&pool.service, &pool.env, &backend.release).record(502, started.elapsed());
+                        self.metrics
+                            .series(&pool.service, &pool.env, &backend.release)
+                            .record(502, started.elapsed());
                         return json_error(
                             StatusCode::BAD_GATEWAY,
                             "upstream-failed",
@@ -267,7 +350,10 @@ impl Router {
         json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no-healthy-instance",
-            &format!("{} ({}) has no healthy instance to answer", pool.service, pool.env),
+            &format!(
+                "{} ({}) has no healthy instance to answer",
+                pool.service, pool.env
+            ),
             &request_id,
         )
     }
@@ -281,7 +367,9 @@ fn request_host<B>(req: &Request<B>) -> String {
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
-    host_without_port(&raw).trim_end_matches('.').to_ascii_lowercase()
+    host_without_port(&raw)
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
 }
 
 fn host_without_port(raw: &str) -> &str {
@@ -301,7 +389,10 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -334,8 +425,14 @@ fn build_upstream(
     upgrade: bool,
     body: ProxyBody,
 ) -> Result<Request<ProxyBody>, String> {
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let uri: Uri = format!("http://{addr}{path}").parse().map_err(|e| format!("bad request target: {e}"))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: Uri = format!("http://{addr}{path}")
+        .parse()
+        .map_err(|e| format!("bad request target: {e}"))?;
     let mut headers = parts.headers.clone();
     let upgrade_value = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut headers);
@@ -357,19 +454,36 @@ fn build_upstream(
         headers.insert("x-forwarded-host", header_value(host));
     }
     headers.insert("x-request-id", header_value(request_id));
-    let mut request = Request::builder().method(parts.method.clone()).uri(uri).version(http::Version::HTTP_11);
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(http::Version::HTTP_11);
     if let Some(h) = request.headers_mut() {
         *h = headers;
     }
     request.body(body).map_err(|e| e.to_string())
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<ProxyBody> {
+fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let body = serde_json::json!({ "error": { "code": code, "message": message, "request_id": request_id } });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert("x-request-id", header_value(request_id));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert("x-request-id", header_value(request_id));
     response
 }
 
@@ -384,7 +498,10 @@ impl Body for GuardedBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -404,16 +521,25 @@ async fn health_loop(router: Arc<Router>, backend: Arc<Backend>) {
     loop {
         let ok = probe(&router, &backend).await;
         if ok {
-            backend.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+            backend
+                .failures
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             backend.set_healthy(true);
             ever_healthy = true;
         } else {
-            let failures = backend.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let failures = backend
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
             if failures >= 2 || !ever_healthy {
                 backend.set_healthy(false);
             }
         }
-        let pause = if backend.is_healthy() { backend.check.interval } else { Duration::from_millis(100).min(backend.check.interval) };
+        let pause = if backend.is_healthy() {
+            backend.check.interval
+        } else {
+            Duration::from_millis(100).min(backend.check.interval)
+        };
         tokio::time::sleep(pause).await;
     }
 }
@@ -426,10 +552,16 @@ async fn probe(router: &Router, backend: &Backend) -> bool {
             Ok(Ok(_))
         ),
         Some(path) => {
-            let Ok(uri) = format!("http://{}{path}", backend.addr).parse::<Uri>() else { return false };
+            let Ok(uri) = format!("http://{}{path}", backend.addr).parse::<Uri>() else {
+                return false;
+            };
             let request = Request::get(uri)
                 .header(header::USER_AGENT, "faas-health-check")
-                .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
+                .body(
+                    Empty::<Bytes>::new()
+                        .map_err(|never| match never {})
+                        .boxed(),
+                );
             let Ok(request) = request else { return false };
             match tokio::time::timeout(timeout, router.client.request(request)).await {
                 Ok(Ok(response)) => {
@@ -446,8 +578,16 @@ async fn probe(router: &Router, backend: &Backend) -> bool {
 pub fn health_check_of(manifest: &faas_spec::Manifest) -> HealthCheck {
     HealthCheck {
         path: manifest.health.path.clone(),
-        interval: manifest.health.interval.as_std().max(Duration::from_millis(100)),
-        timeout: manifest.health.timeout.as_std().max(Duration::from_millis(50)),
+        interval: manifest
+            .health
+            .interval
+            .as_std()
+            .max(Duration::from_millis(100)),
+        timeout: manifest
+            .health
+            .timeout
+            .as_std()
+            .max(Duration::from_millis(50)),
     }
 }
 
@@ -457,9 +597,15 @@ mod tests {
 
     #[test]
     fn hosts_are_lowercased_without_port() {
-        let req = Request::get("/").header("host", "Pricing.LOCALHOST:7780").body(()).unwrap();
+        let req = Request::get("/")
+            .header("host", "Pricing.LOCALHOST:7780")
+            .body(())
+            .unwrap();
         assert_eq!(request_host(&req), "pricing.localhost");
-        let req = Request::get("/").header("host", "pricing-staging.localhost").body(()).unwrap();
+        let req = Request::get("/")
+            .header("host", "pricing-staging.localhost")
+            .body(())
+            .unwrap();
         assert_eq!(request_host(&req), "pricing-staging.localhost");
     }
 
@@ -467,13 +613,19 @@ mod tests {
     fn prod_has_the_short_host() {
         let r = Router::new("localhost");
         assert_eq!(r.host_for("pricing", "prod"), "pricing.localhost");
-        assert_eq!(r.host_for("pricing", "staging"), "pricing-staging.localhost");
+        assert_eq!(
+            r.host_for("pricing", "staging"),
+            "pricing-staging.localhost"
+        );
     }
 
     #[test]
     fn hop_by_hop_headers_are_stripped() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-kept", HeaderValue::from_static("1"));

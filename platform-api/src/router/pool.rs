@@ -70,7 +70,11 @@ impl Backend {
     pub fn enter(self: &Arc<Self>) -> Option<InFlight> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let guard = InFlight(self.clone());
-        if self.is_draining() { None } else { Some(guard) }
+        if self.is_draining() {
+            None
+        } else {
+            Some(guard)
+        }
     }
 
     /// Stops new requests and waits until those in flight are done, or `timeout` passes.
@@ -91,13 +95,23 @@ impl Backend {
     }
 
     pub fn set_checker(&self, handle: tokio::task::AbortHandle) {
-        if let Some(old) = self.checker.lock().unwrap_or_else(|p| p.into_inner()).replace(handle) {
+        if let Some(old) = self
+            .checker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(handle)
+        {
             old.abort();
         }
     }
 
     pub fn stop_checker(&self) {
-        if let Some(h) = self.checker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .checker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             h.abort();
         }
     }
@@ -141,12 +155,19 @@ impl Pool {
     }
 
     pub fn backends(&self) -> Arc<Vec<Arc<Backend>>> {
-        self.backends.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.backends
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn add(&self, backend: Arc<Backend>) {
         let mut guard = self.backends.write().unwrap_or_else(|p| p.into_inner());
-        let mut list: Vec<Arc<Backend>> = guard.iter().filter(|b| b.instance != backend.instance).cloned().collect();
+        let mut list: Vec<Arc<Backend>> = guard
+            .iter()
+            .filter(|b| b.instance != backend.instance)
+            .cloned()
+            .collect();
         list.push(backend);
         *guard = Arc::new(list);
     }
@@ -155,13 +176,22 @@ impl Pool {
         let mut guard = self.backends.write().unwrap_or_else(|p| p.into_inner());
         let found = guard.iter().find(|b| b.instance == instance).cloned();
         if found.is_some() {
-            *guard = Arc::new(guard.iter().filter(|b| b.instance != instance).cloned().collect());
+            *guard = Arc::new(
+                guard
+                    .iter()
+                    .filter(|b| b.instance != instance)
+                    .cloned()
+                    .collect(),
+            );
         }
         found
     }
 
     pub fn get(&self, instance: &str) -> Option<Arc<Backend>> {
-        self.backends().iter().find(|b| b.instance == instance).cloned()
+        self.backends()
+            .iter()
+            .find(|b| b.instance == instance)
+            .cloned()
     }
 
     /// A healthy, not draining backend, round robin, skipping `exclude` (a backend that just
@@ -191,8 +221,17 @@ mod tests {
     use super::*;
 
     fn backend(id: &str) -> Arc<Backend> {
-        let check = HealthCheck { path: None, interval: Duration::from_secs(1), timeout: Duration::from_secs(1) };
-        Arc::new(Backend::new(id, "r1", "127.0.0.1:1".parse().unwrap(), check))
+        let check = HealthCheck {
+            path: None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        };
+        Arc::new(Backend::new(
+            id,
+            "r1",
+            "127.0.0.1:1".parse().unwrap(),
+            check,
+        ))
     }
 
     #[test]
@@ -204,7 +243,9 @@ mod tests {
         for x in [&a, &b, &c] {
             pool.add(x.clone());
         }
-        let picked: Vec<String> = (0..4).map(|_| pool.pick(None).unwrap().backend().instance.clone()).collect();
+        let picked: Vec<String> = (0..4)
+            .map(|_| pool.pick(None).unwrap().backend().instance.clone())
+            .collect();
         assert!(picked.iter().all(|p| p != "c"));
         assert!(picked.contains(&"a".to_owned()) && picked.contains(&"b".to_owned()));
         assert_eq!(pool.pick(Some("a")).unwrap().backend().instance, "b");
@@ -222,7 +263,10 @@ mod tests {
             tokio::spawn(async move { a.drain(Duration::from_secs(5)).await })
         };
         tokio::task::yield_now().await;
-        assert!(pool.pick(None).is_none(), "a draining backend takes no new request");
+        assert!(
+            pool.pick(None).is_none(),
+            "a draining backend takes no new request"
+        );
         assert!(!drainer.is_finished());
         drop(slot);
         assert_eq!(drainer.await.unwrap(), 0);

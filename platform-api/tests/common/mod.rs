@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 pub const NETWORK: &str = "faas-test";
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Daemon {
@@ -51,8 +55,14 @@ impl Daemon {
             router_port: free_port(),
             token: String::new(),
             platform_id: String::new(),
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d.wait_ready(docker);
@@ -72,7 +82,11 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_faas-platform"));
         cmd.args(["serve", "--network", NETWORK, "--data-dir"])
             .arg(self.data_dir())
@@ -93,7 +107,12 @@ impl Daemon {
     pub fn wait_ready(&mut self, docker: bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(self.api("/_info")).timeout(Duration::from_secs(2)).send() {
+            if let Ok(r) = self
+                .http
+                .get(self.api("/_info"))
+                .timeout(Duration::from_secs(2))
+                .send()
+            {
                 if let Ok(info) = r.json::<Value>() {
                     if !docker || info["docker"]["available"] == true {
                         self.platform_id = info["id"].as_str().unwrap_or_default().to_owned();
@@ -104,10 +123,17 @@ impl Daemon {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!("the daemon exited ({status}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "the daemon did not get ready in 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not get ready in 30 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.token = std::fs::read_to_string(self.data_dir().join("admin-token")).unwrap().trim().to_owned();
+        self.token = std::fs::read_to_string(self.data_dir().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
     }
 
     /// SIGKILL, as a crash would.
@@ -136,14 +162,20 @@ impl Daemon {
     /// SIGTERM and wait.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let child = self.child.as_mut().expect("running");
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 self.child = None;
                 return status;
             }
-            assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -151,7 +183,10 @@ impl Daemon {
     /// Starts the daemon again on the same data directory and ports.
     pub fn restart(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.spawn();
         self.wait_ready(true);
     }
@@ -165,7 +200,12 @@ impl Daemon {
     }
 
     pub fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.api(path)).bearer_auth(token).send().unwrap();
+        let r = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
@@ -174,12 +214,23 @@ impl Daemon {
     }
 
     pub fn post_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.api(path)).bearer_auth(token).json(&body).send().unwrap();
+        let r = self
+            .http
+            .post(self.api(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self.http.delete(self.api(path)).bearer_auth(&self.token).send().unwrap();
+        let r = self
+            .http
+            .delete(self.api(path))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
@@ -207,7 +258,11 @@ impl Daemon {
             if ["succeeded", "failed", "rolled_back"].contains(&d["state"].as_str().unwrap_or("")) {
                 return d;
             }
-            assert!(Instant::now() < deadline, "deployment {id} did not end within {timeout:?}: {d:#}\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} did not end within {timeout:?}: {d:#}\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -218,7 +273,11 @@ impl Daemon {
     }
 
     pub fn host(&self, service: &str, env: &str) -> String {
-        if env == "prod" { format!("{service}.localhost") } else { format!("{service}-{env}.localhost") }
+        if env == "prod" {
+            format!("{service}.localhost")
+        } else {
+            format!("{service}-{env}.localhost")
+        }
     }
 
     /// A request through the router.
@@ -235,15 +294,27 @@ impl Daemon {
     /// The containers this platform labelled: (name, release label, running).
     pub fn containers(&self) -> Vec<(String, String, bool)> {
         let out = Command::new("docker")
-            .args(["ps", "-a", "--filter", &format!("label=io.faas.platform={}", self.platform_id)])
-            .args(["--format", "{{.Names}} {{.Label \"io.faas.release\"}} {{.State}}"])
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=io.faas.platform={}", self.platform_id),
+            ])
+            .args([
+                "--format",
+                "{{.Names}} {{.Label \"io.faas.release\"}} {{.State}}",
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
                 let mut parts = l.split_whitespace();
-                Some((parts.next()?.to_owned(), parts.next()?.to_owned(), parts.next()? == "running"))
+                Some((
+                    parts.next()?.to_owned(),
+                    parts.next()?.to_owned(),
+                    parts.next()? == "running",
+                ))
             })
             .collect()
     }
@@ -263,12 +334,26 @@ impl Drop for Daemon {
         self.kill();
         if !self.platform_id.is_empty() {
             let ids = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label=io.faas.platform={}", self.platform_id)])
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=io.faas.platform={}", self.platform_id),
+                ])
                 .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default();
             if !ids.is_empty() {
-                let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).stdout(Stdio::null()).status();
+                let _ = Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .stdout(Stdio::null())
+                    .status();
             }
         }
     }
@@ -346,11 +431,18 @@ impl Load {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
             let (mut ok, mut failed, mut errors) = (0u64, 0u64, Vec::new());
             let deadline = Instant::now() + Duration::from_secs(120);
             while !flag.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
-                match client.get(format!("http://127.0.0.1:{router_port}/")).header("host", &host).send() {
+                match client
+                    .get(format!("http://127.0.0.1:{router_port}/"))
+                    .header("host", &host)
+                    .send()
+                {
                     Ok(r) if r.status().is_success() => {
                         ok += 1;
                         let _ = r.text();
@@ -367,7 +459,10 @@ impl Load {
             }
             (ok, failed, errors)
         });
-        Load { stop, handle: Some(handle) }
+        Load {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     /// Stops the load; returns (answered 200, failed, the failures).
