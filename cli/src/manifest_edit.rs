@@ -123,10 +123,10 @@ fn place_before_environments(doc: &mut DocumentMut, name: &str) {
 }
 
 fn collect_positions(table: &Table, out: &mut Vec<isize>) {
-    if let Some(p) = table.position() {
-        if !table.is_implicit() {
-            out.push(p);
-        }
+    if let Some(p) = table.position()
+        && !table.is_implicit()
+    {
+        out.push(p);
     }
     for (_, item) in table.iter() {
         if let Some(t) = item.as_table() {
@@ -136,10 +136,10 @@ fn collect_positions(table: &Table, out: &mut Vec<isize>) {
 }
 
 fn shift_positions(table: &mut Table, from: isize) {
-    if let Some(p) = table.position() {
-        if p >= from {
-            table.set_position(p + 1);
-        }
+    if let Some(p) = table.position()
+        && p >= from
+    {
+        table.set_position(p + 1);
     }
     for (_, item) in table.iter_mut() {
         if let Some(t) = item.as_table_mut() {

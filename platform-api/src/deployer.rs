@@ -501,7 +501,7 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
         }
         // Look at the container every 500 ms: an exit fails the deployment without waiting out
         // the grace period.
-        if polls % 5 == 0 {
+        if polls.is_multiple_of(5) {
             let state = ctx.p.runtime.state(&container).await?;
             if let Some(why) = state.failure() {
                 let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;

@@ -26,10 +26,10 @@ fn lookup<'a>(table: &'a dyn TableLike, path: &[&str]) -> Option<&'a Item> {
 
 impl<'a> Layered<'a> {
     fn get(&self, path: &[&str]) -> Option<&'a Item> {
-        if let Some((_, env)) = self.env {
-            if let Some(item) = lookup(env, path) {
-                return Some(item);
-            }
+        if let Some((_, env)) = self.env
+            && let Some(item) = lookup(env, path)
+        {
+            return Some(item);
         }
         lookup(self.base, path)
     }
@@ -160,21 +160,21 @@ fn paths_are_absolute(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
         if layer.env.is_some() && !layer.env_sets(path) {
             continue;
         }
-        if let Some((value, span)) = layer.str_at(path) {
-            if !value.starts_with('/') {
-                out.push(
-                    Diagnostic::new(
-                        "invalid-path",
-                        span,
-                        format!(
-                            "`{}` must be an HTTP path starting with `/`",
-                            path.join(".")
-                        ),
-                    )
-                    .label("not an absolute path")
-                    .help(format!("write `\"/{}\"`", value.trim_start_matches('/'))),
-                );
-            }
+        if let Some((value, span)) = layer.str_at(path)
+            && !value.starts_with('/')
+        {
+            out.push(
+                Diagnostic::new(
+                    "invalid-path",
+                    span,
+                    format!(
+                        "`{}` must be an HTTP path starting with `/`",
+                        path.join(".")
+                    ),
+                )
+                .label("not an absolute path")
+                .help(format!("write `\"/{}\"`", value.trim_start_matches('/'))),
+            );
         }
     }
 }
@@ -219,19 +219,19 @@ fn names_of<'a>(layer: &Layered<'a>, key: &str, field: &str) -> Vec<(&'a str, Ra
     match layer.get(&[key]) {
         Some(Item::ArrayOfTables(tables)) => {
             for t in tables.iter() {
-                if let Some(item) = t.get(field) {
-                    if let Some(s) = item.as_str() {
-                        names.push((s, item.span().unwrap_or(0..0)));
-                    }
+                if let Some(item) = t.get(field)
+                    && let Some(s) = item.as_str()
+                {
+                    names.push((s, item.span().unwrap_or(0..0)));
                 }
             }
         }
         Some(Item::Value(Value::Array(array))) => {
             for v in array.iter() {
-                if let Some(item) = v.as_inline_table().and_then(|t| t.get(field)) {
-                    if let Some(s) = item.as_str() {
-                        names.push((s, item.span().unwrap_or(0..0)));
-                    }
+                if let Some(item) = v.as_inline_table().and_then(|t| t.get(field))
+                    && let Some(s) = item.as_str()
+                {
+                    names.push((s, item.span().unwrap_or(0..0)));
                 }
             }
         }

@@ -240,7 +240,7 @@ impl fmt::Display for Memory {
         // The exact unit that gives the smallest number: 2G stays 2G, 256Mi stays 256Mi.
         let best = UNITS
             .iter()
-            .filter(|(_, size)| self.0 >= *size && self.0 % size == 0)
+            .filter(|(_, size)| self.0 >= *size && self.0.is_multiple_of(*size))
             .min_by_key(|(_, size)| self.0 / size);
         match best {
             Some((unit, size)) => write!(f, "{}{unit}", self.0 / size),

@@ -74,14 +74,14 @@ impl Walker<'_> {
             if let Some(child) = props.and_then(|p| p.get(key)) {
                 self.walk_item(item, child, &child_path, key_span);
             } else if let Some(child) = extra {
-                if let Some(format) = key_format {
-                    if let Err(e) = check_format(format, key) {
-                        self.diagnostics.push(
-                            Diagnostic::new("invalid-name", key_span.clone(), e.message)
-                                .label("invalid name")
-                                .expected(e.expected),
-                        );
-                    }
+                if let Some(format) = key_format
+                    && let Err(e) = check_format(format, key)
+                {
+                    self.diagnostics.push(
+                        Diagnostic::new("invalid-name", key_span.clone(), e.message)
+                            .label("invalid name")
+                            .expected(e.expected),
+                    );
                 }
                 self.walk_item(item, child, &child_path, key_span);
             } else {
@@ -218,18 +218,18 @@ impl Walker<'_> {
             }
             Value::Array(array) => {
                 if self.expect_kind(schema, "array", "an array", span.clone(), path, String::new) {
-                    if let Some(min) = schema.get("minItems").and_then(Json::as_u64) {
-                        if (array.len() as u64) < min {
-                            self.diagnostics.push(
-                                Diagnostic::new(
-                                    "empty-array",
-                                    span.clone(),
-                                    format!("`{}` is empty", display_path(path)),
-                                )
-                                .label("needs at least one element")
-                                .expected(describe(self.root, schema)),
-                            );
-                        }
+                    if let Some(min) = schema.get("minItems").and_then(Json::as_u64)
+                        && (array.len() as u64) < min
+                    {
+                        self.diagnostics.push(
+                            Diagnostic::new(
+                                "empty-array",
+                                span.clone(),
+                                format!("`{}` is empty", display_path(path)),
+                            )
+                            .label("needs at least one element")
+                            .expected(describe(self.root, schema)),
+                        );
                     }
                     let items = schema.get("items").unwrap_or(&Json::Null);
                     for (i, element) in array.iter().enumerate() {
@@ -333,43 +333,43 @@ impl Walker<'_> {
             }
             return;
         }
-        if let Some(min) = schema.get("minLength").and_then(Json::as_u64) {
-            if (text.chars().count() as u64) < min {
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        "invalid-value",
-                        span.clone(),
-                        format!("`{}` is empty", display_path(path)),
-                    )
-                    .label("empty string"),
-                );
-                return;
-            }
+        if let Some(min) = schema.get("minLength").and_then(Json::as_u64)
+            && (text.chars().count() as u64) < min
+        {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    "invalid-value",
+                    span.clone(),
+                    format!("`{}` is empty", display_path(path)),
+                )
+                .label("empty string"),
+            );
+            return;
         }
-        if let Some(format) = schema.get("format").and_then(Json::as_str) {
-            if let Err(e) = check_format(format, text) {
-                let code = if matches!(format, "duration" | "memory") {
-                    "invalid-unit"
-                } else {
-                    "invalid-name"
-                };
-                let label = match format {
-                    "duration" => "not a duration",
-                    "memory" => "not a memory size",
-                    "cron" => "not a cron schedule",
-                    "email" => "not an e-mail address",
-                    _ => "breaks the naming rule",
-                };
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        code,
-                        span,
-                        format!("`{}`: {}", display_path(path), e.message),
-                    )
-                    .label(label)
-                    .expected(e.expected),
-                );
-            }
+        if let Some(format) = schema.get("format").and_then(Json::as_str)
+            && let Err(e) = check_format(format, text)
+        {
+            let code = if matches!(format, "duration" | "memory") {
+                "invalid-unit"
+            } else {
+                "invalid-name"
+            };
+            let label = match format {
+                "duration" => "not a duration",
+                "memory" => "not a memory size",
+                "cron" => "not a cron schedule",
+                "email" => "not an e-mail address",
+                _ => "breaks the naming rule",
+            };
+            self.diagnostics.push(
+                Diagnostic::new(
+                    code,
+                    span,
+                    format!("`{}`: {}", display_path(path), e.message),
+                )
+                .label(label)
+                .expected(e.expected),
+            );
         }
     }
 
@@ -470,10 +470,10 @@ pub(crate) fn describe(root: &Json, schema: &Json) -> String {
         return format!("one of {}", list(&options));
     }
     let format = schema.get("format").and_then(Json::as_str).unwrap_or("");
-    if let Err(e) = check_format(format, "\u{0}") {
-        if !format.is_empty() {
-            return e.expected;
-        }
+    if let Err(e) = check_format(format, "\u{0}")
+        && !format.is_empty()
+    {
+        return e.expected;
     }
     let range = |kind: &str| {
         let min = schema.get("minimum").and_then(Json::as_f64);

@@ -285,27 +285,27 @@ impl Router {
                     self.metrics
                         .series(&pool.service, &pool.env, &backend.release)
                         .record(status.as_u16(), started.elapsed());
-                    if status == StatusCode::SWITCHING_PROTOCOLS {
-                        if let Some(client_side) = client_upgrade {
-                            let backend_side = hyper::upgrade::on(&mut response);
-                            tokio::spawn(async move {
-                                let _slot = slot;
-                                if let (Ok(a), Ok(b)) = (client_side.await, backend_side.await) {
-                                    let _ = tokio::io::copy_bidirectional(
-                                        &mut TokioIo::new(a),
-                                        &mut TokioIo::new(b),
-                                    )
-                                    .await;
-                                }
-                            });
-                            let (mut head, _) = response.into_parts();
-                            head.headers
-                                .insert("x-request-id", header_value(&request_id));
-                            return Response::from_parts(
-                                head,
-                                Empty::new().map_err(|never| match never {}).boxed(),
-                            );
-                        }
+                    if status == StatusCode::SWITCHING_PROTOCOLS
+                        && let Some(client_side) = client_upgrade
+                    {
+                        let backend_side = hyper::upgrade::on(&mut response);
+                        tokio::spawn(async move {
+                            let _slot = slot;
+                            if let (Ok(a), Ok(b)) = (client_side.await, backend_side.await) {
+                                let _ = tokio::io::copy_bidirectional(
+                                    &mut TokioIo::new(a),
+                                    &mut TokioIo::new(b),
+                                )
+                                .await;
+                            }
+                        });
+                        let (mut head, _) = response.into_parts();
+                        head.headers
+                            .insert("x-request-id", header_value(&request_id));
+                        return Response::from_parts(
+                            head,
+                            Empty::new().map_err(|never| match never {}).boxed(),
+                        );
                     }
                     let (mut head, incoming) = response.into_parts();
                     strip_hop_by_hop(&mut head.headers);
@@ -436,11 +436,9 @@ fn build_upstream(
     let mut headers = parts.headers.clone();
     let upgrade_value = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut headers);
-    if upgrade {
-        if let Some(v) = upgrade_value {
-            headers.insert(header::UPGRADE, v);
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
+    if upgrade && let Some(v) = upgrade_value {
+        headers.insert(header::UPGRADE, v);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {}", peer.ip()),

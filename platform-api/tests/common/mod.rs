@@ -112,13 +112,11 @@ impl Daemon {
                 .get(self.api("/_info"))
                 .timeout(Duration::from_secs(2))
                 .send()
+                && let Ok(info) = r.json::<Value>()
+                && (!docker || info["docker"]["available"] == true)
             {
-                if let Ok(info) = r.json::<Value>() {
-                    if !docker || info["docker"]["available"] == true {
-                        self.platform_id = info["id"].as_str().unwrap_or_default().to_owned();
-                        break;
-                    }
-                }
+                self.platform_id = info["id"].as_str().unwrap_or_default().to_owned();
+                break;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!("the daemon exited ({status}):\n{}", self.log());
@@ -148,11 +146,11 @@ impl Daemon {
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if child.try_wait().unwrap().is_some() {
-                    self.child = None;
-                    return true;
-                }
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().unwrap().is_some()
+            {
+                self.child = None;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
