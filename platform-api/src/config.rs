@@ -14,6 +14,8 @@ pub mod env_vars {
     pub const DATA_DIR: &str = "FAAS_PLATFORM_DATA_DIR";
     pub const DOMAIN: &str = "FAAS_PLATFORM_DOMAIN";
     pub const NETWORK: &str = "FAAS_PLATFORM_NETWORK";
+    /// `container-ip` (default) or `published`: how the router reaches instances.
+    pub const UPSTREAM: &str = "FAAS_PLATFORM_UPSTREAM";
     pub const CONFIG: &str = "FAAS_PLATFORM_CONFIG";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
@@ -33,6 +35,19 @@ pub struct FileConfig {
     pub network: Option<String>,
     /// Seconds the router gives open requests at shutdown.
     pub shutdown_drain_s: Option<u64>,
+    pub upstream: Option<Upstream>,
+}
+
+/// How the router reaches an instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Upstream {
+    /// Its address on the platform's bridge network: no extra hop (the default where the
+    /// platform runs on the engine's host, as on Linux).
+    #[default]
+    ContainerIp,
+    /// Its port published on 127.0.0.1 (for engines in a VM, such as Docker Desktop).
+    Published,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +58,7 @@ pub struct Config {
     pub domain: String,
     pub network: String,
     pub shutdown_drain: Duration,
+    pub upstream: Upstream,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -53,6 +69,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub domain: Option<String>,
     pub network: Option<String>,
+    pub upstream: Option<Upstream>,
     pub config: Option<PathBuf>,
 }
 
@@ -121,6 +138,7 @@ impl Config {
             domain: domain.to_ascii_lowercase(),
             network: o.network.or(file.network).unwrap_or_else(|| "faas".into()),
             shutdown_drain: Duration::from_secs(file.shutdown_drain_s.unwrap_or(10)),
+            upstream: o.upstream.or(file.upstream).unwrap_or_default(),
         })
     }
 }

@@ -385,10 +385,14 @@ async fn start_instance(
         extra_env: Vec::new(),
     };
     let started = ctx.p.runtime.start_instance(&spec).await;
-    let (container_id, port) = match started {
-        Ok((id, state)) => match (state.host_port, state.failure()) {
-            (Some(port), None) => (id, port),
-            (_, why) => {
+    let (container_id, port, addr) = match started {
+        Ok((id, state)) => match (
+            state.host_port,
+            ctx.p.upstream_addr(&state, manifest.run.port),
+            state.failure(),
+        ) {
+            (Some(port), Some(addr), None) => (id, port, addr),
+            (_, _, why) => {
                 let why = why.unwrap_or_else(|| "its container published no port".into());
                 let logs = ctx.p.runtime.logs_tail(&id, FAILED_LOG_LINES).await;
                 let _ = ctx.p.runtime.remove(&id).await;
@@ -415,7 +419,6 @@ async fn start_instance(
     row.host_port = Some(port);
     row.state = "running".into();
     ctx.p.store.add_instance(&row)?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     ctx.p.router.add_backend(
         &dep.service,
         &dep.env,
@@ -459,9 +462,8 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
         .is_none()
     {
         let state = ctx.p.runtime.state(&container).await?;
-        match state.host_port {
-            Some(port) if state.running => {
-                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        match ctx.p.upstream_addr(&state, manifest.run.port) {
+            Some(addr) if state.running => {
                 ctx.p.router.add_backend(
                     &dep.service,
                     &dep.env,

@@ -98,6 +98,8 @@ pub struct ContainerState {
     pub restart_count: i64,
     pub oom_killed: bool,
     pub host_port: Option<u16>,
+    /// The container's address on the platform's network.
+    pub ip: Option<std::net::IpAddr>,
     pub error: Option<String>,
 }
 
@@ -391,6 +393,22 @@ impl Runtime {
                 Err(_) => return self.failed(DockerError::RequestTimeoutError),
             };
         let s = inspected.state.unwrap_or_default();
+        let network_id = self
+            .network_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let ip = inspected
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|nets| {
+                nets.values()
+                    .find(|e| network_id.is_some() && e.network_id == network_id)
+                    .or_else(|| nets.values().next())
+                    .and_then(|e| e.ip_address.as_deref())
+                    .and_then(|ip| ip.parse().ok())
+            });
         let host_port = inspected
             .network_settings
             .and_then(|n| n.ports)
@@ -412,6 +430,7 @@ impl Runtime {
             restart_count: inspected.restart_count.unwrap_or(0),
             oom_killed: s.oom_killed.unwrap_or(false),
             host_port,
+            ip,
             error: s.error,
         })
     }

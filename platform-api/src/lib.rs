@@ -36,6 +36,21 @@ pub struct Platform {
 pub type AppState = Arc<Platform>;
 
 impl Platform {
+    /// Where the router sends an instance's requests.
+    pub fn upstream_addr(
+        &self,
+        state: &docker::ContainerState,
+        container_port: u16,
+    ) -> Option<std::net::SocketAddr> {
+        match (self.config.upstream, state.ip, state.host_port) {
+            (config::Upstream::ContainerIp, Some(ip), _) => {
+                Some(std::net::SocketAddr::new(ip, container_port))
+            }
+            (_, _, Some(port)) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+            _ => None,
+        }
+    }
+
     /// The URL a service's environment is served at.
     pub fn url(&self, service: &str, env: &str) -> String {
         let host = self.router.host_for(service, env);

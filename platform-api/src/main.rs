@@ -37,6 +37,9 @@ enum Command {
         /// The Docker network instances join [default: faas]
         #[arg(long, env = env_vars::NETWORK)]
         network: Option<String>,
+        /// How the router reaches instances
+        #[arg(long, value_enum, env = env_vars::UPSTREAM)]
+        upstream: Option<faas_platform::config::Upstream>,
         /// A config file [default: ~/.config/faas/platform.toml]
         #[arg(long, env = env_vars::CONFIG)]
         config: Option<PathBuf>,
@@ -78,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         data_dir,
         domain,
         network,
+        upstream,
         config,
     } = cli.command;
     let config = Config::resolve(Overrides {
@@ -86,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         data_dir,
         domain,
         network,
+        upstream,
         config,
     })?;
     serve(config).await

@@ -3,7 +3,6 @@
 //! labelled is removed; then unfinished deployments resume.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +60,11 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         };
         known.insert(c.id.clone());
         let state = p.runtime.state(&c.id).await?;
-        let (Some(port), Ok(manifest)) = (state.host_port, release.manifest()) else {
+        let manifest = release.manifest().ok();
+        let addr = manifest
+            .as_ref()
+            .and_then(|m| p.upstream_addr(&state, m.run.port));
+        let (Some(port), Some(addr), Some(manifest)) = (state.host_port, addr, manifest) else {
             let _ = p
                 .runtime
                 .stop_and_remove(&c.id, Duration::from_secs(5))
@@ -80,12 +83,7 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         p.router.add_backend(
             &row.service,
             &row.env,
-            Backend::new(
-                &row.id,
-                &row.release_id,
-                SocketAddr::from(([127, 0, 0, 1], port)),
-                health_check_of(&manifest),
-            ),
+            Backend::new(&row.id, &row.release_id, addr, health_check_of(&manifest)),
         );
         report.adopted += 1;
     }

@@ -31,6 +31,18 @@ use self::pool::{Backend, HealthCheck, InFlight, Pool};
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// An upstream client with keep-alive connections; each router worker has its own, so its
+/// connections are driven on its own core. (The health checks use the router's shared one.)
+fn new_client() -> Client<HttpConnector, ProxyBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
 /// Headers that describe one hop, not the request: never forwarded.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -52,17 +64,10 @@ pub struct Router {
 
 impl Router {
     pub fn new(domain: &str) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
         Arc::new(Self {
             domain: domain.to_owned(),
             hosts: RwLock::new(HashMap::new()),
-            client,
+            client: new_client(),
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -165,12 +170,70 @@ impl Router {
 
     /// Serves the router on `listener` until `shutdown` turns true; then stops accepting and
     /// gives open requests up to `drain` to finish.
+    ///
+    /// Like nginx's workers, one single-threaded event loop per core accepts from the shared
+    /// listener and keeps its own upstream connections, so a request and its upstream call
+    /// stay on one core instead of waking each other across cores.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) {
+        let listener = match listener.into_std() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("router: cannot share the listener: {e}");
+                return;
+            }
+        };
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let Ok(listener) = listener.try_clone() else {
+                continue;
+            };
+            let router = self.clone();
+            let shutdown = shutdown.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("faas-router-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(router.serve_worker(listener, shutdown, drain)),
+                        Err(e) => tracing::error!("router: cannot start worker {i}: {e}"),
+                    }
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => tracing::error!("router: cannot start worker {i}: {e}"),
+            }
+        }
+        drop(listener);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+
+    async fn serve_worker(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
         mut shutdown: watch::Receiver<bool>,
         drain: Duration,
     ) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("router: worker cannot listen: {e}");
+                return;
+            }
+        };
+        let client = new_client();
         let connections = tokio_util::task::TaskTracker::new();
         loop {
             tokio::select! {
@@ -178,9 +241,11 @@ impl Router {
                     let Ok((stream, peer)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let router = self.clone();
+                    let client = client.clone();
                     let service = hyper::service::service_fn(move |req| {
                         let router = router.clone();
-                        async move { Ok::<_, Infallible>(router.handle(req, peer).await) }
+                        let client = client.clone();
+                        async move { Ok::<_, Infallible>(router.handle(req, peer, &client).await) }
                     });
                     let mut stop = shutdown.clone();
                     connections.spawn(async move {
@@ -216,6 +281,7 @@ impl Router {
         self: Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
+        client: &Client<HttpConnector, ProxyBody>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let request_id = req
@@ -224,7 +290,7 @@ impl Router {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 200)
             .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(new_request_id);
         let host = request_host(&req);
         let Some(pool) = self.pool_for_host(&host) else {
             self.metrics
@@ -276,14 +342,13 @@ impl Router {
                     return json_error(StatusCode::BAD_REQUEST, "bad-request", &e, &request_id);
                 }
             };
-            match self.client.request(upstream).await {
+            match client.request(upstream).await {
                 Ok(mut response) => {
                     backend
                         .failures
                         .store(0, std::sync::atomic::Ordering::Relaxed);
                     let status = response.status();
-                    self.metrics
-                        .series(&pool.service, &pool.env, &backend.release)
+                    self.series_of(&pool, &backend)
                         .record(status.as_u16(), started.elapsed());
                     if status == StatusCode::SWITCHING_PROTOCOLS
                         && let Some(client_side) = client_upgrade
@@ -330,8 +395,7 @@ impl Router {
                     }
                     tracing::debug!(instance = %backend.instance, error = %e, "upstream request failed");
                     if !replayable && !e.is_connect() {
-                        self.metrics
-                            .series(&pool.service, &pool.env, &backend.release)
+                        self.series_of(&pool, &backend)
                             .record(502, started.elapsed());
                         return json_error(
                             StatusCode::BAD_GATEWAY,
@@ -357,6 +421,31 @@ impl Router {
             &request_id,
         )
     }
+}
+
+impl Router {
+    fn series_of(&self, pool: &Pool, backend: &Backend) -> Arc<metrics::Series> {
+        match backend.series.get() {
+            Some(series) => series.clone(),
+            None => self
+                .metrics
+                .series(&pool.service, &pool.env, &backend.release),
+        }
+    }
+}
+
+/// A unique request id without a system call: a random prefix drawn once per process, and a
+/// counter.
+fn new_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(rand::random::<u64>);
+    format!(
+        "{prefix:016x}{:016x}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn request_host<B>(req: &Request<B>) -> String {

@@ -30,6 +30,8 @@ pub struct Backend {
     pub failures: AtomicU32,
     idle: Notify,
     checker: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The metrics series of its service, environment and release, looked up once.
+    pub series: std::sync::OnceLock<Arc<super::metrics::Series>>,
 }
 
 impl Backend {
@@ -45,6 +47,7 @@ impl Backend {
             failures: AtomicU32::new(0),
             idle: Notify::new(),
             checker: std::sync::Mutex::new(None),
+            series: std::sync::OnceLock::new(),
         }
     }
 
