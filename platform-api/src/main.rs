@@ -10,6 +10,10 @@ use faas_platform::config::{Config, Overrides, env_vars};
 use faas_platform::{Platform, auth, docker, reconcile, router, store};
 use tracing_subscriber::EnvFilter;
 
+// The router allocates a little per request; mimalloc keeps that off glibc's locks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The faas platform daemon: runs services on the Docker Engine and routes traffic to them.
 #[derive(Debug, Parser)]
 #[command(name = "faas-platform", version)]

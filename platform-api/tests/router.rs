@@ -78,7 +78,11 @@ async fn serve_connection(mut stream: TcpStream) {
             "/len" => length.to_string(),
             _ => "ok".to_owned(),
         };
-        let status = if path.starts_with("/nope") { "404 Not Found" } else { "200 OK" };
+        let status = if path.starts_with("/nope") {
+            "404 Not Found"
+        } else {
+            "200 OK"
+        };
         let response = format!(
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Backend-Hop: 1\r\nConnection: keep-alive, x-backend-hop\r\n\r\n{body}",
             body.len()
