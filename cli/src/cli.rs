@@ -28,6 +28,9 @@ pub struct GlobalArgs {
     /// The service's app.toml [default: ./app.toml or the nearest parent's]
     #[arg(long, global = true, value_name = "PATH", env = env_vars::FAAS_MANIFEST)]
     pub manifest: Option<PathBuf>,
+    /// The platform to talk to (`faas context list`) [default: the current context, else local]
+    #[arg(short = 'C', long, global = true, value_name = "NAME", env = env_vars::FAAS_CONTEXT)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,8 +53,70 @@ pub enum Command {
     /// Add or remove a MongoDB database in app.toml
     #[command(subcommand)]
     Mongodb(DatabaseCommand),
+    /// Create a service and deploy it to the local platform, in one step
+    Launch(LaunchArgs),
+    /// Start, stop and inspect the local platform
+    #[command(subcommand)]
+    Platform(PlatformCommand),
+    /// The platforms this CLI talks to
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// Keep a token for the current context (the OS keyring, else a 0600 file)
+    Login {
+        /// Read the token from stdin instead of asking
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Forget the current context's token
+    Logout,
+    /// Show who the current context's token belongs to
+    Whoami {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlatformCommand {
+    /// Start the local platform in the background
+    Start,
+    /// Stop the local platform (its services' containers keep running)
+    Stop,
+    /// Whether the local platform runs, where it listens and where its data is
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// Add (or change) a context
+    Add {
+        /// Its name, e.g. `staging`
+        name: String,
+        /// The platform's API URL, e.g. https://faas.example.com
+        #[arg(long)]
+        url: String,
+    },
+    /// Make a context the current one
+    Use { name: String },
+    /// The contexts, the current one marked
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +127,119 @@ pub enum ServiceCommand {
     Validate(ValidateArgs),
     /// Print the manifest an environment sees, with every default filled in
     Info(InfoArgs),
+    /// Build the service's image with the local Docker Engine
+    Build(BuildArgs),
+    /// Build and deploy to an environment, following the rollout to its end
+    Deploy(DeployArgs),
+    /// The service's release, instances and URL per environment
+    Status(StatusArgs),
+    /// The services on the platform
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The releases of an environment, the current one marked
+    Releases(ReleasesArgs),
+    /// Deploy an earlier release again (by default the one before the current one)
+    Rollback(RollbackArgs),
+    /// Delete the service on the platform: every environment, instance and release
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The environment whose `[build]` overrides apply
+    #[arg(short, long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// Build without the layer cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// A build argument, KEY=VALUE (repeatable); wins over app.toml's `build.args`
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    Immediate,
+    Rolling,
+    Canary,
+    Bluegreen,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The environment, e.g. `prod` or `staging`
+    #[arg(short, long, value_name = "ENV")]
+    pub env: String,
+    /// Overrides app.toml's `deploy.strategy`
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Deploy this image (an ID or reference on this Docker Engine) instead of building
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Return once the deployment is created; print its id
+    #[arg(long)]
+    pub detach: bool,
+    /// Do not ask before deploying to prod
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Build without the layer cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// A build argument, KEY=VALUE (repeatable)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this environment
+    #[arg(short, long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// The environment
+    #[arg(short, long, value_name = "ENV", default_value = "prod")]
+    pub env: String,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment
+    #[arg(short, long, value_name = "ENV", default_value = "prod")]
+    pub env: String,
+    /// The release version to go back to, e.g. 3
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u64>,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Do not ask
+    #[arg(short, long)]
+    pub yes: bool,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

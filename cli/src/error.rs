@@ -22,6 +22,15 @@ pub enum CliError {
         message: String,
         hint: Option<String>,
     },
+    /// The platform refused, with its problem document. Exit 1.
+    #[error("{message}")]
+    Platform {
+        message: String,
+        hint: Option<String>,
+        code: String,
+        status: u16,
+        deployment: Option<String>,
+    },
     /// Anything else. Exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -43,7 +52,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage { .. } | Self::Manifest(_) | Self::ManifestReported => 2,
-            Self::Failed { .. } | Self::Other(_) => 1,
+            Self::Failed { .. } | Self::Other(_) | Self::Platform { .. } => 1,
         }
     }
 }

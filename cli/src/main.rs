@@ -3,12 +3,18 @@
 //! input (clap's own usage errors exit 2 too), 130 interrupted.
 
 mod cli;
+mod client;
 mod commands;
+mod config;
+mod credentials;
+mod docker;
 mod env_vars;
 mod error;
+mod local;
 mod manifest_edit;
 mod printer;
 mod project;
+mod session;
 mod templates;
 
 use std::process::ExitCode;
@@ -16,7 +22,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use faas_spec::Engine;
 
-use crate::cli::{Cli, Command, DatabaseCommand, ServiceCommand, TemplatesCommand};
+use crate::cli::{
+    Cli, Command, ContextCommand, DatabaseCommand, PlatformCommand, ServiceCommand, StrategyArg,
+    TemplatesCommand,
+};
 use crate::commands::database::Action;
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
@@ -35,7 +44,88 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, printer: &Printer) -> CliResult {
     let manifest = cli.global.manifest.as_deref();
+    let context = cli.global.context.as_deref();
     match cli.command {
+        Command::Service(ServiceCommand::Build(args)) => {
+            let path = project::manifest_path(manifest)?;
+            let built = commands::deploy::build(
+                printer,
+                &path,
+                args.env.as_deref(),
+                args.no_cache,
+                &args.build_args,
+            )?;
+            printer.result(built.tag);
+            Ok(())
+        }
+        Command::Service(ServiceCommand::Deploy(args)) => commands::deploy::deploy(
+            printer,
+            manifest,
+            context,
+            commands::deploy::DeployOptions {
+                env: &args.env,
+                strategy: args.strategy.map(strategy),
+                image: args.image.as_deref(),
+                detach: args.detach,
+                yes: args.yes,
+                no_cache: args.no_cache,
+                build_args: &args.build_args,
+            },
+        ),
+        Command::Service(ServiceCommand::Status(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::service::status(printer, context, &name, args.env.as_deref(), args.json)
+        }
+        Command::Service(ServiceCommand::List { json }) => {
+            commands::service::list(printer, context, json)
+        }
+        Command::Service(ServiceCommand::Releases(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::service::releases(printer, context, &name, &args.env, args.json)
+        }
+        Command::Service(ServiceCommand::Rollback(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::service::rollback(printer, context, &name, &args.env, args.to)
+        }
+        Command::Service(ServiceCommand::Delete(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::service::delete(printer, context, &name, args.yes)
+        }
+        Command::Launch(args) => {
+            let dir = commands::create::run_for_launch(printer, args.create, false)?;
+            let manifest = dir.join(faas_spec::MANIFEST_FILE);
+            commands::deploy::deploy(
+                printer,
+                Some(&manifest),
+                Some(context.unwrap_or(config::LOCAL)),
+                commands::deploy::DeployOptions {
+                    env: "prod",
+                    strategy: None,
+                    image: None,
+                    detach: false,
+                    yes: true,
+                    no_cache: false,
+                    build_args: &[],
+                },
+            )
+        }
+        Command::Platform(PlatformCommand::Start) => commands::platform::start(printer),
+        Command::Platform(PlatformCommand::Stop) => commands::platform::stop(printer),
+        Command::Platform(PlatformCommand::Status { json }) => {
+            commands::platform::status(printer, json)
+        }
+        Command::Context(ContextCommand::Add { name, url }) => {
+            commands::context::add(printer, &name, &url)
+        }
+        Command::Context(ContextCommand::Use { name }) => {
+            commands::context::use_context(printer, &name)
+        }
+        Command::Context(ContextCommand::List { json }) => {
+            commands::context::list(printer, context, json)
+        }
+        Command::Login { token_stdin } => commands::auth::login(printer, context, token_stdin),
+        Command::Logout => commands::auth::logout(printer, context),
+        Command::Whoami { json } => commands::auth::whoami(printer, context, json),
         Command::Service(ServiceCommand::Create(args)) => commands::create::run(printer, args),
         Command::Service(ServiceCommand::Validate(args)) => {
             commands::validate::run(printer, manifest, args.env.as_deref(), args.json)
@@ -51,6 +141,15 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Rabbitmq(cmd) => database(printer, manifest, Engine::Rabbitmq, &cmd),
         Command::Mongodb(cmd) => database(printer, manifest, Engine::Mongodb, &cmd),
         Command::Completions(args) => commands::completions::run(args.shell),
+    }
+}
+
+fn strategy(s: StrategyArg) -> faas_spec::Strategy {
+    match s {
+        StrategyArg::Immediate => faas_spec::Strategy::Immediate,
+        StrategyArg::Rolling => faas_spec::Strategy::Rolling,
+        StrategyArg::Canary => faas_spec::Strategy::Canary,
+        StrategyArg::Bluegreen => faas_spec::Strategy::Bluegreen,
     }
 }
 
@@ -76,9 +175,9 @@ fn report(printer: &Printer, e: &CliError) {
     match e {
         CliError::Manifest(report) => printer.raw_stderr(&report.render(printer.color)),
         CliError::ManifestReported => {}
-        CliError::Usage { message, hint } | CliError::Failed { message, hint } => {
-            printer.error(message, hint.as_deref())
-        }
+        CliError::Usage { message, hint }
+        | CliError::Failed { message, hint }
+        | CliError::Platform { message, hint, .. } => printer.error(message, hint.as_deref()),
         CliError::Other(e) => printer.error(&format!("{e:#}"), None),
     }
 }

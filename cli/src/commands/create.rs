@@ -29,10 +29,17 @@ struct Answers {
 }
 
 pub fn run(printer: &Printer, args: CreateArgs) -> CliResult {
+    run_for_launch(printer, args, true).map(drop)
+}
+
+/// Creates the service; returns its directory. `print_dir` puts the directory on stdout (the
+/// result of `create`; `launch` prints the URL instead).
+pub fn run_for_launch(printer: &Printer, args: CreateArgs, print_dir: bool) -> CliResult<PathBuf> {
     let interactive =
         !args.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let answers = ask(&args, interactive)?;
-    create(printer, &answers)
+    create(printer, &answers, print_dir)?;
+    Ok(answers.dir)
 }
 
 fn invalid(e: NameError, what: &str) -> CliError {
@@ -159,7 +166,7 @@ fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
     })
 }
 
-fn create(printer: &Printer, a: &Answers) -> CliResult {
+fn create(printer: &Printer, a: &Answers, print_dir: bool) -> CliResult {
     let shown = display_path(&a.dir);
     let target_exists = a.dir.exists();
     if target_exists {
@@ -216,10 +223,12 @@ fn create(printer: &Printer, a: &Answers) -> CliResult {
         GitInit::NoGit => {}
         GitInit::Failed(why) => printer.warn(format!("`git init` failed: {why}")),
     }
-    printer.info(format!(
-        "\nNext:\n  cd {shown}\n  faas service validate\n  faas service deploy -e prod"
-    ));
-    printer.result(a.dir.display());
+    if print_dir {
+        printer.info(format!(
+            "\nNext:\n  cd {shown}\n  faas service validate\n  faas service deploy -e prod"
+        ));
+        printer.result(a.dir.display());
+    }
     Ok(())
 }
 

@@ -1,8 +1,13 @@
 //! One module per command. Each is a plain function of resolved arguments and the printer.
 
+pub mod auth;
 pub mod completions;
+pub mod context;
 pub mod create;
 pub mod database;
+pub mod deploy;
 pub mod info;
+pub mod platform;
+pub mod service;
 pub mod templates;
 pub mod validate;

@@ -1,0 +1,177 @@
+//! `faas service status|list|releases|rollback|delete`: reading and steering a deployed service.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use faas_spec::ManifestFile;
+use faas_spec::api::{Deployment, Release, Rollback, Service};
+
+use crate::error::{CliError, CliResult};
+use crate::printer::Printer;
+use crate::{project, session};
+
+/// The service name: from app.toml (here or above), unless given.
+pub fn service_name(manifest: Option<&Path>, explicit: Option<&str>) -> CliResult<String> {
+    if let Some(name) = explicit {
+        return Ok(name.to_owned());
+    }
+    let path = project::manifest_path(manifest)?;
+    Ok(ManifestFile::load(&path)?.manifest.name.as_str().to_owned())
+}
+
+pub fn status(
+    printer: &Printer,
+    context: Option<&str>,
+    name: &str,
+    env: Option<&str>,
+    json: bool,
+) -> CliResult {
+    let client = session::connect(printer, context)?;
+    let mut service: Service = client.get(&format!("/v1/services/{name}"))?;
+    if let Some(env) = env {
+        service.environments.retain(|e| e.env == env);
+        if service.environments.is_empty() {
+            return Err(CliError::usage(
+                format!("{name} has nothing in environment `{env}`"),
+                format!("deploy it with `faas service deploy -e {env}`"),
+            ));
+        }
+    }
+    if json {
+        printer.json(&service);
+        return Ok(());
+    }
+    printer.result(format!("{} (owner {})", service.name, service.owner));
+    if service.environments.is_empty() {
+        printer.result("  not deployed yet");
+    }
+    for e in &service.environments {
+        let release = e.release.as_ref().map_or("no release".to_owned(), |r| {
+            format!("v{} ({})", r.version, short(&r.image))
+        });
+        printer.result(format!("  {:<10} {release:<24} {}", e.env, e.url));
+        if let Some(d) = &e.deployment {
+            printer.result(format!("  {:<10} deployment {d} under way", ""));
+        }
+        for i in &e.instances {
+            let health = if i.healthy { "healthy" } else { "unhealthy" };
+            printer.result(format!(
+                "  {:<10}   {}  v{:<4} {:<9} {:<9} {}",
+                "",
+                i.id,
+                i.version,
+                i.state,
+                health,
+                i.address.clone().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+pub fn list(printer: &Printer, context: Option<&str>, json: bool) -> CliResult {
+    let client = session::connect(printer, context)?;
+    let services: Vec<Service> = client.get("/v1/services")?;
+    if json {
+        printer.json(&services);
+        return Ok(());
+    }
+    if services.is_empty() {
+        printer.info("no services yet: `faas launch` creates and deploys one");
+    }
+    for s in services {
+        let envs: Vec<String> = s
+            .environments
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.env,
+                    e.release
+                        .as_ref()
+                        .map_or("-".into(), |r| format!("v{}", r.version))
+                )
+            })
+            .collect();
+        printer.result(format!("{:<24} {:<28} {}", s.name, s.owner, envs.join(" ")));
+    }
+    Ok(())
+}
+
+pub fn releases(
+    printer: &Printer,
+    context: Option<&str>,
+    name: &str,
+    env: &str,
+    json: bool,
+) -> CliResult {
+    let client = session::connect(printer, context)?;
+    let releases: Vec<Release> = client.get(&format!("/v1/services/{name}/releases?env={env}"))?;
+    if json {
+        printer.json(&releases);
+        return Ok(());
+    }
+    if releases.is_empty() {
+        printer.info(format!("{name} has no release in {env}"));
+    }
+    for r in releases {
+        let mark = if r.current { "*" } else { " " };
+        printer.result(format!(
+            "{mark} v{:<5} {}  {:<32} {}",
+            r.version,
+            short(&r.image),
+            r.image_ref,
+            r.created_at
+        ));
+    }
+    Ok(())
+}
+
+pub fn rollback(
+    printer: &Printer,
+    context: Option<&str>,
+    name: &str,
+    env: &str,
+    to: Option<u64>,
+) -> CliResult {
+    let client = session::connect(printer, context)?;
+    let d: Deployment = client.post(
+        &format!("/v1/services/{name}/rollback"),
+        &Rollback {
+            env: env.to_owned(),
+            release: to,
+        },
+    )?;
+    printer.status("Rolling back", format!("{name} in {env} to v{}", d.version));
+    super::deploy::follow(printer, &client, &d)
+}
+
+pub fn delete(printer: &Printer, context: Option<&str>, name: &str, yes: bool) -> CliResult {
+    if !yes {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(CliError::usage(
+                format!("deleting {name} needs a confirmation, and there is no terminal to ask on"),
+                "pass --yes",
+            ));
+        }
+        let typed: String = dialoguer::Input::new()
+            .with_prompt(format!(
+                "This removes {name} everywhere. Type its name to confirm"
+            ))
+            .allow_empty(true)
+            .interact_text()
+            .map_err(|e| CliError::failed(format!("the prompt failed: {e}"), None))?;
+        if typed.trim() != name {
+            return Err(CliError::failed("not deleted", None));
+        }
+    }
+    let client = session::connect(printer, context)?;
+    client.delete(&format!("/v1/services/{name}?confirm={name}"))?;
+    printer.status("Deleted", format!("{name} on {}", client.context.name));
+    Ok(())
+}
