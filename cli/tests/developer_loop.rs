@@ -1,0 +1,367 @@
+//! The developer loop as a new user runs it, with the real binaries, the real Docker Engine and
+//! the seeded images: launch, a request through the router, a change rolled out, rollback,
+//! status; the local platform's lifecycle; login; contexts; failures that say what to do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::platform::DevBox;
+use common::{code, stderr, stdout};
+
+fn launch_static(d: &DevBox, name: &str) -> std::path::PathBuf {
+    let out = d.run(&[
+        "launch",
+        name,
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "me@example.com",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("http://{name}.localhost:{}", d.router_port),
+        "stdout is the URL"
+    );
+    d.work().join(name)
+}
+
+#[test]
+fn launch_deploy_a_change_roll_back_and_read_status() {
+    let d = DevBox::new();
+    let dir = launch_static(&d, "site");
+    let err_text = d.run(&["platform", "status", "--json"]);
+    assert_eq!(code(&err_text), 0);
+    d.wait_route("site", "/", "<h1>site</h1>");
+
+    // A change, deployed with the rolling strategy.
+    let index = dir.join("public/index.html");
+    let html = std::fs::read_to_string(&index)
+        .unwrap()
+        .replace("<h1>site</h1>", "<h1>site v2</h1>");
+    std::fs::write(&index, html).unwrap();
+    let out = d.run_in(
+        &dir,
+        &[
+            "service",
+            "deploy",
+            "-e",
+            "prod",
+            "--strategy",
+            "rolling",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("instance-healthy") && err.contains("succeeded"),
+        "{err}"
+    );
+    assert!(err.contains("(rolling,"), "{err}");
+    d.wait_route("site", "/", "site v2");
+
+    let out = d.run_in(&dir, &["service", "releases", "--json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(releases.as_array().unwrap().len(), 2);
+    assert_eq!(releases[0]["version"], 2);
+    assert_eq!(releases[0]["current"], true);
+
+    let out = d.run_in(&dir, &["service", "rollback"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    d.wait_route("site", "/", "<h1>site</h1>");
+
+    let out = d.run_in(&dir, &["service", "status", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["name"], "site");
+    assert_eq!(status["owner"], "me@example.com");
+    let prod = &status["environments"][0];
+    assert_eq!(prod["env"], "prod");
+    assert_eq!(
+        prod["release"]["version"], 1,
+        "the first release serves again"
+    );
+    assert_eq!(
+        prod["url"],
+        format!("http://site.localhost:{}", d.router_port)
+    );
+    assert!(
+        prod["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["healthy"] == true && i["version"] == 1)
+    );
+
+    let out = d.run_in(&dir, &["service", "status"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("prod") && text.contains("v1") && text.contains("healthy"),
+        "{text}"
+    );
+
+    let out = d.run(&["service", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "site");
+
+    let out = d.run_in(&dir, &["service", "delete"]);
+    assert_eq!(code(&out), 2, "no terminal: --yes is required");
+    assert!(stderr(&out).contains("--yes"));
+    let out = d.run_in(&dir, &["service", "delete", "--yes"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(d.route("site", "/").0, 404);
+}
+
+#[test]
+fn a_deploy_that_fails_exits_1_with_the_reason_and_the_log() {
+    let d = DevBox::new();
+    let dir = launch_static(&d, "broken");
+    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
+        "[run]\nport = 8080",
+        "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo cannot find config >&2; exit 3\"]",
+    );
+    std::fs::write(dir.join("app.toml"), manifest).unwrap();
+    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("was rolled back") && err.contains("exited with code 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot find config"),
+        "the failed container's output: {err}"
+    );
+    assert!(stdout(&out).is_empty());
+    d.wait_route("broken", "/", "<h1>broken</h1>");
+}
+
+#[test]
+fn deploying_to_prod_without_a_terminal_needs_yes() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "shy",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let out = d.run_in(&d.work().join("shy"), &["service", "deploy", "-e", "prod"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("pass --yes"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_local_platform_starts_stops_and_says_where_it_is() {
+    let d = DevBox::new();
+    let status = |d: &DevBox| -> serde_json::Value {
+        serde_json::from_slice(&d.run(&["platform", "status", "--json"]).stdout).unwrap()
+    };
+    assert_eq!(status(&d)["running"], false);
+
+    let out = d.run(&["platform", "start"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = status(&d);
+    assert_eq!(s["running"], true);
+    assert_eq!(s["api"], format!("http://127.0.0.1:{}", d.api_port));
+    assert_eq!(s["data_dir"], d.data_dir().display().to_string());
+    assert!(s["pid"].is_u64());
+    assert_eq!(s["info"]["docker"]["available"], true);
+    let out = d.run(&["platform", "start"]);
+    assert!(stderr(&out).contains("running already"));
+
+    let out = d.run(&["platform", "stop"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(status(&d)["running"], false);
+
+    // A command aimed at the local context starts it by itself, and says so on stderr.
+    let out = d.run(&["service", "list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Starting the local platform"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out).trim(), "[]");
+}
+
+#[test]
+fn login_keeps_the_token_in_a_private_file_when_no_keyring_answers() {
+    let d = DevBox::new();
+    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    let token = std::fs::read_to_string(d.data_dir().join("admin-token")).unwrap();
+    let out = d
+        .cmd_in(&d.work())
+        .args(["login", "--token-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(token.as_bytes())?;
+            child.wait_with_output()
+        });
+    let out = out.unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no keyring service answers"), "{err}");
+    assert!(err.contains("Logged in"), "{err}");
+    let file = d.sandbox.home().join(".config/faas/credentials.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(token.trim())
+    );
+
+    let who: serde_json::Value =
+        serde_json::from_slice(&d.run(&["whoami", "--json"]).stdout).unwrap();
+    assert_eq!(who["role"], "admin");
+
+    // FAAS_TOKEN wins, and a bad one says so.
+    let out = d
+        .cmd_in(&d.work())
+        .args(["whoami"])
+        .env("FAAS_TOKEN", "faas_nope")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("invalid-token"), "{}", stderr(&out));
+
+    let out = d.run(&["logout"]);
+    assert!(stderr(&out).contains("Logged out"));
+    assert!(
+        !std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(token.trim())
+    );
+
+    let out = d.cmd_in(&d.work()).args(["login"]).output().unwrap();
+    assert_eq!(code(&out), 2, "no terminal to ask for the token on");
+    assert!(stderr(&out).contains("--token-stdin"));
+}
+
+#[test]
+fn contexts_are_added_listed_and_used_and_an_unreachable_platform_is_named() {
+    let d = DevBox::new();
+    let dead = common::platform::free_port();
+    let out = d.run(&[
+        "context",
+        "add",
+        "staging",
+        "--url",
+        &format!("http://127.0.0.1:{dead}"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = d.run(&["context", "add", "bad", "--url", "not a url"]);
+    assert_eq!(code(&out), 2);
+
+    let list: serde_json::Value =
+        serde_json::from_slice(&d.run(&["context", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["name"], "local");
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[1]["name"], "staging");
+
+    assert_eq!(code(&d.run(&["context", "use", "staging"])), 0);
+    let list: serde_json::Value =
+        serde_json::from_slice(&d.run(&["context", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list[1]["current"], true);
+
+    // Not logged in there yet.
+    let out = d.run(&["service", "list"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("faas login"), "{}", stderr(&out));
+    // With a token, the dead URL is named with what to do.
+    let out = d
+        .cmd_in(&d.work())
+        .args(["service", "list"])
+        .env("FAAS_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{dead} does not answer")),
+        "{err}"
+    );
+    assert!(err.contains("faas context list"), "{err}");
+    // -C picks another context for one command.
+    let out = d.run(&["-C", "nowhere", "service", "list"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no context named `nowhere`"));
+}
+
+#[test]
+fn build_tags_the_image_with_the_git_commit() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "tagged",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let dir = d.work().join("tagged");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap()
+    };
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "first"]);
+    let sha = String::from_utf8(git(&["rev-parse", "--short=12", "HEAD"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = d.run_in(&dir, &["service", "build"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("faas/tagged:{sha}"));
+    std::fs::write(dir.join("public/new.html"), "x").unwrap();
+    let out = d.run_in(&dir, &["service", "build"]);
+    assert_eq!(stdout(&out).trim(), format!("faas/tagged:{sha}-dirty"));
+    // A failing step shows its output.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:stable\nRUN echo about to fail && exit 7\n",
+    )
+    .unwrap();
+    let out = d.run_in(&dir, &["service", "build"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("about to fail") && err.contains("the build failed"),
+        "{err}"
+    );
+    for tag in [
+        format!("faas/tagged:{sha}"),
+        format!("faas/tagged:{sha}-dirty"),
+    ] {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &tag])
+            .output();
+    }
+}
