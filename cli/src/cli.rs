@@ -145,6 +145,42 @@ pub enum ServiceCommand {
     Rollback(RollbackArgs),
     /// Delete the service on the platform: every environment, instance and release
     Delete(DeleteArgs),
+    /// Run the current release with another number of instances (until the next release)
+    Scale(ScaleArgs),
+    /// Deploy the current git branch to a preview environment named after it
+    Push(PushArgs),
+    /// Build and run the service on the local Docker Engine in the foreground
+    Dev(DevArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The environment
+    #[arg(short, long, value_name = "ENV")]
+    pub env: String,
+    /// How many instances, 0 to 100
+    #[arg(long, value_name = "N")]
+    pub replicas: u32,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Remove the branch's preview environment instead
+    #[arg(long)]
+    pub delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Rebuild and restart when a source file changes
+    #[arg(long)]
+    pub watch: bool,
+    /// The environment whose overrides apply
+    #[arg(short, long, value_name = "ENV", default_value = "dev")]
+    pub env: String,
 }
 
 #[derive(Debug, Args)]

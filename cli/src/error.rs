@@ -31,6 +31,9 @@ pub enum CliError {
         status: u16,
         deployment: Option<String>,
     },
+    /// Ctrl-C. Exit 130.
+    #[error("interrupted")]
+    Interrupted,
     /// Anything else. Exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -53,6 +56,7 @@ impl CliError {
         match self {
             Self::Usage { .. } | Self::Manifest(_) | Self::ManifestReported => 2,
             Self::Failed { .. } | Self::Other(_) | Self::Platform { .. } => 1,
+            Self::Interrupted => 130,
         }
     }
 }

@@ -91,6 +91,16 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
             let name = commands::service::service_name(manifest, args.service.as_deref())?;
             commands::service::delete(printer, context, &name, args.yes)
         }
+        Command::Service(ServiceCommand::Scale(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::service::scale(printer, context, &name, &args.env, args.replicas)
+        }
+        Command::Service(ServiceCommand::Push(args)) => {
+            commands::service::push(printer, manifest, context, args.delete)
+        }
+        Command::Service(ServiceCommand::Dev(args)) => {
+            commands::dev::run(printer, manifest, &args.env, args.watch)
+        }
         Command::Launch(args) => {
             let dir = commands::create::run_for_launch(printer, args.create, false)?;
             let manifest = dir.join(faas_spec::MANIFEST_FILE);
@@ -174,7 +184,7 @@ fn database(
 fn report(printer: &Printer, e: &CliError) {
     match e {
         CliError::Manifest(report) => printer.raw_stderr(&report.render(printer.color)),
-        CliError::ManifestReported => {}
+        CliError::ManifestReported | CliError::Interrupted => {}
         CliError::Usage { message, hint }
         | CliError::Failed { message, hint }
         | CliError::Platform { message, hint, .. } => printer.error(message, hint.as_deref()),

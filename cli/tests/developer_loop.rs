@@ -365,3 +365,169 @@ fn build_tags_the_image_with_the_git_commit() {
             .output();
     }
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn push_deploys_the_branch_to_its_preview_and_delete_removes_it() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "web",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let dir = d.work().join("web");
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-qm", "first"]);
+    git(&dir, &["checkout", "-qb", "Feature/New_Login"]);
+
+    let out = d.run_in(&dir, &["service", "push"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let url = format!("http://web-feature-new-login.localhost:{}", d.router_port);
+    assert_eq!(stdout(&out).trim(), url);
+    d.wait_route("web-feature-new-login", "/", "<h1>web</h1>");
+
+    let out = d.run_in(&dir, &["service", "push", "--delete"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(d.route("web-feature-new-login", "/").0, 404);
+}
+
+#[test]
+fn scale_changes_the_instances_and_status_shows_them() {
+    let d = DevBox::new();
+    let dir = launch_static(&d, "wide");
+    let out = d.run_in(&dir, &["service", "scale", "-e", "prod", "--replicas", "3"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(
+        &d.run_in(&dir, &["service", "status", "-e", "prod", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        status["environments"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let out = d.run_in(&dir, &["service", "scale", "-e", "qa", "--replicas", "1"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("nothing-to-scale"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Reads the child's stdout until a line arrives, within a deadline.
+fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("no URL on stdout within 60 s")
+}
+
+fn dev_containers(service: &str) -> usize {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.faas.dev={service}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .count()
+}
+
+#[test]
+fn dev_runs_the_service_and_ctrl_c_removes_what_it_started() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "devsite",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let dir = d.work().join("devsite");
+    let mut child = d
+        .cmd_in(&dir)
+        .args(["service", "dev", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = first_line(&mut child).trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let get = |path: &str| {
+        reqwest::blocking::Client::new()
+            .get(format!("{url}{path}"))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .ok()
+            .map(|r| (r.status().as_u16(), r.text().unwrap_or_default()))
+    };
+    let wait_for = |want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some((200, body)) = get("/") {
+                if body.contains(want) {
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url} never answered {want:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for("<h1>devsite</h1>");
+    assert_eq!(dev_containers("devsite"), 1);
+
+    // --watch: a saved change is rebuilt and served.
+    let index = dir.join("public/index.html");
+    let html = std::fs::read_to_string(&index)
+        .unwrap()
+        .replace("<h1>devsite</h1>", "<h1>devsite changed</h1>");
+    std::fs::write(&index, html).unwrap();
+    wait_for("devsite changed");
+
+    // Ctrl-C stops and removes everything it started.
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted");
+    assert_eq!(dev_containers("devsite"), 0);
+}

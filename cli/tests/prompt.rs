@@ -89,3 +89,27 @@ fn colors_on_a_terminal_and_off_with_no_color() {
     let plain = validate_output_on_a_terminal(&s, &[("TERM", "dumb")], &[]);
     assert!(!plain.contains("\u{1b}["), "TERM=dumb: {plain:?}");
 }
+
+#[test]
+fn deploying_to_prod_on_a_terminal_asks_first() {
+    let s = Sandbox::new();
+    let out = s.run(&[
+        "service",
+        "create",
+        "careful",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert!(out.status.success());
+    let mut cmd = s.cmd_in(&s.work().join("careful"));
+    cmd.args(["service", "deploy", "-e", "prod"])
+        .env("TERM", "xterm");
+    let mut p = spawn_command(cmd, TIMEOUT_MS).unwrap();
+    p.exp_string("Deploy careful to prod?").unwrap();
+    p.send_line("n").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(rest.contains("not deployed"), "{rest:?}");
+}

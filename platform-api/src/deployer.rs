@@ -193,6 +193,10 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             Ok(()) => {
                 p.store
                     .set_current_release(&dep.service, &dep.env, Some(&target.id))?;
+                if dep.previous_release.is_some() {
+                    // A new release brings its own replica count; a `scale` applied to the old one.
+                    p.store.set_replicas(&dep.service, &dep.env, None)?;
+                }
                 ctx.step(
                     "succeeded",
                     &format!(
@@ -292,12 +296,19 @@ async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Re
         instance: None,
         logs: Vec::new(),
     })?;
-    let replicas = manifest.scale.replicas as usize;
+    let dep = &ctx.dep;
+    // `faas service scale` overrides the count while the release it scaled serves.
+    let replicas = match ctx.p.store.current_release(&dep.service, &dep.env)? {
+        Some(current) if current.id == release.id => {
+            ctx.p.store.replicas(&dep.service, &dep.env)?
+        }
+        _ => None,
+    }
+    .unwrap_or(manifest.scale.replicas) as usize;
     let batch = match strategy {
         Strategy::Immediate => replicas.max(1),
         _ => (manifest.deploy.rolling.max_unavailable as usize).max(1),
     };
-    let dep = &ctx.dep;
     loop {
         let rows = ctx.p.store.instances(&dep.service, &dep.env)?;
         let (new, old): (Vec<InstanceRow>, Vec<InstanceRow>) =

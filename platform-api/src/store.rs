@@ -85,6 +85,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX instances_by_env ON instances (service, env);
     "#,
+    // 2: `faas service scale` overrides the release's replicas until the next release.
+    r#"
+    ALTER TABLE environments ADD COLUMN replicas INTEGER;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -394,6 +398,46 @@ impl Store {
                 params![service, env, release, now()],
             )
             .map(drop)
+        })
+    }
+
+    /// The replicas `scale` set for an environment, overriding its release's manifest.
+    pub fn replicas(&self, service: &str, env: &str) -> Result<Option<u32>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT replicas FROM environments WHERE service = ?1 AND env = ?2",
+                [service, env],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
+    pub fn set_replicas(&self, service: &str, env: &str, replicas: Option<u32>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO environments (service, env, current_release, updated_at, replicas) VALUES (?1, ?2, NULL, ?3, ?4)
+                 ON CONFLICT(service, env) DO UPDATE SET replicas = ?4, updated_at = ?3",
+                params![service, env, now(), replicas],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Forgets one environment of a service: its releases, deployments and instances.
+    pub fn delete_environment(&self, service: &str, env: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute("DELETE FROM instances WHERE service = ?1 AND env = ?2", [service, env])?;
+            tx.execute(
+                "DELETE FROM deployment_steps WHERE deployment_id IN (SELECT id FROM deployments WHERE service = ?1 AND env = ?2)",
+                [service, env],
+            )?;
+            tx.execute("DELETE FROM deployments WHERE service = ?1 AND env = ?2", [service, env])?;
+            tx.execute("DELETE FROM environments WHERE service = ?1 AND env = ?2", [service, env])?;
+            tx.execute("DELETE FROM releases WHERE service = ?1 AND env = ?2", [service, env])?;
+            tx.commit()
         })
     }
 

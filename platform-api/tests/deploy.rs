@@ -370,3 +370,69 @@ fn invalid_deployments_are_refused_with_problem_documents() {
     assert_eq!(p["status"], 422);
     assert!(p["type"].as_str().unwrap().starts_with("https://"));
 }
+
+#[test]
+fn scale_changes_the_instance_count_of_the_current_release_until_the_next_release() {
+    let d = Daemon::start();
+    d.create_service("scaled");
+    let first = d.deploy_and_wait("scaled", "prod", &manifest("scaled", "v1", 1));
+    let scale = |n: u32| {
+        let (status, dep) = d.post(
+            "/v1/services/scaled/scale",
+            json!({ "env": "prod", "replicas": n }),
+        );
+        assert_eq!(status, 202, "{dep}");
+        d.wait_deployment(
+            "scaled",
+            dep["id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+    };
+    let up = scale(3);
+    assert_eq!(up["state"], "succeeded", "{up:#}");
+    assert_eq!(
+        up["release"], first["release"],
+        "scaling makes no new release"
+    );
+    assert_eq!(d.containers().len(), 3);
+    assert_eq!(scale(2)["state"], "succeeded");
+    assert_eq!(d.containers().len(), 2);
+    // A new release brings its own count back.
+    assert_eq!(
+        d.deploy_and_wait("scaled", "prod", &manifest("scaled", "v2", 1))["state"],
+        "succeeded"
+    );
+    assert_eq!(d.containers().len(), 1);
+    let (status, p) = d.post(
+        "/v1/services/scaled/scale",
+        json!({ "env": "qa", "replicas": 2 }),
+    );
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (409, Some("nothing-to-scale"))
+    );
+}
+
+#[test]
+fn an_environment_can_be_removed_alone() {
+    let d = Daemon::start();
+    d.create_service("envs");
+    assert_eq!(
+        d.deploy_and_wait("envs", "prod", &manifest("envs", "p", 1))["state"],
+        "succeeded"
+    );
+    assert_eq!(
+        d.deploy_and_wait("envs", "feature-x", &manifest("envs", "f", 1))["state"],
+        "succeeded"
+    );
+    assert_eq!(d.route("envs", "feature-x", "/"), (200, "f\n".into()));
+    let (status, _) = d.delete("/v1/services/envs/environments/feature-x");
+    assert_eq!(status, 204);
+    assert_eq!(d.route("envs", "feature-x", "/").0, 404);
+    assert_eq!(d.route("envs", "prod", "/"), (200, "p\n".into()));
+    assert_eq!(d.containers().len(), 1);
+    let (_, releases) = d.get("/v1/services/envs/releases?env=feature-x");
+    assert!(releases.as_array().unwrap().is_empty());
+    let (status, _) = d.delete("/v1/services/envs/environments/feature-x");
+    assert_eq!(status, 404);
+}

@@ -155,6 +155,15 @@ pub struct CreateDeployment {
     pub strategy: Option<Strategy>,
 }
 
+/// `POST /v1/services/{svc}/scale`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Scale {
+    pub env: String,
+    /// Instances of the current release, until the next release.
+    pub replicas: u32,
+}
+
 /// `POST /v1/services/{svc}/rollback`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

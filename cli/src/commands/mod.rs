@@ -6,6 +6,7 @@ pub mod context;
 pub mod create;
 pub mod database;
 pub mod deploy;
+pub mod dev;
 pub mod info;
 pub mod platform;
 pub mod service;

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use faas_spec::ManifestFile;
-use faas_spec::api::{Deployment, Release, Rollback, Service};
+use faas_spec::api::{Deployment, Release, Rollback, Scale, Service};
 
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
@@ -174,4 +174,106 @@ pub fn delete(printer: &Printer, context: Option<&str>, name: &str, yes: bool) -
     client.delete(&format!("/v1/services/{name}?confirm={name}"))?;
     printer.status("Deleted", format!("{name} on {}", client.context.name));
     Ok(())
+}
+
+pub fn scale(
+    printer: &Printer,
+    context: Option<&str>,
+    name: &str,
+    env: &str,
+    replicas: u32,
+) -> CliResult {
+    let client = session::connect(printer, context)?;
+    let d: Deployment = client.post(
+        &format!("/v1/services/{name}/scale"),
+        &Scale {
+            env: env.to_owned(),
+            replicas,
+        },
+    )?;
+    printer.status(
+        "Scaling",
+        format!(
+            "{name} in {env} to {replicas} instance{}",
+            if replicas == 1 { "" } else { "s" }
+        ),
+    );
+    super::deploy::follow(printer, &client, &d)?;
+    printer.info("this lasts until the next release; set `scale.replicas` in app.toml to keep it");
+    Ok(())
+}
+
+/// The git branch of the directory, as an environment name.
+fn branch_env(dir: &Path) -> CliResult<(String, String)> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--abbrev-ref", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| {
+            CliError::failed(format!("cannot run git: {e}"), Some("install git".into()))
+        })?;
+    let branch = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || branch.is_empty() {
+        return Err(CliError::usage(
+            "this service is not in a git repository with a commit",
+            "`faas service push` deploys the current branch: `git init`, commit, then push",
+        ));
+    }
+    if branch == "HEAD" {
+        return Err(CliError::usage(
+            "HEAD is detached: there is no branch to name a preview after",
+            "check out a branch",
+        ));
+    }
+    let env = faas_spec::names::to_dns_label(&branch, 20);
+    if env.is_empty() {
+        return Err(CliError::usage(
+            format!("the branch `{branch}` makes no environment name"),
+            "use a branch name with letters",
+        ));
+    }
+    Ok((branch, env))
+}
+
+pub fn push(
+    printer: &Printer,
+    manifest: Option<&Path>,
+    context: Option<&str>,
+    delete: bool,
+) -> CliResult {
+    let path = project::manifest_path(manifest)?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let (branch, env) = branch_env(&dir)?;
+    let name = ManifestFile::load(&path)?.manifest.name.as_str().to_owned();
+    if delete {
+        let client = session::connect(printer, context)?;
+        client.delete(&format!("/v1/services/{name}/environments/{env}"))?;
+        printer.status(
+            "Removed",
+            format!("the preview {env} of {name} (branch {branch})"),
+        );
+        return Ok(());
+    }
+    printer.status(
+        "Pushing",
+        format!("branch {branch} to the preview environment {env}"),
+    );
+    super::deploy::deploy(
+        printer,
+        Some(&path),
+        context,
+        super::deploy::DeployOptions {
+            env: &env,
+            strategy: None,
+            image: None,
+            detach: false,
+            yes: false,
+            no_cache: false,
+            build_args: &[],
+        },
+    )
 }

@@ -5,7 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use faas_spec::api::{CreateDeployment, Deployment, DeploymentState, Release, Rollback, Step};
+use faas_spec::api::{
+    CreateDeployment, Deployment, DeploymentState, Release, Rollback, Scale, Step,
+};
 use faas_spec::{ManifestFile, Strategy};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -391,4 +393,96 @@ pub async fn rollback(
         return Err(ApiError::internal("unknown deployment state"));
     }
     Ok(accepted(d))
+}
+
+/// Runs the current release with another number of instances (until the next release).
+#[utoipa::path(post, path = "/v1/services/{svc}/scale", tag = "releases", params(("svc" = String, Path)),
+    request_body = Scale,
+    responses((status = 202, body = Deployment), (status = 409, body = faas_spec::api::Problem)))]
+pub async fn scale(
+    State(p): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(svc): Path<String>,
+    ApiJson(body): ApiJson<Scale>,
+) -> ApiResult<Response> {
+    visible(&p, &who, &svc)?;
+    check_env(&body.env)?;
+    if body.replicas > 100 {
+        return Err(ApiError::bad_request(
+            "invalid-replicas",
+            "replicas go from 0 to 100",
+        ));
+    }
+    let current = p.store.current_release(&svc, &body.env)?.ok_or_else(|| {
+        ApiError::conflict(
+            "nothing-to-scale",
+            format!("{svc} has no release serving {}", body.env),
+        )
+        .hint(format!(
+            "deploy it first: faas service deploy -e {}",
+            body.env
+        ))
+    })?;
+    if let Some(running) = p.store.active_deployment(&svc, &body.env)? {
+        let mut e = ApiError::conflict(
+            "deployment-in-progress",
+            format!(
+                "deployment {running} of {svc} ({}) is still running",
+                body.env
+            ),
+        );
+        e.deployment = Some(running);
+        return Err(e);
+    }
+    p.store.set_replicas(&svc, &body.env, Some(body.replicas))?;
+    Ok(accepted(start(
+        &p,
+        &svc,
+        &body.env,
+        &current,
+        Strategy::Immediate,
+    )?))
+}
+
+/// Removes one environment of a service: its instances, releases and history.
+#[utoipa::path(delete, path = "/v1/services/{svc}/environments/{env}", tag = "services",
+    params(("svc" = String, Path), ("env" = String, Path)),
+    responses((status = 204), (status = 404, body = faas_spec::api::Problem)))]
+pub async fn delete_environment(
+    State(p): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path((svc, env)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    visible(&p, &who, &svc)?;
+    if !p.store.environments(&svc)?.iter().any(|(e, _)| *e == env) {
+        return Err(ApiError::not_found(
+            "environment-not-found",
+            format!("{svc} has no environment `{env}`"),
+        ));
+    }
+    for d in p.store.deployments(&svc, Some(&env))? {
+        if let Some(handle) = p
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&d.id)
+        {
+            handle.abort();
+        }
+    }
+    for inst in p.store.instances(&svc, &env)? {
+        p.router
+            .drain_and_remove(&svc, &env, &inst.id, std::time::Duration::from_secs(5))
+            .await;
+        let container = inst
+            .container_id
+            .clone()
+            .unwrap_or(inst.container_name.clone());
+        p.runtime
+            .stop_and_remove(&container, std::time::Duration::from_secs(5))
+            .await?;
+    }
+    p.router.remove_environment(&svc, &env);
+    p.store.delete_environment(&svc, &env)?;
+    Ok(StatusCode::NO_CONTENT)
 }

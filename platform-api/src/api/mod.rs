@@ -65,6 +65,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(deployments::deployment_events))
         .routes(routes!(deployments::list_releases))
         .routes(routes!(deployments::rollback))
+        .routes(routes!(deployments::scale))
+        .routes(routes!(deployments::delete_environment))
         // Image tarballs are as large as the disk allows.
         .merge(
             OpenApiRouter::new()
