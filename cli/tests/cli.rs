@@ -29,6 +29,13 @@ fn help_texts() {
         &["postgresql", "add", "--help"],
         &["redis", "remove", "--help"],
         &["completions", "--help"],
+        &["service", "deploy", "--help"],
+        &["service", "status", "--help"],
+        &["service", "dev", "--help"],
+        &["platform", "--help"],
+        &["context", "--help"],
+        &["launch", "--help"],
+        &["login", "--help"],
     ] {
         let name = args
             .iter()
