@@ -96,10 +96,10 @@ pub fn save(printer: &Printer, context: &str, token: &str) -> CliResult<Store> {
 
 pub fn forget(context: &str) -> CliResult<bool> {
     let mut removed = false;
-    if !keyring_disabled() {
-        if let Ok(entry) = keyring::Entry::new(KEYRING_SERVICE, context) {
-            removed |= entry.delete_credential().is_ok();
-        }
+    if !keyring_disabled()
+        && let Ok(entry) = keyring::Entry::new(KEYRING_SERVICE, context)
+    {
+        removed |= entry.delete_credential().is_ok();
     }
     let mut file = read_file();
     if file.tokens.remove(context).is_some() {
@@ -111,17 +111,16 @@ pub fn forget(context: &str) -> CliResult<bool> {
 
 /// The token for a context, if there is one.
 pub fn token(context: &Context) -> Option<String> {
-    if let Ok(t) = std::env::var(env_vars::FAAS_TOKEN) {
-        if !t.trim().is_empty() {
-            return Some(t.trim().to_owned());
-        }
+    if let Ok(t) = std::env::var(env_vars::FAAS_TOKEN)
+        && !t.trim().is_empty()
+    {
+        return Some(t.trim().to_owned());
     }
-    if !keyring_disabled() {
-        if let Ok(t) =
+    if !keyring_disabled()
+        && let Ok(t) =
             keyring::Entry::new(KEYRING_SERVICE, &context.name).and_then(|e| e.get_password())
-        {
-            return Some(t);
-        }
+    {
+        return Some(t);
     }
     if let Some(t) = read_file().tokens.get(&context.name) {
         return Some(t.clone());

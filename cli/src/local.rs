@@ -155,11 +155,7 @@ fn alive(pid: u32) -> bool {
     if proc_dir.exists() {
         // A zombie is not alive.
         return std::fs::read_to_string(proc_dir.join("stat"))
-            .map(|s| {
-                !s.split_whitespace()
-                    .nth(2)
-                    .is_some_and(|state| state == "Z")
-            })
+            .map(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
             .unwrap_or(false);
     }
     Command::new("kill")

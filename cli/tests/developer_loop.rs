@@ -499,10 +499,10 @@ fn dev_runs_the_service_and_ctrl_c_removes_what_it_started() {
     let wait_for = |want: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            if let Some((200, body)) = get("/") {
-                if body.contains(want) {
-                    return;
-                }
+            if let Some((200, body)) = get("/")
+                && body.contains(want)
+            {
+                return;
             }
             assert!(
                 std::time::Instant::now() < deadline,

@@ -76,6 +76,19 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"a": 1, "b": 0}' "h
 check "divide by zero gives 400 (got $status)" test "$status" = 400
 check "the container logs JSON lines with request ids" sh -c "docker logs '$tag-demo' 2>&1 | grep -q '\"request_id\"'"
 
+echo "-- faas launch: the README's main job"
+export FAAS_LOCAL_LISTEN="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export FAAS_LOCAL_ROUTER="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cd "$work/projects" || exit 1
+url=$(faas launch calc --no-input --owner me@example.com 2>"$work/launch.log")
+if [ -n "$url" ]; then ok "faas launch printed $url"; else fail "faas launch"; cat "$work/launch.log"; fi
+body=$(curl -s -X POST -d '{"a": 2, "b": 3}' "$url/functions/add")
+check "the launched service answers through the router (got $body)" test "$body" = "5"
+platform_id=$(curl -s "http://$FAAS_LOCAL_LISTEN/_info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+faas platform stop >/dev/null 2>&1
+ids=$(docker ps -aq --filter "label=io.faas.platform=$platform_id")
+[ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+
 echo "-- static template"
 cd "$work/projects" || exit 1
 check "service create (static)" faas service create site --template static --no-input --owner me@example.com
