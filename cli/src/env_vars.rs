@@ -22,3 +22,6 @@ pub const FAAS_PLATFORM_DATA_DIR: &str = "FAAS_PLATFORM_DATA_DIR";
 pub const FAAS_LOCAL_LISTEN: &str = "FAAS_LOCAL_LISTEN";
 /// Where the local platform's router listens [default: 127.0.0.1:7780].
 pub const FAAS_LOCAL_ROUTER: &str = "FAAS_LOCAL_ROUTER";
+/// `always` uploads the image even when the platform shares this Docker Engine (what a remote
+/// platform gets; useful to try that path locally).
+pub const FAAS_UPLOAD: &str = "FAAS_UPLOAD";

@@ -531,3 +531,90 @@ fn dev_runs_the_service_and_ctrl_c_removes_what_it_started() {
     assert_eq!(status.code(), Some(130), "interrupted");
     assert_eq!(dev_containers("devsite"), 0);
 }
+
+#[test]
+fn an_image_is_uploaded_when_the_platform_has_another_engine() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "shipped",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let dir = d.work().join("shipped");
+    let out = d
+        .cmd_in(&dir)
+        .args(["service", "deploy", "-e", "prod", "--yes"])
+        .env("FAAS_UPLOAD", "always")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Uploading faas/shipped:"),
+        "{}",
+        stderr(&out)
+    );
+    d.wait_route("shipped", "/", "<h1>shipped</h1>");
+}
+
+#[test]
+fn a_docker_engine_that_does_not_answer_says_how_to_start_one() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "nodock",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let out = d
+        .cmd_in(&d.work().join("nodock"))
+        .args(["service", "build"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(err.contains("the Docker Engine does not answer"), "{err}");
+    assert!(err.contains("start it"), "{err}");
+}
+
+/// Instance ids, ports, image ids and times vary from run to run.
+fn normalise(text: &str, router_port: u16) -> String {
+    let mut out = text.replace(&router_port.to_string(), "[ROUTER]");
+    for (pattern, with) in [
+        (r"\b[0-9a-f]{12}\b", "[ID]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"\d{4}-\d\d-\d\dT[0-9:.]+Z", "[TIME]"),
+        (r"build-\d+", "build-[STAMP]"),
+    ] {
+        out = regex_lite::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+#[test]
+fn human_status_output() {
+    let d = DevBox::new();
+    let dir = launch_static(&d, "shown");
+    let out = d.run_in(&dir, &["service", "status"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    insta::assert_snapshot!(normalise(&stdout(&out), d.router_port));
+    let out = d.run_in(&dir, &["service", "releases"]);
+    insta::assert_snapshot!(
+        "human_releases_output",
+        normalise(&stdout(&out), d.router_port)
+    );
+}

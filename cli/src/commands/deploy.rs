@@ -132,7 +132,8 @@ fn upload_if_needed(printer: &Printer, client: &Client, image: &str) -> CliResul
     let (local_engine, saved) = rt.block_on(async {
         let d = docker::connect().await?;
         let local = docker::engine_id(&d).await?;
-        if local.is_some() && local == info.docker.engine_id {
+        let forced = std::env::var(crate::env_vars::FAAS_UPLOAD).is_ok_and(|v| v == "always");
+        if !forced && local.is_some() && local == info.docker.engine_id {
             return Ok::<_, CliError>((local, None));
         }
         let dir = std::env::temp_dir().join(format!("faas-upload-{}", std::process::id()));

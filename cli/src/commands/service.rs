@@ -54,13 +54,20 @@ pub fn status(
             printer.result(format!("  {:<10} deployment {d} under way", ""));
         }
         for i in &e.instances {
-            let health = if i.healthy { "healthy" } else { "unhealthy" };
+            // Health says it all, unless the instance is on its way in or out.
+            let mut health = if i.healthy {
+                "healthy".to_owned()
+            } else {
+                "unhealthy".to_owned()
+            };
+            if matches!(i.state.as_str(), "starting" | "draining") {
+                health = format!("{health}, {}", i.state);
+            }
             printer.result(format!(
-                "  {:<10}   {}  v{:<4} {:<9} {:<9} {}",
+                "  {:<10}   {}  v{:<4} {:<20} {}",
                 "",
                 i.id,
                 i.version,
-                i.state,
                 health,
                 i.address.clone().unwrap_or_default()
             ));
