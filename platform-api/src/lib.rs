@@ -36,6 +36,39 @@ pub struct Platform {
 pub type AppState = Arc<Platform>;
 
 impl Platform {
+    /// Stops an environment: the deployments driving it, then its instances (drained, removed)
+    /// and its router pool. Its history stays in the store.
+    pub async fn tear_down(&self, service: &str, env: &str) -> Result<(), docker::RuntimeError> {
+        let deployments = self
+            .store
+            .deployments(service, Some(env))
+            .unwrap_or_default();
+        for d in deployments {
+            if let Some(handle) = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&d.id)
+            {
+                handle.abort();
+            }
+        }
+        let grace = std::time::Duration::from_secs(5);
+        for inst in self.store.instances(service, env).unwrap_or_default() {
+            self.router
+                .drain_and_remove(service, env, &inst.id, grace)
+                .await;
+            let container = inst
+                .container_id
+                .clone()
+                .unwrap_or(inst.container_name.clone());
+            self.runtime.stop_and_remove(&container, grace).await?;
+            let _ = self.store.remove_instance(&inst.id);
+        }
+        self.router.remove_environment(service, env);
+        Ok(())
+    }
+
     /// Where the router sends an instance's requests.
     pub fn upstream_addr(
         &self,

@@ -99,18 +99,21 @@ fn start(
                 .ok_or_else(|| ApiError::internal("the new deployment vanished"))?;
             deployment_view(p, &row)
         }
-        Err(running) => {
-            let mut e = ApiError::conflict(
-                "deployment-in-progress",
-                format!("deployment {running} of {service} ({env}) is still running"),
-            )
-            .hint(format!(
-                "wait for it: GET /v1/services/{service}/deployments/{running}/events"
-            ));
-            e.deployment = Some(running);
-            Err(e)
-        }
+        Err(running) => Err(in_progress(service, env, running)),
     }
+}
+
+/// 409: the environment is held by an unfinished deployment, named in the problem.
+fn in_progress(service: &str, env: &str, running: String) -> ApiError {
+    let mut e = ApiError::conflict(
+        "deployment-in-progress",
+        format!("deployment {running} of {service} ({env}) is still running"),
+    )
+    .hint(format!(
+        "wait for it: GET /v1/services/{service}/deployments/{running}/events"
+    ));
+    e.deployment = Some(running);
+    e
 }
 
 fn accepted(d: Deployment) -> Response {
@@ -166,18 +169,7 @@ pub async fn create_deployment(
     let strategy = body.strategy.unwrap_or(effective.deploy.strategy);
     supported(strategy)?;
     if let Some(running) = p.store.active_deployment(&svc, &body.env)? {
-        let mut e = ApiError::conflict(
-            "deployment-in-progress",
-            format!(
-                "deployment {running} of {svc} ({}) is still running",
-                body.env
-            ),
-        )
-        .hint(format!(
-            "wait for it: GET /v1/services/{svc}/deployments/{running}/events"
-        ));
-        e.deployment = Some(running);
-        return Err(e);
+        return Err(in_progress(&svc, &body.env, running));
     }
     let image_id = p.runtime.image_id(&body.image).await?;
     let manifest_json = serde_json::to_string(&effective).map_err(ApiError::internal)?;
@@ -424,15 +416,7 @@ pub async fn scale(
         ))
     })?;
     if let Some(running) = p.store.active_deployment(&svc, &body.env)? {
-        let mut e = ApiError::conflict(
-            "deployment-in-progress",
-            format!(
-                "deployment {running} of {svc} ({}) is still running",
-                body.env
-            ),
-        );
-        e.deployment = Some(running);
-        return Err(e);
+        return Err(in_progress(&svc, &body.env, running));
     }
     p.store.set_replicas(&svc, &body.env, Some(body.replicas))?;
     Ok(accepted(start(
@@ -460,29 +444,7 @@ pub async fn delete_environment(
             format!("{svc} has no environment `{env}`"),
         ));
     }
-    for d in p.store.deployments(&svc, Some(&env))? {
-        if let Some(handle) = p
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&d.id)
-        {
-            handle.abort();
-        }
-    }
-    for inst in p.store.instances(&svc, &env)? {
-        p.router
-            .drain_and_remove(&svc, &env, &inst.id, std::time::Duration::from_secs(5))
-            .await;
-        let container = inst
-            .container_id
-            .clone()
-            .unwrap_or(inst.container_name.clone());
-        p.runtime
-            .stop_and_remove(&container, std::time::Duration::from_secs(5))
-            .await?;
-    }
-    p.router.remove_environment(&svc, &env);
+    p.tear_down(&svc, &env).await?;
     p.store.delete_environment(&svc, &env)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,6 @@
 //! Services: create, list, show (current release per environment, instances, health, URL) and
 //! delete (everything of it, after `?confirm=<name>`).
 
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -179,31 +178,8 @@ pub async fn delete_service(
         )));
     }
     // Stop the deployments driving it, then its instances.
-    for d in p.store.deployments(&svc, None)? {
-        if let Some(handle) = p
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&d.id)
-        {
-            handle.abort();
-        }
-    }
     for (env, _) in p.store.environments(&svc)? {
-        for inst in p.store.instances(&svc, &env)? {
-            p.router
-                .drain_and_remove(&svc, &env, &inst.id, Duration::from_secs(5))
-                .await;
-            let container = inst
-                .container_id
-                .clone()
-                .unwrap_or(inst.container_name.clone());
-            p.runtime
-                .stop_and_remove(&container, Duration::from_secs(5))
-                .await?;
-            p.store.remove_instance(&inst.id)?;
-        }
-        p.router.remove_environment(&svc, &env);
+        p.tear_down(&svc, &env).await?;
     }
     p.store.delete_service(&svc)?;
     Ok(StatusCode::NO_CONTENT)
