@@ -386,6 +386,15 @@ async fn start_instance(
         state: "starting".into(),
     };
     ctx.p.store.add_instance(&row)?;
+    // The secrets as they were when this release was made, on every instance it starts.
+    let extra_env = ctx
+        .p
+        .secret_env(&dep.service, &dep.env, release.secrets_version)
+        .map_err(|e| Failure {
+            reason: format!("cannot open the secrets of v{}: {e}", release.version),
+            instance: None,
+            logs: Vec::new(),
+        })?;
     let spec = InstanceSpec {
         service: &dep.service,
         env: &dep.env,
@@ -393,7 +402,7 @@ async fn start_instance(
         instance_id: &instance,
         image_id: &release.image_id,
         manifest,
-        extra_env: Vec::new(),
+        extra_env,
     };
     let started = ctx.p.runtime.start_instance(&spec).await;
     let (container_id, port, addr) = match started {

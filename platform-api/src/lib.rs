@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod reconcile;
 pub mod router;
+pub mod secrets;
 pub mod store;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub struct Platform {
     pub runtime: Arc<docker::Runtime>,
     pub router: Arc<router::Router>,
     pub events: events::Events,
+    pub sealer: secrets::Sealer,
     pub started: Instant,
     /// Deployments this daemon is driving, by id.
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
@@ -36,6 +38,22 @@ pub struct Platform {
 pub type AppState = Arc<Platform>;
 
 impl Platform {
+    /// The secrets of an environment as they were at `version`, opened, as environment
+    /// variables for its instances.
+    pub fn secret_env(
+        &self,
+        service: &str,
+        env: &str,
+        version: u64,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (name, nonce, sealed) in self.store.sealed_secrets_at(service, env, version)? {
+            let value = self.sealer.open_value(&name, &nonce, &sealed)?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
     /// Stops an environment: the deployments driving it, then its instances (drained, removed)
     /// and its router pool. Its history stays in the store.
     pub async fn tear_down(&self, service: &str, env: &str) -> Result<(), docker::RuntimeError> {

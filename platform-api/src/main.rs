@@ -161,6 +161,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime,
         router: router.clone(),
         events: Default::default(),
+        sealer: faas_platform::secrets::Sealer::open(&config.data_dir)?,
         started: Instant::now(),
         running: Mutex::new(Default::default()),
     });

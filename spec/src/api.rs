@@ -308,3 +308,38 @@ pub struct ImagesLoaded {
     pub sha256: String,
     pub bytes: u64,
 }
+
+/// `PUT /v1/services/{svc}/secrets`: sets values (others are kept).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SetSecrets {
+    pub env: String,
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+/// `DELETE /v1/services/{svc}/secrets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UnsetSecrets {
+    pub env: String,
+    pub names: Vec<String>,
+}
+
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SecretInfo {
+    pub name: String,
+    /// The secrets version that set it.
+    pub version: u64,
+    pub updated_at: String,
+}
+
+/// The environment's secrets after a change; the next deploy picks this version up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SecretsChanged {
+    pub env: String,
+    pub version: u64,
+    pub secrets: Vec<SecretInfo>,
+}

@@ -173,7 +173,7 @@ pub async fn create_deployment(
     }
     let image_id = p.runtime.image_id(&body.image).await?;
     let manifest_json = serde_json::to_string(&effective).map_err(ApiError::internal)?;
-    let secrets_version = 0;
+    let secrets_version = p.store.secrets_version(&svc, &body.env)?;
 
     // The same image, manifest and secrets as the current release: nothing to roll out, but
     // the environment is brought back to its full, healthy strength all the same.

@@ -4,6 +4,7 @@
 pub mod deployments;
 pub mod images;
 pub mod info;
+pub mod secrets;
 pub mod services;
 pub mod tokens;
 
@@ -66,6 +67,11 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(deployments::list_releases))
         .routes(routes!(deployments::rollback))
         .routes(routes!(deployments::scale))
+        .routes(routes!(
+            secrets::set_secrets,
+            secrets::list_secrets,
+            secrets::unset_secrets
+        ))
         .routes(routes!(deployments::delete_environment))
         // Image tarballs are as large as the disk allows.
         .merge(

@@ -1,7 +1,6 @@
 //! Services: create, list, show (current release per environment, instances, health, URL) and
 //! delete (everything of it, after `?confirm=<name>`).
 
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
