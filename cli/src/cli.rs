@@ -151,6 +151,42 @@ pub enum ServiceCommand {
     Push(PushArgs),
     /// Build and run the service on the local Docker Engine in the foreground
     Dev(DevArgs),
+    /// Secrets of an environment: set, list, unset (values are never shown)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Set secrets: KEY=VALUE, or KEY alone to read its value from stdin (never echoed)
+    Set {
+        /// KEY=VALUE or KEY
+        #[arg(required = true, value_name = "KEY[=VALUE]")]
+        pairs: Vec<String>,
+        /// The environment
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+        /// Redeploy the current release at once, with the new values
+        #[arg(long)]
+        deploy: bool,
+    },
+    /// The secrets' names and when they changed
+    List {
+        /// The environment
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove secrets
+    Unset {
+        #[arg(required = true, value_name = "KEY")]
+        names: Vec<String>,
+        /// The environment
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -127,6 +127,38 @@ impl Client {
         })
     }
 
+    pub fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> CliResult<T> {
+        let r = self.send(
+            self.http.put(self.url(path)).json(body),
+            Some(Duration::from_secs(60)),
+        )?;
+        r.json().map_err(|e| {
+            CliError::failed(
+                format!("the platform's answer to PUT {path} is not what this faas expects: {e}"),
+                None,
+            )
+        })
+    }
+
+    pub fn delete_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> CliResult<T> {
+        let r = self.send(
+            self.http.delete(self.url(path)).json(body),
+            Some(Duration::from_secs(60)),
+        )?;
+        r.json().map_err(|e| {
+            CliError::failed(
+                format!(
+                    "the platform's answer to DELETE {path} is not what this faas expects: {e}"
+                ),
+                None,
+            )
+        })
+    }
+
     pub fn delete(&self, path: &str) -> CliResult {
         self.send(
             self.http.delete(self.url(path)),

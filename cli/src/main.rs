@@ -101,6 +101,9 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Service(ServiceCommand::Dev(args)) => {
             commands::dev::run(printer, manifest, &args.env, args.watch)
         }
+        Command::Service(ServiceCommand::Secrets(cmd)) => {
+            commands::secrets::run(printer, manifest, context, cmd)
+        }
         Command::Launch(args) => {
             let dir = commands::create::run_for_launch(printer, args.create, false)?;
             let manifest = dir.join(faas_spec::MANIFEST_FILE);

@@ -618,3 +618,74 @@ fn human_status_output() {
         normalise(&stdout(&out), d.router_port)
     );
 }
+
+#[test]
+fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "keeper",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let dir = d.work().join("keeper");
+    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
+        "[run]\nport = 8080",
+        "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", \"mkdir -p /tmp/w && echo ok > /tmp/w/_info && echo token=$TOKEN > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w\"]",
+    );
+    std::fs::write(dir.join("app.toml"), manifest).unwrap();
+    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    d.wait_route("keeper", "/", "token=\n");
+
+    let out = d.run_in(
+        &dir,
+        &[
+            "service",
+            "secrets",
+            "set",
+            "TOKEN=from-an-argument",
+            "--deploy",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    d.wait_route("keeper", "/", "token=from-an-argument");
+    assert!(
+        !stderr(&out).contains("from-an-argument") && !stdout(&out).contains("from-an-argument")
+    );
+
+    let out = d
+        .cmd_in(&dir)
+        .args(["service", "secrets", "set", "TOKEN", "--deploy"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"piped-in-value\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    d.wait_route("keeper", "/", "token=piped-in-value");
+    assert!(!stderr(&out).contains("piped-in-value"));
+
+    let list: serde_json::Value = serde_json::from_slice(
+        &d.run_in(&dir, &["service", "secrets", "list", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(list[0]["name"], "TOKEN");
+    assert!(!list.to_string().contains("piped-in-value"));
+    let out = d.run_in(&dir, &["service", "secrets", "unset", "TOKEN"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = d.run_in(&dir, &["service", "secrets", "unset", "TOKEN"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("secret-not-found"));
+}

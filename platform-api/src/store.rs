@@ -484,7 +484,7 @@ impl Store {
         &self,
         service: &str,
         env: &str,
-        set: &[(String, Vec<u8>, Vec<u8>)],
+        set: &[SealedSecret],
         unset: &[String],
     ) -> Result<u64> {
         self.with(|c| {
@@ -534,7 +534,7 @@ impl Store {
         service: &str,
         env: &str,
         version: u64,
-    ) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    ) -> Result<Vec<SealedSecret>> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT name, nonce, value FROM secrets WHERE service = ?1 AND env = ?2
@@ -895,6 +895,9 @@ impl Store {
         })
     }
 }
+
+/// A secret as the store keeps it: its name, the nonce, and the sealed value.
+pub type SealedSecret = (String, Vec<u8>, Vec<u8>);
 
 /// A step to persist: what happened, and the state it leaves the deployment in.
 #[derive(Debug, Clone, Copy)]

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod dev;
 pub mod info;
 pub mod platform;
+pub mod secrets;
 pub mod service;
 pub mod templates;
 pub mod validate;
