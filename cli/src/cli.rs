@@ -151,9 +151,45 @@ pub enum ServiceCommand {
     Push(PushArgs),
     /// Build and run the service on the local Docker Engine in the foreground
     Dev(DevArgs),
+    /// The output of the service's instances, merged in time order
+    Logs(LogsArgs),
     /// Secrets of an environment: set, list, unset (values are never shown)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The environment
+    #[arg(short, long, value_name = "ENV", default_value = "prod")]
+    pub env: String,
+    /// Keep following: new lines as they come, across deploys
+    #[arg(short, long)]
+    pub follow: bool,
+    /// From this time: a duration back (`10m`) or RFC 3339
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Up to this time: a duration back or RFC 3339
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// The last N lines [default: 100, or everything with --since]
+    #[arg(short = 'n', long, value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only this instance
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// Only this release (its id)
+    #[arg(long, value_name = "ID")]
+    pub release: Option<String>,
+    /// Only lines matching this regular expression
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// Print the records as JSON lines
+    #[arg(long)]
+    pub json: bool,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -101,6 +101,10 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Service(ServiceCommand::Dev(args)) => {
             commands::dev::run(printer, manifest, &args.env, args.watch)
         }
+        Command::Service(ServiceCommand::Logs(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::logs::run(printer, context, &name, &args)
+        }
         Command::Service(ServiceCommand::Secrets(cmd)) => {
             commands::secrets::run(printer, manifest, context, cmd)
         }

@@ -16,6 +16,8 @@ pub mod env_vars {
     pub const NETWORK: &str = "FAAS_PLATFORM_NETWORK";
     /// `container-ip` (default) or `published`: how the router reaches instances.
     pub const UPSTREAM: &str = "FAAS_PLATFORM_UPSTREAM";
+    /// Bytes of logs kept per service and environment (default 100 MB).
+    pub const LOGS_MAX_BYTES: &str = "FAAS_PLATFORM_LOGS_MAX_BYTES";
     pub const CONFIG: &str = "FAAS_PLATFORM_CONFIG";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
@@ -36,6 +38,10 @@ pub struct FileConfig {
     /// Seconds the router gives open requests at shutdown.
     pub shutdown_drain_s: Option<u64>,
     pub upstream: Option<Upstream>,
+    /// Bytes of logs kept per service and environment.
+    pub logs_max_bytes: Option<u64>,
+    /// Seconds logs are kept.
+    pub logs_max_age_s: Option<u64>,
 }
 
 /// How the router reaches an instance.
@@ -59,6 +65,8 @@ pub struct Config {
     pub network: String,
     pub shutdown_drain: Duration,
     pub upstream: Upstream,
+    pub logs_max_bytes: u64,
+    pub logs_max_age: Duration,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -139,6 +147,12 @@ impl Config {
             network: o.network.or(file.network).unwrap_or_else(|| "faas".into()),
             shutdown_drain: Duration::from_secs(file.shutdown_drain_s.unwrap_or(10)),
             upstream: o.upstream.or(file.upstream).unwrap_or_default(),
+            logs_max_bytes: std::env::var(env_vars::LOGS_MAX_BYTES)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .or(file.logs_max_bytes)
+                .unwrap_or(100 * 1000 * 1000),
+            logs_max_age: Duration::from_secs(file.logs_max_age_s.unwrap_or(7 * 24 * 3600)),
         })
     }
 }

@@ -405,6 +405,19 @@ async fn start_instance(
         extra_env,
     };
     let started = ctx.p.runtime.start_instance(&spec).await;
+    if let Ok((id, _)) = &started {
+        // Captured from its first line: even an instance that dies at once keeps its output.
+        ctx.p.logs.start(
+            ctx.p.runtime.clone(),
+            crate::logs::Source {
+                service: dep.service.clone(),
+                env: dep.env.clone(),
+                instance: instance.clone(),
+                release: release.id.clone(),
+                container: id.clone(),
+            },
+        );
+    }
     let (container_id, port, addr) = match started {
         Ok((id, state)) => match (
             state.host_port,
@@ -415,6 +428,8 @@ async fn start_instance(
             (_, _, why) => {
                 let why = why.unwrap_or_else(|| "its container published no port".into());
                 let logs = ctx.p.runtime.logs_tail(&id, FAILED_LOG_LINES).await;
+                let _ = ctx.p.runtime.stop(&id, Duration::from_secs(1)).await;
+                ctx.p.logs.finish(&instance, Duration::from_secs(5)).await;
                 let _ = ctx.p.runtime.remove(&id).await;
                 let _ = ctx.p.store.remove_instance(&instance);
                 return Err(Failure {
@@ -587,12 +602,14 @@ async fn remove_instance(ctx: &Ctx<'_>, row: &InstanceRow) {
         .container_id
         .clone()
         .unwrap_or_else(|| row.container_name.clone());
-    match ctx
+    // Stopped first, its last lines captured, then removed.
+    let stopped = ctx
         .p
         .runtime
-        .stop_and_remove(&container, Duration::from_secs(10))
-        .await
-    {
+        .stop(&container, Duration::from_secs(10))
+        .await;
+    ctx.p.logs.finish(&row.id, Duration::from_secs(5)).await;
+    match stopped.and(ctx.p.runtime.remove(&container).await) {
         Ok(()) => {
             let _ = ctx.p.store.remove_instance(&row.id);
         }

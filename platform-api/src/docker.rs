@@ -480,6 +480,56 @@ impl Runtime {
         }
     }
 
+    /// Follows a container's output from `since` (Unix seconds), with timestamps, until the
+    /// container stops.
+    pub fn follow_logs(
+        self: &Arc<Self>,
+        container: &str,
+        since: i32,
+    ) -> Result<
+        impl futures_util::Stream<
+            Item = std::result::Result<bollard::container::LogOutput, DockerError>,
+        > + use<>,
+    > {
+        let docker = self.docker()?;
+        let options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(since)
+            .build();
+        let container = container.to_owned();
+        Ok(async_stream::stream! {
+            let mut inner = docker.logs(&container, Some(options));
+            while let Some(item) = inner.next().await {
+                yield item;
+            }
+        })
+    }
+
+    /// Stops a container (SIGTERM, then SIGKILL after `grace`) without removing it.
+    pub async fn stop(self: &Arc<Self>, container: &str, grace: Duration) -> Result<()> {
+        let docker = self.docker()?;
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs().max(1) as i32)
+            .build();
+        match tokio::time::timeout(
+            grace + CALL_TIMEOUT,
+            docker.stop_container(container, Some(options)),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if is_not_found(&e) => Ok(()),
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            })) => Ok(()),
+            Ok(Err(e)) => self.failed(e),
+            Err(_) => self.failed(DockerError::RequestTimeoutError),
+        }
+    }
+
     /// The container's last `n` lines of output, stdout and stderr merged.
     pub async fn logs_tail(self: &Arc<Self>, container: &str, n: usize) -> Vec<String> {
         let Ok(docker) = self.docker() else {

@@ -10,6 +10,7 @@ pub mod deployer;
 pub mod docker;
 pub mod error;
 pub mod events;
+pub mod logs;
 pub mod reconcile;
 pub mod router;
 pub mod secrets;
@@ -30,6 +31,7 @@ pub struct Platform {
     pub router: Arc<router::Router>,
     pub events: events::Events,
     pub sealer: secrets::Sealer,
+    pub logs: Arc<logs::LogHub>,
     pub started: Instant,
     /// Deployments this daemon is driving, by id.
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
@@ -80,7 +82,9 @@ impl Platform {
                 .container_id
                 .clone()
                 .unwrap_or(inst.container_name.clone());
-            self.runtime.stop_and_remove(&container, grace).await?;
+            self.runtime.stop(&container, grace).await?;
+            self.logs.finish(&inst.id, grace).await;
+            self.runtime.remove(&container).await?;
             let _ = self.store.remove_instance(&inst.id);
         }
         self.router.remove_environment(service, env);

@@ -162,6 +162,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         router: router.clone(),
         events: Default::default(),
         sealer: faas_platform::secrets::Sealer::open(&config.data_dir)?,
+        logs: Arc::new(faas_platform::logs::LogHub::new(
+            config.data_dir.join("logs"),
+            config.logs_max_bytes,
+            config.logs_max_age,
+        )),
         started: Instant::now(),
         running: Mutex::new(Default::default()),
     });

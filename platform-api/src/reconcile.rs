@@ -85,6 +85,16 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
             &row.env,
             Backend::new(&row.id, &row.release_id, addr, health_check_of(&manifest)),
         );
+        p.logs.start(
+            p.runtime.clone(),
+            crate::logs::Source {
+                service: row.service.clone(),
+                env: row.env.clone(),
+                instance: row.id.clone(),
+                release: row.release_id.clone(),
+                container: c.id.clone(),
+            },
+        );
         report.adopted += 1;
     }
 

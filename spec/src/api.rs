@@ -343,3 +343,18 @@ pub struct SecretsChanged {
     pub version: u64,
     pub secrets: Vec<SecretInfo>,
 }
+
+/// One line of an instance's output (or an event of its life), as `…/logs` streams them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogRecord {
+    /// Its place in the environment's journal: resume a stream with `after=<seq>`.
+    pub seq: u64,
+    /// When the instance wrote it (RFC 3339, nanoseconds).
+    pub ts: String,
+    pub instance: String,
+    pub release: String,
+    /// `stdout`, `stderr`, or `event` (the platform's note, e.g. that an instance stopped).
+    pub stream: String,
+    pub line: String,
+}

@@ -8,6 +8,7 @@ pub mod database;
 pub mod deploy;
 pub mod dev;
 pub mod info;
+pub mod logs;
 pub mod platform;
 pub mod secrets;
 pub mod service;

@@ -445,6 +445,7 @@ pub async fn delete_environment(
         ));
     }
     p.tear_down(&svc, &env).await?;
+    p.logs.remove(&svc, &env);
     p.store.delete_environment(&svc, &env)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 pub mod deployments;
 pub mod images;
 pub mod info;
+pub mod logs;
 pub mod secrets;
 pub mod services;
 pub mod tokens;
@@ -67,6 +68,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(deployments::list_releases))
         .routes(routes!(deployments::rollback))
         .routes(routes!(deployments::scale))
+        .routes(routes!(logs::logs))
         .routes(routes!(
             secrets::set_secrets,
             secrets::list_secrets,

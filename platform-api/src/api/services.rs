@@ -179,6 +179,7 @@ pub async fn delete_service(
     // Stop the deployments driving it, then its instances.
     for (env, _) in p.store.environments(&svc)? {
         p.tear_down(&svc, &env).await?;
+        p.logs.remove(&svc, &env);
     }
     p.store.delete_service(&svc)?;
     Ok(StatusCode::NO_CONTENT)
