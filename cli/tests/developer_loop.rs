@@ -689,3 +689,81 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("secret-not-found"));
 }
+
+#[test]
+fn logs_show_the_output_and_a_followed_stream_survives_a_platform_restart() {
+    let d = DevBox::new();
+    let out = d.run(&[
+        "service",
+        "create",
+        "talker",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0);
+    let dir = d.work().join("talker");
+    // Numbered lines, one every 5 ms, for 8 s.
+    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
+        "[run]\nport = 8080",
+        "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", \"(i=0; while [ $i -lt 1600 ]; do i=$((i+1)); echo n=$i; usleep 5000; done) & exec httpd -f -p 8080 -h /www\"]",
+    );
+    std::fs::write(dir.join("app.toml"), manifest).unwrap();
+    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let out = d.run_in(&dir, &["service", "logs", "-n", "3", "--grep", "^n="]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines().all(|l| l.contains(" stdout n=")),
+        "plain lines off a terminal: {text}"
+    );
+
+    let mut follow = d
+        .cmd_in(&dir)
+        .args([
+            "service", "logs", "-f", "--json", "--grep", "^n=", "-n", "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout_pipe = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout_pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first: serde_json::Value =
+        serde_json::from_str(&rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap())
+            .unwrap();
+    // The platform goes away and comes back: the stream drops, the CLI reconnects.
+    assert_eq!(code(&d.run(&["platform", "stop"])), 0);
+    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    let mut numbers = vec![first["line"].as_str().unwrap()[2..].parse::<u32>().unwrap()];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while *numbers.last().unwrap() < 1600 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the followed stream stopped before n=1600");
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        numbers.push(record["line"].as_str().unwrap()[2..].parse().unwrap());
+    }
+    let _ = follow.kill();
+    let start = numbers[0];
+    assert_eq!(
+        numbers,
+        (start..=1600).collect::<Vec<u32>>(),
+        "no gap and no duplicate across the reconnect"
+    );
+}

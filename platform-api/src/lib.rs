@@ -32,6 +32,9 @@ pub struct Platform {
     pub events: events::Events,
     pub sealer: secrets::Sealer,
     pub logs: Arc<logs::LogHub>,
+    /// Turns true when the daemon stops: endless streams (followed logs) end then, so that the
+    /// graceful shutdown is not held open by them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     pub started: Instant,
     /// Deployments this daemon is driving, by id.
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,

@@ -167,6 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.logs_max_bytes,
             config.logs_max_age,
         )),
+        stopping: tokio::sync::watch::channel(false).0,
         started: Instant::now(),
         running: Mutex::new(Default::default()),
     });
@@ -186,10 +187,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "faas-platform is serving"
     );
     let mut api_stop = stop_rx.clone();
+    let stopping = platform.stopping.clone();
     axum::serve(api_listener, faas_platform::app(platform.clone()))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
+            stopping.send_replace(true);
             let _ = api_stop.changed().await;
         })
         .await?;

@@ -254,6 +254,7 @@ pub async fn deployment_events(
     let mut live = p.events.subscribe(&id);
     let history = p.store.steps(&id, 0)?;
     let store = p.store.clone();
+    let mut stopping = p.stopping.subscribe();
     let stream = async_stream::stream! {
         let mut last = 0;
         let mut done = row.state.is_terminal();
@@ -263,7 +264,11 @@ pub async fn deployment_events(
             yield Ok::<_, std::convert::Infallible>(ndjson(&step));
         }
         while !done {
-            let next = match live.recv().await {
+            let received = tokio::select! {
+                r = live.recv() => r,
+                _ = stopping.wait_for(|s| *s) => break,
+            };
+            let next = match received {
                 Ok(step) => vec![step],
                 // Fell behind, or the channel closed: the store has every step.
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => store.steps(&id, last).unwrap_or_default(),

@@ -98,14 +98,20 @@ pub async fn logs(
     if q.after.is_none() {
         history.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.seq.cmp(&b.seq)));
     }
+    let stopping = p.stopping.subscribe();
     let stream = async_stream::stream! {
         let mut last = history.iter().map(|r| r.seq).max().unwrap_or(q.after.unwrap_or(0));
         for r in history {
             yield Ok::<_, std::convert::Infallible>(line(&r));
         }
         if let Some(live) = live.as_mut() {
+            let mut stopping = stopping;
             loop {
-                match live.recv().await {
+                let received = tokio::select! {
+                    r = live.recv() => r,
+                    _ = stopping.wait_for(|s| *s) => break,
+                };
+                match received {
                     Ok(r) => {
                         if r.seq > last && keep(&r) {
                             last = r.seq;
