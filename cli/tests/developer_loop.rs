@@ -760,6 +760,7 @@ fn logs_show_the_output_and_a_followed_stream_survives_a_platform_restart() {
         numbers.push(record["line"].as_str().unwrap()[2..].parse().unwrap());
     }
     let _ = follow.kill();
+    let _ = follow.wait();
     let start = numbers[0];
     assert_eq!(
         numbers,
