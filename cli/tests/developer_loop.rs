@@ -196,19 +196,7 @@ fn login_keeps_the_token_in_a_private_file_when_no_keyring_answers() {
     let d = DevBox::new();
     assert_eq!(code(&d.run(&["platform", "start"])), 0);
     let token = std::fs::read_to_string(d.data_dir().join("admin-token")).unwrap();
-    let out = d
-        .cmd_in(&d.work())
-        .args(["login", "--token-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(token.as_bytes())?;
-            child.wait_with_output()
-        });
-    let out = out.unwrap();
+    let out = d.run_with_stdin(&d.work(), &["login", "--token-stdin"], token.as_bytes());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("no keyring service answers"), "{err}");
@@ -659,19 +647,11 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
         !stderr(&out).contains("from-an-argument") && !stdout(&out).contains("from-an-argument")
     );
 
-    let out = d
-        .cmd_in(&dir)
-        .args(["service", "secrets", "set", "TOKEN", "--deploy"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"piped-in-value\n")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let out = d.run_with_stdin(
+        &dir,
+        &["service", "secrets", "set", "TOKEN", "--deploy"],
+        b"piped-in-value\n",
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     d.wait_route("keeper", "/", "token=piped-in-value");
     assert!(!stderr(&out).contains("piped-in-value"));

@@ -364,16 +364,37 @@ impl Store {
     }
 
     pub fn delete_service(&self, name: &str) -> Result<()> {
+        self.forget(name, None)
+    }
+
+    /// Deletes what the store holds of a service, or of one of its environments: instances,
+    /// deployments with their steps, releases, secrets (and the service itself when `env` is
+    /// None), in one transaction.
+    fn forget(&self, service: &str, env: Option<&str>) -> Result<()> {
+        const TABLES: [&str; 7] = [
+            "instances",
+            "deployment_steps",
+            "deployments",
+            "environments",
+            "releases",
+            "secrets",
+            "secret_versions",
+        ];
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            tx.execute("DELETE FROM instances WHERE service = ?1", [name])?;
-            tx.execute("DELETE FROM deployment_steps WHERE deployment_id IN (SELECT id FROM deployments WHERE service = ?1)", [name])?;
-            tx.execute("DELETE FROM deployments WHERE service = ?1", [name])?;
-            tx.execute("DELETE FROM environments WHERE service = ?1", [name])?;
-            tx.execute("DELETE FROM releases WHERE service = ?1", [name])?;
-            tx.execute("DELETE FROM secrets WHERE service = ?1", [name])?;
-            tx.execute("DELETE FROM secret_versions WHERE service = ?1", [name])?;
-            tx.execute("DELETE FROM services WHERE name = ?1", [name])?;
+            for table in TABLES {
+                let sql = if table == "deployment_steps" {
+                    "DELETE FROM deployment_steps WHERE deployment_id IN
+                       (SELECT id FROM deployments WHERE service = ?1 AND (?2 IS NULL OR env = ?2))"
+                        .to_owned()
+                } else {
+                    format!("DELETE FROM {table} WHERE service = ?1 AND (?2 IS NULL OR env = ?2)")
+                };
+                tx.execute(&sql, params![service, env])?;
+            }
+            if env.is_none() {
+                tx.execute("DELETE FROM services WHERE name = ?1", [service])?;
+            }
             tx.commit()
         })
     }
@@ -449,20 +470,7 @@ impl Store {
 
     /// Forgets one environment of a service: its releases, deployments and instances.
     pub fn delete_environment(&self, service: &str, env: &str) -> Result<()> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            tx.execute("DELETE FROM instances WHERE service = ?1 AND env = ?2", [service, env])?;
-            tx.execute(
-                "DELETE FROM deployment_steps WHERE deployment_id IN (SELECT id FROM deployments WHERE service = ?1 AND env = ?2)",
-                [service, env],
-            )?;
-            tx.execute("DELETE FROM deployments WHERE service = ?1 AND env = ?2", [service, env])?;
-            tx.execute("DELETE FROM environments WHERE service = ?1 AND env = ?2", [service, env])?;
-            tx.execute("DELETE FROM releases WHERE service = ?1 AND env = ?2", [service, env])?;
-            tx.execute("DELETE FROM secrets WHERE service = ?1 AND env = ?2", [service, env])?;
-            tx.execute("DELETE FROM secret_versions WHERE service = ?1 AND env = ?2", [service, env])?;
-            tx.commit()
-        })
+        self.forget(service, Some(env))
     }
 
     // --- secrets (sealed: the store never sees a value in clear) ------------------------------

@@ -60,6 +60,21 @@ impl DevBox {
         self.run_in(&self.work(), args)
     }
 
+    /// Runs `faas` in `dir` with `input` on its stdin.
+    pub fn run_with_stdin(&self, dir: &Path, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd_in(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// A request through this platform's router.
     pub fn route(&self, service: &str, path: &str) -> (u16, String) {
         let r = reqwest::blocking::Client::new()
