@@ -8,6 +8,36 @@ mod common;
 use common::platform::DevBox;
 use common::{code, stderr, stdout};
 
+/// `faas service create NAME --template static`, as a user would; returns its directory.
+fn create_static(d: &DevBox, name: &str) -> std::path::PathBuf {
+    let out = d.run(&[
+        "service",
+        "create",
+        name,
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        "a@b.io",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    d.work().join(name)
+}
+
+/// Gives the service in `dir` a `run.command` of `sh -c SCRIPT`.
+fn set_command(dir: &std::path::Path, script: &str) {
+    let path = dir.join("app.toml");
+    let command = toml_edit::Value::from(script).to_string();
+    let manifest = std::fs::read_to_string(&path).unwrap().replace(
+        "[run]\nport = 8080",
+        &format!(
+            "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", {}]",
+            command.trim()
+        ),
+    );
+    std::fs::write(path, manifest).unwrap();
+}
+
 fn launch_static(d: &DevBox, name: &str) -> std::path::PathBuf {
     let out = d.run(&[
         "launch",
@@ -118,11 +148,7 @@ fn launch_deploy_a_change_roll_back_and_read_status() {
 fn a_deploy_that_fails_exits_1_with_the_reason_and_the_log() {
     let d = DevBox::new();
     let dir = launch_static(&d, "broken");
-    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
-        "[run]\nport = 8080",
-        "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo cannot find config >&2; exit 3\"]",
-    );
-    std::fs::write(dir.join("app.toml"), manifest).unwrap();
+    set_command(&dir, "echo cannot find config >&2; exit 3");
     let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let err = stderr(&out);
@@ -141,17 +167,7 @@ fn a_deploy_that_fails_exits_1_with_the_reason_and_the_log() {
 #[test]
 fn deploying_to_prod_without_a_terminal_needs_yes() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "shy",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
+    create_static(&d, "shy");
     let out = d.run_in(&d.work().join("shy"), &["service", "deploy", "-e", "prod"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("pass --yes"), "{}", stderr(&out));
@@ -296,18 +312,7 @@ fn contexts_are_added_listed_and_used_and_an_unreachable_platform_is_named() {
 #[test]
 fn build_tags_the_image_with_the_git_commit() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "tagged",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
-    let dir = d.work().join("tagged");
+    let dir = create_static(&d, "tagged");
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -369,18 +374,7 @@ fn git(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn push_deploys_the_branch_to_its_preview_and_delete_removes_it() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "web",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
-    let dir = d.work().join("web");
+    let dir = create_static(&d, "web");
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-qm", "first"]);
     git(&dir, &["checkout", "-qb", "Feature/New_Login"]);
@@ -455,18 +449,7 @@ fn dev_containers(service: &str) -> usize {
 #[test]
 fn dev_runs_the_service_and_ctrl_c_removes_what_it_started() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "devsite",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
-    let dir = d.work().join("devsite");
+    let dir = create_static(&d, "devsite");
     let mut child = d
         .cmd_in(&dir)
         .args(["service", "dev", "--watch"])
@@ -523,18 +506,7 @@ fn dev_runs_the_service_and_ctrl_c_removes_what_it_started() {
 #[test]
 fn an_image_is_uploaded_when_the_platform_has_another_engine() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "shipped",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
-    let dir = d.work().join("shipped");
+    let dir = create_static(&d, "shipped");
     let out = d
         .cmd_in(&dir)
         .args(["service", "deploy", "-e", "prod", "--yes"])
@@ -553,17 +525,7 @@ fn an_image_is_uploaded_when_the_platform_has_another_engine() {
 #[test]
 fn a_docker_engine_that_does_not_answer_says_how_to_start_one() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "nodock",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
+    create_static(&d, "nodock");
     let out = d
         .cmd_in(&d.work().join("nodock"))
         .args(["service", "build"])
@@ -610,23 +572,11 @@ fn human_status_output() {
 #[test]
 fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "keeper",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
-    let dir = d.work().join("keeper");
-    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
-        "[run]\nport = 8080",
-        "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", \"mkdir -p /tmp/w && echo ok > /tmp/w/_info && echo token=$TOKEN > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w\"]",
+    let dir = create_static(&d, "keeper");
+    set_command(
+        &dir,
+        "mkdir -p /tmp/w && echo ok > /tmp/w/_info && echo token=$TOKEN > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w",
     );
-    std::fs::write(dir.join("app.toml"), manifest).unwrap();
     let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     d.wait_route("keeper", "/", "token=\n");
@@ -673,24 +623,12 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
 #[test]
 fn logs_show_the_output_and_a_followed_stream_survives_a_platform_restart() {
     let d = DevBox::new();
-    let out = d.run(&[
-        "service",
-        "create",
-        "talker",
-        "--template",
-        "static",
-        "--no-input",
-        "--owner",
-        "a@b.io",
-    ]);
-    assert_eq!(code(&out), 0);
-    let dir = d.work().join("talker");
+    let dir = create_static(&d, "talker");
     // Numbered lines, one every 5 ms, for 8 s.
-    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
-        "[run]\nport = 8080",
-        "[run]\nport = 8080\ncommand = [\"sh\", \"-c\", \"(i=0; while [ $i -lt 1600 ]; do i=$((i+1)); echo n=$i; usleep 5000; done) & exec httpd -f -p 8080 -h /www\"]",
+    set_command(
+        &dir,
+        "(i=0; while [ $i -lt 1600 ]; do i=$((i+1)); echo n=$i; usleep 5000; done) & exec httpd -f -p 8080 -h /www",
     );
-    std::fs::write(dir.join("app.toml"), manifest).unwrap();
     let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 

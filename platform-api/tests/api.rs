@@ -223,6 +223,18 @@ fn without_a_docker_engine_the_api_says_so_and_the_daemon_keeps_running() {
     assert_eq!(d.stop().code(), Some(0));
 }
 
+/// Runs `faas-platform serve` on a data directory, for a start that must be refused.
+fn serve_once(data_dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_faas-platform"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--router", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,18 +243,7 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
     let conn = rusqlite::Connection::open(data.join("platform.db")).unwrap();
     conn.pragma_update(None, "user_version", 42).unwrap();
     drop(conn);
-    let out = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--router",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = serve_once(&data);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -255,18 +256,7 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
         b"garbage garbage garbage garbage garbage garbage garbage garbage",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--router",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = serve_once(&data);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a usable faas-platform database"), "{err}");
@@ -281,18 +271,7 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
 #[test]
 fn a_second_daemon_on_the_same_data_directory_refuses_to_start() {
     let d = Daemon::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_faas-platform"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--router",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .arg("--data-dir")
-        .arg(d.data_dir())
-        .output()
-        .unwrap();
+    let out = serve_once(&d.data_dir());
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another faas-platform is using"));
 }
