@@ -38,6 +38,8 @@ pub struct Platform {
     pub started: Instant,
     /// Deployments this daemon is driving, by id.
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// The canaries under way, by deployment id: their step and the start of its window.
+    pub canaries: Mutex<HashMap<String, deployer::LiveCanary>>,
 }
 
 pub type AppState = Arc<Platform>;
@@ -111,7 +113,15 @@ impl Platform {
 
     /// The URL a service's environment is served at.
     pub fn url(&self, service: &str, env: &str) -> String {
-        let host = self.router.host_for(service, env);
+        self.url_of_host(&self.router.host_for(service, env))
+    }
+
+    /// The preview URL of the new (green) or the previous (blue) set of an environment.
+    pub fn preview_url(&self, service: &str, env: &str, green: bool) -> String {
+        self.url_of_host(&self.router.preview_host(service, env, green))
+    }
+
+    fn url_of_host(&self, host: &str) -> String {
         match self.config.router.port() {
             80 => format!("http://{host}"),
             port => format!("http://{host}:{port}"),

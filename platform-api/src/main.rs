@@ -170,6 +170,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         stopping: tokio::sync::watch::channel(false).0,
         started: Instant::now(),
         running: Mutex::new(Default::default()),
+        canaries: Mutex::new(Default::default()),
     });
     reconcile::reconcile_when_docker_answers(platform.clone());
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::Platform;
 use crate::router::health_check_of;
-use crate::router::pool::Backend;
+use crate::router::pool::{Backend, Split};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -34,6 +34,23 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
     for d in &unfinished {
         live.insert(d.release_id.clone());
         live.extend(d.previous_release.clone());
+    }
+    // The traffic splits come back before any instance is adopted, so no request goes where
+    // the split did not send it: a canary keeps its weight, a blue-green set before its switch
+    // none, a warm previous set none.
+    let splits = p.store.split_environments()?;
+    for (service, env, traffic) in &splits {
+        live.extend(traffic.canary.as_ref().map(|(r, _)| r.clone()));
+        live.extend(traffic.standby.as_ref().map(|(r, _)| r.clone()));
+        p.router.set_split(
+            service,
+            env,
+            Split {
+                live: traffic.current.clone(),
+                canary: traffic.canary.clone(),
+                standby: traffic.standby.as_ref().map(|(r, _)| r.clone()),
+            },
+        );
     }
 
     let rows = p.store.all_instances()?;
@@ -108,6 +125,11 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         report.removed += 1;
     }
 
+    for (service, env, traffic) in splits {
+        if let Some((release, until)) = traffic.standby {
+            crate::deployer::schedule_standby_end(p.clone(), service, env, release, until);
+        }
+    }
     for d in unfinished {
         crate::deployer::spawn(p, &d.id);
         report.resumed += 1;

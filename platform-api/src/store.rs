@@ -109,6 +109,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, env)
     );
     "#,
+    // 4: canary and blue-green: the traffic split of an environment (a release beside the
+    // current one with its percent, a warm previous set), held canaries and their commands,
+    // and the figures of each canary step.
+    r#"
+    ALTER TABLE environments ADD COLUMN canary_release TEXT;
+    ALTER TABLE environments ADD COLUMN canary_weight INTEGER;
+    ALTER TABLE environments ADD COLUMN standby_release TEXT;
+    ALTER TABLE environments ADD COLUMN standby_until TEXT;
+    ALTER TABLE deployments ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deployments ADD COLUMN command TEXT;
+    ALTER TABLE deployment_steps ADD COLUMN canary TEXT;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +197,20 @@ pub struct DeploymentRow {
     pub reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A canary held at each step until promoted.
+    pub manual: bool,
+}
+
+/// How an environment's traffic is split between releases, as persisted: the router's split
+/// is rebuilt from it after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub current: Option<String>,
+    /// A release beside the current one and its percent of requests (0 for a blue-green set
+    /// before its switch).
+    pub canary: Option<(String, u8)>,
+    /// The previous release, kept warm without traffic until the time (RFC 3339).
+    pub standby: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -468,6 +494,94 @@ impl Store {
         })
     }
 
+    // --- traffic: canary weights and the warm previous set ---------------------------------------
+
+    fn traffic_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Traffic> {
+        let canary: Option<String> = r.get(1)?;
+        let weight: Option<u8> = r.get(2)?;
+        let standby: Option<String> = r.get(3)?;
+        let until: Option<String> = r.get(4)?;
+        Ok(Traffic {
+            current: r.get(0)?,
+            canary: canary.map(|c| (c, weight.unwrap_or(0))),
+            standby: standby.map(|s| (s, until.unwrap_or_default())),
+        })
+    }
+
+    pub fn traffic(&self, service: &str, env: &str) -> Result<Traffic> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT current_release, canary_release, canary_weight, standby_release, standby_until
+                 FROM environments WHERE service = ?1 AND env = ?2",
+                [service, env],
+                Self::traffic_from,
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+        })
+    }
+
+    /// Every environment whose traffic is split or that keeps a warm previous set.
+    pub fn split_environments(&self) -> Result<Vec<(String, String, Traffic)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT current_release, canary_release, canary_weight, standby_release, standby_until, service, env
+                 FROM environments WHERE canary_release IS NOT NULL OR standby_release IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(5)?, r.get(6)?, Self::traffic_from(r)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Puts a release beside the current one with `weight` percent of the requests, or (None)
+    /// takes it away.
+    pub fn set_canary(&self, service: &str, env: &str, canary: Option<(&str, u8)>) -> Result<()> {
+        let (release, weight) = canary.unzip();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO environments (service, env, current_release, updated_at, canary_release, canary_weight)
+                 VALUES (?1, ?2, NULL, ?3, ?4, ?5)
+                 ON CONFLICT(service, env) DO UPDATE SET canary_release = ?4, canary_weight = ?5, updated_at = ?3",
+                params![service, env, now(), release, weight],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Makes `release` the current one in one step: no canary any more, and `standby` (the
+    /// release it replaces, with the time its warm window ends) kept, or none.
+    pub fn switch(
+        &self,
+        service: &str,
+        env: &str,
+        release: &str,
+        standby: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let (standby, until) = standby.unzip();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO environments (service, env, current_release, updated_at, standby_release, standby_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(service, env) DO UPDATE SET current_release = ?3, updated_at = ?4,
+                   canary_release = NULL, canary_weight = NULL, standby_release = ?5, standby_until = ?6",
+                params![service, env, release, now(), standby, until],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Ends the warm window of the previous set (if it is still `release`).
+    pub fn clear_standby(&self, service: &str, env: &str, release: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE environments SET standby_release = NULL, standby_until = NULL, updated_at = ?4
+                 WHERE service = ?1 AND env = ?2 AND standby_release = ?3",
+                params![service, env, release, now()],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
     /// Forgets one environment of a service: its releases, deployments and instances.
     pub fn delete_environment(&self, service: &str, env: &str) -> Result<()> {
         self.forget(service, Some(env))
@@ -686,10 +800,11 @@ impl Store {
             reason: r.get(7)?,
             created_at: r.get(8)?,
             updated_at: r.get(9)?,
+            manual: r.get(10)?,
         })
     }
 
-    const DEPLOYMENT_COLUMNS: &str = "id, service, env, release_id, previous_release, strategy, state, reason, created_at, updated_at";
+    const DEPLOYMENT_COLUMNS: &str = "id, service, env, release_id, previous_release, strategy, state, reason, created_at, updated_at, manual";
 
     /// Inserts a pending deployment, or returns the id of the unfinished one that holds the
     /// environment.
@@ -700,6 +815,7 @@ impl Store {
         release_id: &str,
         previous: Option<&str>,
         strategy: Strategy,
+        manual: bool,
     ) -> Result<std::result::Result<String, String>> {
         let id = format!("dep-{}", short_id());
         self.with(|c| {
@@ -716,9 +832,9 @@ impl Store {
             }
             let at = now();
             tx.execute(
-                "INSERT INTO deployments (id, service, env, release_id, previous_release, strategy, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
-                params![id, service, env, release_id, previous, strategy.as_str(), at],
+                "INSERT INTO deployments (id, service, env, release_id, previous_release, strategy, state, created_at, updated_at, manual)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?8)",
+                params![id, service, env, release_id, previous, strategy.as_str(), at, manual],
             )?;
             tx.commit()?;
             Ok(Ok(id.clone()))
@@ -761,6 +877,35 @@ impl Store {
         })
     }
 
+    /// Sends `promote` or `abort` to an unfinished deployment; false when it has ended.
+    pub fn send_command(&self, id: &str, command: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE deployments SET command = ?2 WHERE id = ?1 AND state IN ('pending', 'running')",
+                [id, command],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    /// The command waiting for a deployment, if any (left in place until `take_command`).
+    pub fn command(&self, id: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT command FROM deployments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
+    pub fn take_command(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE deployments SET command = NULL WHERE id = ?1", [id])
+                .map(drop)
+        })
+    }
+
     pub fn deployments(&self, service: &str, env: Option<&str>) -> Result<Vec<DeploymentRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
@@ -782,9 +927,11 @@ impl Store {
             logs,
             state,
             reason,
+            canary,
         } = step;
         let at = now();
         let logs_json = serde_json::to_string(logs).unwrap_or_else(|_| "[]".into());
+        let canary_json = canary.and_then(|c| serde_json::to_string(c).ok());
         let seq = self.with(|c| {
             let tx = c.unchecked_transaction()?;
             let seq: u64 = tx.query_row(
@@ -793,9 +940,9 @@ impl Store {
                 |r| r.get(0),
             )?;
             tx.execute(
-                "INSERT INTO deployment_steps (deployment_id, seq, at, kind, message, instance, logs, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![deployment, seq, at, kind, message, instance, logs_json, state.as_str()],
+                "INSERT INTO deployment_steps (deployment_id, seq, at, kind, message, instance, logs, state, canary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![deployment, seq, at, kind, message, instance, logs_json, state.as_str(), canary_json],
             )?;
             tx.execute(
                 "UPDATE deployments SET state = ?2, updated_at = ?3, reason = COALESCE(?4, reason) WHERE id = ?1",
@@ -812,13 +959,14 @@ impl Store {
             instance: instance.map(str::to_owned),
             logs: logs.to_vec(),
             state,
+            canary: canary.cloned(),
         })
     }
 
     pub fn steps(&self, deployment: &str, after: u64) -> Result<Vec<Step>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT seq, at, kind, message, instance, logs, state FROM deployment_steps
+                "SELECT seq, at, kind, message, instance, logs, state, canary FROM deployment_steps
                  WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq",
             )?;
             let rows = stmt.query_map(params![deployment, after], |r| {
@@ -831,6 +979,9 @@ impl Store {
                     instance: r.get(4)?,
                     logs: serde_json::from_str(&logs).unwrap_or_default(),
                     state: DeploymentState::parse(&r.get::<_, String>(6)?),
+                    canary: r
+                        .get::<_, Option<String>>(7)?
+                        .and_then(|c| serde_json::from_str(&c).ok()),
                 })
             })?;
             rows.collect()
@@ -918,6 +1069,8 @@ pub struct NewStep<'a> {
     pub state: DeploymentState,
     /// Why the deployment failed, kept on the deployment itself.
     pub reason: Option<&'a str>,
+    /// A canary step's weights and figures.
+    pub canary: Option<&'a faas_spec::api::CanaryReport>,
 }
 
 impl<'a> NewStep<'a> {
@@ -929,6 +1082,7 @@ impl<'a> NewStep<'a> {
             logs: &[],
             state,
             reason: None,
+            canary: None,
         }
     }
 }
@@ -959,11 +1113,11 @@ mod tests {
             .unwrap();
         assert_eq!(rel.version, 1);
         let first = store
-            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling, false)
             .unwrap()
             .unwrap();
         let second = store
-            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling, false)
             .unwrap();
         assert_eq!(second, Err(first.clone()));
         store
@@ -974,13 +1128,13 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+                .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling, false)
                 .unwrap()
                 .is_ok()
         );
         assert!(
             store
-                .create_deployment("svc", "staging", &rel.id, None, Strategy::Rolling)
+                .create_deployment("svc", "staging", &rel.id, None, Strategy::Rolling, false)
                 .unwrap()
                 .is_ok()
         );
@@ -1003,7 +1157,7 @@ mod tests {
                 .create_release("svc", "prod", &format!("sha256:{i}"), "x", "{}", 0)
                 .unwrap();
             let dep = store
-                .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+                .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling, false)
                 .unwrap()
                 .unwrap();
             store
@@ -1060,7 +1214,7 @@ mod tests {
             .create_release("svc", "prod", "sha256:x", "x", "{}", 0)
             .unwrap();
         let dep = store
-            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling)
+            .create_deployment("svc", "prod", &rel.id, None, Strategy::Rolling, false)
             .unwrap()
             .unwrap();
         store

@@ -153,6 +153,9 @@ pub struct CreateDeployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub strategy: Option<Strategy>,
+    /// A canary holds at each step until promoted (overrides `deploy.canary.auto`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
 }
 
 /// `POST /v1/services/{svc}/scale`.
@@ -253,6 +256,66 @@ pub struct Step {
     pub logs: Vec<String>,
     /// The deployment's state after this step.
     pub state: DeploymentState,
+    /// A canary step's weights and the figures of both sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryReport>,
+}
+
+/// One set of instances (one release) during a canary, as the router measured it over a
+/// window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SetFigures {
+    pub release: String,
+    pub version: u64,
+    /// Percent of requests the router sends to this set.
+    pub weight: u8,
+    pub requests: u64,
+    pub errors_5xx: u64,
+    /// 5xx answers per request, 0 to 1.
+    pub error_rate: f64,
+    /// The 99th percentile of the time to response headers (a histogram bucket's upper
+    /// bound), in milliseconds; absent without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+}
+
+/// Where a canary stands: its step, and both sets' figures over the step's window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CanaryReport {
+    /// 1-based index into `steps`.
+    pub step: u32,
+    pub steps: Vec<u8>,
+    /// How long the figures were measured, in seconds.
+    pub window_s: f64,
+    pub canary: SetFigures,
+    pub baseline: SetFigures,
+}
+
+/// `POST /v1/services/{svc}/canary/promote` and `…/abort`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CanaryControl {
+    pub env: String,
+}
+
+/// `GET /v1/services/{svc}/canary?env=`: the canary under way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CanaryStatus {
+    pub deployment: String,
+    pub service: String,
+    pub env: String,
+    /// Whether each step is judged and promoted by the platform (`false`: held until
+    /// `promote`).
+    pub auto: bool,
+    /// Waiting for `promote` or `abort`.
+    pub holding: bool,
+    /// A command sent and not yet carried out: `promote` or `abort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    pub report: CanaryReport,
 }
 
 /// `POST /v1/tokens` (admin).

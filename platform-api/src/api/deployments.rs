@@ -56,22 +56,11 @@ fn release_view(row: ReleaseRow, current: Option<&str>) -> Release {
     }
 }
 
-fn check_env(env: &str) -> ApiResult<()> {
+pub(super) fn check_env(env: &str) -> ApiResult<()> {
     faas_spec::names::check_env_name(env).map_err(|e| {
         ApiError::bad_request("invalid-env", e.message)
             .hint(format!("an environment name is {}", e.rule))
     })
-}
-
-fn supported(strategy: Strategy) -> ApiResult<()> {
-    match strategy {
-        Strategy::Immediate | Strategy::Rolling => Ok(()),
-        other => Err(ApiError::unprocessable(
-            "strategy-not-supported",
-            format!("this platform does not run `{other}` deployments yet"),
-        )
-        .hint("deploy with strategy `rolling` or `immediate`")),
-    }
 }
 
 /// Starts a deployment: one per service and environment at a time (409 names the one running).
@@ -81,6 +70,7 @@ fn start(
     env: &str,
     release: &ReleaseRow,
     strategy: Strategy,
+    manual: bool,
 ) -> ApiResult<Deployment> {
     let current = p.store.current_release(service, env)?;
     let previous = current
@@ -89,7 +79,7 @@ fn start(
         .filter(|c| *c != release.id);
     match p
         .store
-        .create_deployment(service, env, &release.id, previous, strategy)?
+        .create_deployment(service, env, &release.id, previous, strategy, manual)?
     {
         Ok(id) => {
             deployer::spawn(p, &id);
@@ -104,7 +94,7 @@ fn start(
 }
 
 /// 409: the environment is held by an unfinished deployment, named in the problem.
-fn in_progress(service: &str, env: &str, running: String) -> ApiError {
+pub(super) fn in_progress(service: &str, env: &str, running: String) -> ApiError {
     let mut e = ApiError::conflict(
         "deployment-in-progress",
         format!("deployment {running} of {service} ({env}) is still running"),
@@ -167,7 +157,13 @@ pub async fn create_deployment(
         .effective(Some(&body.env))
         .map_err(|r| ApiError::unprocessable("invalid-manifest", r.render(false)))?;
     let strategy = body.strategy.unwrap_or(effective.deploy.strategy);
-    supported(strategy)?;
+    if body.manual && strategy != Strategy::Canary {
+        return Err(ApiError::unprocessable(
+            "manual-needs-canary",
+            format!("`manual` holds the steps of a canary, but this deployment is `{strategy}`"),
+        )
+        .hint("deploy with strategy `canary`, or leave `manual` out"));
+    }
     if let Some(running) = p.store.active_deployment(&svc, &body.env)? {
         return Err(in_progress(&svc, &body.env, running));
     }
@@ -195,7 +191,14 @@ pub async fn create_deployment(
             secrets_version,
         )?,
     };
-    Ok(accepted(start(&p, &svc, &body.env, &release, strategy)?))
+    Ok(accepted(start(
+        &p,
+        &svc,
+        &body.env,
+        &release,
+        strategy,
+        body.manual,
+    )?))
 }
 
 /// The deployments of a service, newest first.
@@ -374,18 +377,25 @@ pub async fn rollback(
                 })?
         }
     };
-    let strategy = target
-        .manifest()
-        .map(|m| m.deploy.strategy)
-        .unwrap_or_default();
-    let strategy = if supported(strategy).is_ok() {
-        strategy
+    // The previous set kept warm by a blue-green switch: switching back starts no container.
+    let warm = p
+        .store
+        .traffic(&svc, &body.env)?
+        .standby
+        .is_some_and(|(standby, _)| standby == target.id);
+    let strategy = if warm {
+        Strategy::Bluegreen
     } else {
-        Strategy::Rolling
+        target
+            .manifest()
+            .map(|m| m.deploy.strategy)
+            .unwrap_or_default()
     };
-    // The image must still be there.
-    p.runtime.image_id(&target.image_id).await?;
-    let d = start(&p, &svc, &body.env, &target, strategy)?;
+    if !warm {
+        // The image must still be there.
+        p.runtime.image_id(&target.image_id).await?;
+    }
+    let d = start(&p, &svc, &body.env, &target, strategy, false)?;
     if d.state == DeploymentState::Unknown {
         return Err(ApiError::internal("unknown deployment state"));
     }
@@ -430,6 +440,7 @@ pub async fn scale(
         &body.env,
         &current,
         Strategy::Immediate,
+        false,
     )?))
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each handler thin over the store, the runtime and
 //! the deployer. The OpenAPI document is generated from the handlers' annotations.
 
+pub mod canary;
 pub mod deployments;
 pub mod images;
 pub mod info;
@@ -68,6 +69,9 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(deployments::list_releases))
         .routes(routes!(deployments::rollback))
         .routes(routes!(deployments::scale))
+        .routes(routes!(canary::canary_status))
+        .routes(routes!(canary::promote))
+        .routes(routes!(canary::abort))
         .routes(routes!(logs::logs))
         .routes(routes!(
             secrets::set_secrets,

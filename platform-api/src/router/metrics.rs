@@ -67,19 +67,28 @@ impl Snapshot {
         }
     }
 
-    /// The quantile's bucket bound (an upper estimate), e.g. `quantile(0.99)` for p99.
+    /// The quantile, e.g. `quantile(0.99)` for p99: linear within its histogram bucket, as
+    /// Prometheus' `histogram_quantile` estimates it.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         let total: u64 = self.buckets.iter().sum();
         if total == 0 {
             return None;
         }
-        let rank = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut seen = 0u64;
         for (i, count) in self.buckets.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return Some(Duration::from_micros(BUCKETS_US[i].min(60_000_000)));
+            if *count == 0 {
+                continue;
             }
+            if (seen + count) as f64 >= rank {
+                let lower = if i == 0 { 0 } else { BUCKETS_US[i - 1] };
+                let upper = BUCKETS_US[i].min(60_000_000);
+                let within = ((rank - seen as f64) / *count as f64).clamp(0.0, 1.0);
+                return Some(Duration::from_micros(
+                    lower + ((upper - lower) as f64 * within) as u64,
+                ));
+            }
+            seen += count;
         }
         None
     }
@@ -232,8 +241,10 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.requests, 100);
         assert_eq!(snap.error_rate(), 0.02);
-        assert_eq!(snap.quantile(0.5), Some(Duration::from_millis(5)));
-        assert_eq!(snap.quantile(0.99), Some(Duration::from_millis(500)));
+        // Within the bucket of 2.5 to 5 ms, and half way through the one of 250 to 500 ms.
+        let p50 = snap.quantile(0.5).unwrap();
+        assert!(p50 > Duration::from_micros(2500) && p50 <= Duration::from_millis(5));
+        assert_eq!(snap.quantile(0.99), Some(Duration::from_millis(375)));
         let later = {
             s.record(200, Duration::from_millis(1));
             s.snapshot()

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use self::metrics::Metrics;
-use self::pool::{Backend, HealthCheck, InFlight, Pool};
+use self::pool::{Backend, HealthCheck, InFlight, Pool, Split, Target};
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
@@ -57,7 +57,8 @@ const HOP_BY_HOP: [&str; 8] = [
 
 pub struct Router {
     domain: String,
-    hosts: RwLock<HashMap<String, Arc<Pool>>>,
+    /// Each environment's host, and its `-green` and `-blue` preview hosts.
+    hosts: RwLock<HashMap<String, (Arc<Pool>, Target)>>,
     client: Client<HttpConnector, ProxyBody>,
     pub metrics: Arc<Metrics>,
 }
@@ -85,9 +86,16 @@ impl Router {
         }
     }
 
+    /// The preview host of a blue-green or canary set: `<svc>-<env>-green.<domain>` for the
+    /// new set, `…-blue…` for the one it replaces.
+    pub fn preview_host(&self, service: &str, env: &str, green: bool) -> String {
+        let color = if green { "green" } else { "blue" };
+        format!("{service}-{env}-{color}.{}", self.domain)
+    }
+
     pub fn pool(&self, service: &str, env: &str) -> Arc<Pool> {
         let host = self.host_for(service, env);
-        if let Some(p) = self
+        if let Some((p, Target::Main)) = self
             .hosts
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -95,20 +103,37 @@ impl Router {
         {
             return p.clone();
         }
-        self.hosts
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(host)
-            .or_insert_with(|| Arc::new(Pool::new(service, env)))
-            .clone()
+        let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((p, Target::Main)) = hosts.get(&host) {
+            return p.clone();
+        }
+        let pool = Arc::new(Pool::new(service, env));
+        hosts.insert(host, (pool.clone(), Target::Main));
+        // A preview host never takes the place of another environment's own host.
+        for (green, target) in [(true, Target::Green), (false, Target::Blue)] {
+            hosts
+                .entry(self.preview_host(service, env, green))
+                .or_insert_with(|| (pool.clone(), target));
+        }
+        pool
     }
 
-    fn pool_for_host(&self, host: &str) -> Option<Arc<Pool>> {
+    fn pool_for_host(&self, host: &str) -> Option<(Arc<Pool>, Target)> {
         self.hosts
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(host)
             .cloned()
+    }
+
+    /// How an environment's requests are split between its releases now.
+    pub fn split(&self, service: &str, env: &str) -> Arc<Split> {
+        self.pool(service, env).split()
+    }
+
+    /// Changes the split atomically: the next request is dealt by the new one.
+    pub fn set_split(&self, service: &str, env: &str, split: Split) {
+        self.pool(service, env).set_split(split);
     }
 
     /// Adds an instance; it takes requests once its health check passes.
@@ -156,12 +181,9 @@ impl Router {
 
     pub fn remove_environment(&self, service: &str, env: &str) {
         let host = self.host_for(service, env);
-        if let Some(pool) = self
-            .hosts
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&host)
-        {
+        let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((pool, Target::Main)) = hosts.get(&host).cloned() {
+            hosts.retain(|_, (p, _)| !Arc::ptr_eq(p, &pool));
             for b in pool.backends().iter() {
                 b.stop_checker();
             }
@@ -292,7 +314,7 @@ impl Router {
             .map(str::to_owned)
             .unwrap_or_else(new_request_id);
         let host = request_host(&req);
-        let Some(pool) = self.pool_for_host(&host) else {
+        let Some((pool, target)) = self.pool_for_host(&host) else {
             self.metrics
                 .unrouted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -304,6 +326,7 @@ impl Router {
             );
         };
 
+        let session = session_of(req.headers());
         let upgrade = is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
@@ -314,8 +337,25 @@ impl Router {
         let mut tried: Option<String> = None;
 
         for _attempt in 0..3 {
-            let Some(slot) = pool.pick(tried.as_deref()) else {
-                break;
+            let slot = match pool.pick_for(tried.as_deref(), target, session.as_deref()) {
+                Ok(Some(slot)) => slot,
+                Ok(None) => break,
+                Err(()) => {
+                    let color = if target == Target::Green {
+                        "green"
+                    } else {
+                        "blue"
+                    };
+                    return json_error(
+                        StatusCode::NOT_FOUND,
+                        "no-preview-set",
+                        &format!(
+                            "{} ({}) has no {color} set now: one exists while a blue-green or canary deployment runs, and while the previous set is kept warm",
+                            pool.service, pool.env
+                        ),
+                        &request_id,
+                    );
+                }
             };
             let backend = slot.backend().clone();
             let upstream_body = if replayable {
@@ -470,6 +510,26 @@ fn host_without_port(raw: &str) -> &str {
         Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
         _ => raw,
     }
+}
+
+/// The value of the request's session cookie, which keeps a client on one side of a canary: the
+/// first cookie whose name says session (`session`, `sessionid`, `PHPSESSID`, `connect.sid`…).
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            !value.is_empty()
+                && (name.contains("sess")
+                    || name == "sid"
+                    || name.ends_with(".sid")
+                    || name.ends_with("_sid"))
+        })
+        .map(|(_, value)| value.to_owned())
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -631,6 +691,37 @@ async fn health_loop(router: Arc<Router>, backend: Arc<Backend>) {
     }
 }
 
+impl Router {
+    /// `GET path` on one instance directly (a smoke check): its status, or why it gave none.
+    pub async fn get_status(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<StatusCode, String> {
+        let uri: Uri = format!("http://{addr}{path}")
+            .parse()
+            .map_err(|e| format!("cannot be requested: {e}"))?;
+        let request = Request::get(uri)
+            .header(header::USER_AGENT, "faas-smoke-check")
+            .body(
+                Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
+                Ok(status)
+            }
+            Ok(Err(e)) => Err(format!("failed: {e}")),
+            Err(_) => Err(format!("did not answer within {timeout:?}")),
+        }
+    }
+}
+
 async fn probe(router: &Router, backend: &Backend) -> bool {
     let timeout = backend.check.timeout;
     match &backend.check.path {
@@ -704,6 +795,38 @@ mod tests {
             r.host_for("pricing", "staging"),
             "pricing-staging.localhost"
         );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("theme=dark; PHPSESSID=abc123; x=1"),
+        );
+        assert_eq!(session_of(&h).as_deref(), Some("abc123"));
+        let mut h = HeaderMap::new();
+        h.insert("cookie", HeaderValue::from_static("theme=dark"));
+        assert_eq!(session_of(&h), None);
+        let mut h = HeaderMap::new();
+        h.append("cookie", HeaderValue::from_static("a=1"));
+        h.append("cookie", HeaderValue::from_static("connect.sid=s%3Axyz"));
+        assert_eq!(session_of(&h).as_deref(), Some("s%3Axyz"));
+    }
+
+    #[test]
+    fn preview_hosts_serve_the_same_pool() {
+        let r = Router::new("localhost");
+        let pool = r.pool("pricing", "prod");
+        let (green, target) = r.pool_for_host("pricing-prod-green.localhost").unwrap();
+        assert!(Arc::ptr_eq(&pool, &green));
+        assert_eq!(target, Target::Green);
+        assert_eq!(
+            r.pool_for_host("pricing-prod-blue.localhost").unwrap().1,
+            Target::Blue
+        );
+        r.remove_environment("pricing", "prod");
+        assert!(r.pool_for_host("pricing-prod-green.localhost").is_none());
     }
 
     #[test]

@@ -138,13 +138,70 @@ impl Drop for InFlight {
     }
 }
 
+/// How an environment's requests are split between its releases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split {
+    /// The release that takes the requests; `None`: every release (a rolling rollout mixes
+    /// them).
+    pub live: Option<String>,
+    /// A release beside it and its percent of the requests (0: reachable only at the green
+    /// preview host, as a blue-green set before its switch).
+    pub canary: Option<(String, u8)>,
+    /// A warm release that takes no requests: blue-green's previous set, kept for rollback.
+    pub standby: Option<String>,
+}
+
+impl Split {
+    /// The release the `-green` preview host serves: the new set.
+    pub fn green(&self) -> Option<&str> {
+        match (&self.canary, &self.standby) {
+            (Some((c, _)), _) => Some(c),
+            (None, Some(_)) => self.live.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The release the `-blue` preview host serves: the set the new one replaces.
+    pub fn blue(&self) -> Option<&str> {
+        match (&self.canary, &self.standby) {
+            (Some(_), _) => self.live.as_deref(),
+            (None, Some(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Which set a host serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The environment's own host: the live set, and the canary's share.
+    Main,
+    /// `<svc>-<env>-green.<domain>`.
+    Green,
+    /// `<svc>-<env>-blue.<domain>`.
+    Blue,
+}
+
+/// The bucket (0..100) of a client that carries a session: the same for every request of the
+/// session, so its requests stay on one side while the weight only grows.
+pub fn sticky_bucket(session: &str, canary_release: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session.hash(&mut h);
+    canary_release.hash(&mut h);
+    h.finish() % 100
+}
+
 /// The backends of one service in one environment.
 #[derive(Debug)]
 pub struct Pool {
     pub service: String,
     pub env: String,
     backends: std::sync::RwLock<Arc<Vec<Arc<Backend>>>>,
+    split: std::sync::RwLock<Arc<Split>>,
     next: AtomicUsize,
+    /// Requests without a session, counted to deal them out by weight.
+    deck: std::sync::atomic::AtomicU64,
 }
 
 impl Pool {
@@ -153,7 +210,65 @@ impl Pool {
             service: service.to_owned(),
             env: env.to_owned(),
             backends: std::sync::RwLock::new(Arc::new(Vec::new())),
+            split: std::sync::RwLock::new(Arc::new(Split::default())),
             next: AtomicUsize::new(0),
+            deck: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn split(&self) -> Arc<Split> {
+        self.split.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes the split at once: the next request is dealt by the new one.
+    pub fn set_split(&self, split: Split) {
+        *self.split.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(split);
+    }
+
+    /// The bucket (0..100) of a request without a session. Each run of 100 requests is a
+    /// shuffled deck: a weight of `w` sends exactly `w` of every 100 to the canary, in an order
+    /// that changes from deck to deck.
+    fn deal(&self) -> u64 {
+        // Multipliers coprime to 100: `(a * i + b) % 100` visits 0..100 once for i in 0..100.
+        const COPRIME: [u64; 8] = [1, 3, 7, 11, 13, 17, 19, 23];
+        let n = self.deck.fetch_add(1, Ordering::Relaxed);
+        let (deck, i) = (n / 100, n % 100);
+        let mix = deck
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let mix = (mix ^ (mix >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let a = COPRIME[(mix % COPRIME.len() as u64) as usize];
+        let b = (mix >> 8) % 100;
+        (a * i + b) % 100
+    }
+
+    /// The release a request for `target` goes to first, and the one to fall back to when the
+    /// first has no healthy instance. `None` as the first: any release but a standby or an
+    /// unweighted one. `Err(())`: the preview host has no set now.
+    #[allow(clippy::type_complexity)]
+    fn choose<'a>(
+        &self,
+        split: &'a Split,
+        target: Target,
+        session: Option<&str>,
+    ) -> Result<(Option<&'a str>, Option<&'a str>), ()> {
+        match target {
+            Target::Green => split.green().map(|r| (Some(r), None)).ok_or(()),
+            Target::Blue => split.blue().map(|r| (Some(r), None)).ok_or(()),
+            Target::Main => match (&split.canary, split.live.as_deref()) {
+                (Some((canary, weight)), Some(live)) if *weight > 0 => {
+                    let bucket = match session {
+                        Some(s) => sticky_bucket(s, canary),
+                        None => self.deal(),
+                    };
+                    if bucket < u64::from(*weight) {
+                        Ok((Some(canary), Some(live)))
+                    } else {
+                        Ok((Some(live), Some(canary)))
+                    }
+                }
+                (_, live) => Ok((live, None)),
+            },
         }
     }
 
@@ -197,10 +312,43 @@ impl Pool {
             .cloned()
     }
 
-    /// A healthy, not draining backend, round robin, skipping `exclude` (a backend that just
-    /// failed this request); holds a request slot on it.
-    pub fn pick(&self, exclude: Option<&str>) -> Option<InFlight> {
+    /// A healthy, not draining backend of the release the split deals this request to, round
+    /// robin, skipping `exclude` (a backend that just failed this request); holds a request
+    /// slot on it. `Err(())`: a preview host without a set.
+    pub fn pick_for(
+        &self,
+        exclude: Option<&str>,
+        target: Target,
+        session: Option<&str>,
+    ) -> Result<Option<InFlight>, ()> {
+        let split = self.split();
+        let (first, fallback) = self.choose(&split, target, session)?;
         let backends = self.backends();
+        let unrouted = |release: &str| {
+            split.standby.as_deref() == Some(release)
+                || split.canary.as_ref().is_some_and(|(c, _)| c == release)
+        };
+        let slot = match first {
+            Some(release) => self.pick_where(&backends, exclude, |b| b.release == release),
+            None => self.pick_where(&backends, exclude, |b| !unrouted(&b.release)),
+        };
+        Ok(slot.or_else(|| {
+            fallback
+                .and_then(|release| self.pick_where(&backends, exclude, |b| b.release == release))
+        }))
+    }
+
+    /// `pick_for` the environment's own host, without a session.
+    pub fn pick(&self, exclude: Option<&str>) -> Option<InFlight> {
+        self.pick_for(exclude, Target::Main, None).ok().flatten()
+    }
+
+    fn pick_where(
+        &self,
+        backends: &[Arc<Backend>],
+        exclude: Option<&str>,
+        matches: impl Fn(&Backend) -> bool,
+    ) -> Option<InFlight> {
         let n = backends.len();
         if n == 0 {
             return None;
@@ -208,7 +356,7 @@ impl Pool {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
             let b = &backends[(start + i) % n];
-            if !b.is_healthy() || exclude == Some(b.instance.as_str()) {
+            if !b.is_healthy() || exclude == Some(b.instance.as_str()) || !matches(b) {
                 continue;
             }
             if let Some(slot) = b.enter() {
@@ -223,18 +371,158 @@ impl Pool {
 mod tests {
     use super::*;
 
+    /// An unhealthy backend until told otherwise.
     fn backend(id: &str) -> Arc<Backend> {
+        let b = backend_of(id, "r1");
+        b.set_healthy(false);
+        b
+    }
+
+    fn backend_of(id: &str, release: &str) -> Arc<Backend> {
         let check = HealthCheck {
             path: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
         };
-        Arc::new(Backend::new(
+        let b = Arc::new(Backend::new(
             id,
-            "r1",
+            release,
             "127.0.0.1:1".parse().unwrap(),
             check,
-        ))
+        ));
+        b.set_healthy(true);
+        b
+    }
+
+    fn share_of(
+        pool: &Pool,
+        release: &str,
+        n: usize,
+        session: impl Fn(usize) -> Option<String>,
+    ) -> usize {
+        (0..n)
+            .filter(|i| {
+                let s = session(*i);
+                pool.pick_for(None, Target::Main, s.as_deref())
+                    .unwrap()
+                    .unwrap()
+                    .backend()
+                    .release
+                    == release
+            })
+            .count()
+    }
+
+    #[test]
+    fn weights_deal_exact_shares_and_sessions_stick() {
+        let pool = Pool::new("svc", "prod");
+        for (id, rel) in [("a", "old"), ("b", "old"), ("c", "new")] {
+            pool.add(backend_of(id, rel));
+        }
+        for weight in [1u8, 10, 33, 50, 90] {
+            pool.set_split(Split {
+                live: Some("old".into()),
+                canary: Some(("new".into(), weight)),
+                standby: None,
+            });
+            // Every run of 100 requests without a session gives the canary exactly its weight.
+            assert_eq!(
+                share_of(&pool, "new", 1000, |_| None),
+                usize::from(weight) * 10
+            );
+        }
+        // With a session: the same side every time, and roughly the weight over many sessions.
+        let session = |i: usize| Some(format!("session-{i}"));
+        let first = share_of(&pool, "new", 2000, session);
+        assert!((1700..=1900).contains(&first), "{first} of 2000 at 90%");
+        for i in 0..50 {
+            let s = format!("session-{i}");
+            let sides: std::collections::HashSet<String> = (0..20)
+                .map(|_| {
+                    pool.pick_for(None, Target::Main, Some(&s))
+                        .unwrap()
+                        .unwrap()
+                        .backend()
+                        .release
+                        .clone()
+                })
+                .collect();
+            assert_eq!(sides.len(), 1, "session {s} moved between sets");
+        }
+        // A session on the canary at 10% is still on it at 50%.
+        pool.set_split(Split {
+            live: Some("old".into()),
+            canary: Some(("new".into(), 10)),
+            standby: None,
+        });
+        let on_canary: Vec<String> = (0..500)
+            .map(|i| format!("s{i}"))
+            .filter(|s| {
+                pool.pick_for(None, Target::Main, Some(s))
+                    .unwrap()
+                    .unwrap()
+                    .backend()
+                    .release
+                    == "new"
+            })
+            .collect();
+        pool.set_split(Split {
+            live: Some("old".into()),
+            canary: Some(("new".into(), 50)),
+            standby: None,
+        });
+        assert!(on_canary.iter().all(|s| {
+            pool.pick_for(None, Target::Main, Some(s))
+                .unwrap()
+                .unwrap()
+                .backend()
+                .release
+                == "new"
+        }));
+    }
+
+    #[test]
+    fn previews_standby_and_fallback() {
+        let pool = Pool::new("svc", "prod");
+        let (a, b) = (backend_of("a", "blue"), backend_of("b", "green"));
+        pool.add(a.clone());
+        pool.add(b.clone());
+        // Before any split, every release serves.
+        assert!(pool.pick_for(None, Target::Green, None).is_err());
+        // A blue-green set before its switch: weight 0, only at the green host.
+        pool.set_split(Split {
+            live: Some("blue".into()),
+            canary: Some(("green".into(), 0)),
+            standby: None,
+        });
+        assert_eq!(share_of(&pool, "blue", 100, |_| None), 100);
+        let green = pool.pick_for(None, Target::Green, None).unwrap().unwrap();
+        assert_eq!(green.backend().release, "green");
+        let blue = pool.pick_for(None, Target::Blue, None).unwrap().unwrap();
+        assert_eq!(blue.backend().release, "blue");
+        // After the switch the previous set is warm but takes nothing from the main host.
+        pool.set_split(Split {
+            live: Some("green".into()),
+            canary: None,
+            standby: Some("blue".into()),
+        });
+        assert_eq!(share_of(&pool, "green", 100, |_| None), 100);
+        assert_eq!(
+            pool.pick_for(None, Target::Blue, None)
+                .unwrap()
+                .unwrap()
+                .backend()
+                .release,
+            "blue"
+        );
+        // A weighted canary without a healthy instance: the live set answers.
+        pool.set_split(Split {
+            live: Some("blue".into()),
+            canary: Some(("green".into(), 50)),
+            standby: None,
+        });
+        b.set_healthy(false);
+        assert_eq!(share_of(&pool, "blue", 100, |_| None), 100);
     }
 
     #[test]

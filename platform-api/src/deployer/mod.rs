@@ -6,6 +6,8 @@
 //! - immediate: start every new instance at once, then drain and stop the old ones.
 //! - rolling: start `max_unavailable` new instances, wait until they are healthy, drain and stop
 //!   as many old ones, repeat.
+//! - canary and bluegreen ([`traffic`]): a new set beside the old one, and a traffic split in
+//!   the router that is persisted with every change.
 //!
 //! A new instance whose container exits, or that is not healthy within `health.grace`, fails
 //! the deployment at once (its last 50 log lines in the step), and the previous release is
@@ -23,6 +25,9 @@ use crate::router::health_check_of;
 use crate::router::pool::Backend;
 use crate::store::{DeploymentRow, InstanceRow, NewStep, ReleaseRow, short_id};
 
+mod traffic;
+pub use traffic::{LiveCanary, canary_status, schedule_standby_end};
+
 /// How many lines of a failed container's output a step keeps.
 const FAILED_LOG_LINES: usize = 50;
 /// How often the gate looks at a starting instance.
@@ -31,28 +36,48 @@ const GATE_POLL: Duration = Duration::from_millis(100);
 /// Why a deployment could not go on.
 #[derive(Debug)]
 struct Failure {
+    /// The step that records it: `instance-failed`, `analysis-failed`, `smoke-failed`,
+    /// `aborted`.
+    kind: &'static str,
     reason: String,
     instance: Option<String>,
     logs: Vec<String>,
+    /// The canary figures that decided it.
+    report: Option<faas_spec::api::CanaryReport>,
+}
+
+impl Failure {
+    fn new(kind: &'static str, reason: String) -> Self {
+        Failure {
+            kind,
+            reason,
+            instance: None,
+            logs: Vec::new(),
+            report: None,
+        }
+    }
+
+    fn of_instance(reason: String, instance: String, logs: Vec<String>) -> Self {
+        Failure {
+            instance: Some(instance),
+            logs,
+            ..Failure::new("instance-failed", reason)
+        }
+    }
 }
 
 impl From<RuntimeError> for Failure {
     fn from(e: RuntimeError) -> Self {
-        Failure {
-            reason: e.to_string(),
-            instance: None,
-            logs: Vec::new(),
-        }
+        Failure::new("instance-failed", e.to_string())
     }
 }
 
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
-        Failure {
-            reason: format!("the platform's store failed: {e}"),
-            instance: None,
-            logs: Vec::new(),
-        }
+        Failure::new(
+            "instance-failed",
+            format!("the platform's store failed: {e}"),
+        )
     }
 }
 
@@ -91,14 +116,32 @@ impl Ctx<'_> {
         state: DeploymentState,
         reason: Option<&str>,
     ) {
-        let step = NewStep {
+        self.add(NewStep {
             kind,
             message,
             instance,
             logs,
             state,
             reason,
-        };
+            canary: None,
+        });
+    }
+
+    /// A running step with a canary's weights and figures.
+    fn report(&self, kind: &str, message: &str, report: &faas_spec::api::CanaryReport) {
+        self.add(NewStep {
+            canary: Some(report),
+            ..NewStep::new(kind, message, DeploymentState::Running)
+        });
+    }
+
+    fn note(&self, kind: &str, message: &str) {
+        self.add(NewStep::new(kind, message, DeploymentState::Running));
+    }
+
+    fn add(&self, step: NewStep<'_>) {
+        let kind = step.kind;
+        let message = step.message;
         match self.p.store.add_step(&self.dep.id, step) {
             Ok(step) => {
                 tracing::info!(deployment = %self.dep.id, service = %self.dep.service, env = %self.dep.env, kind, "{message}");
@@ -189,7 +232,19 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                 None,
             );
         }
-        match converge(&ctx, &target, dep.strategy).await {
+        let outcome = match dep.strategy {
+            Strategy::Canary => traffic::canary(&ctx, &target, previous.as_ref()).await,
+            Strategy::Bluegreen => traffic::bluegreen(&ctx, &target, previous.as_ref()).await,
+            Strategy::Immediate | Strategy::Rolling => {
+                traffic::end_standby(&ctx, &target).await;
+                converge(&ctx, &target, dep.strategy).await
+            }
+        };
+        p.canaries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        match outcome {
             Ok(()) => {
                 p.store
                     .set_current_release(&dep.service, &dep.env, Some(&target.id))?;
@@ -213,14 +268,15 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                 return Ok(());
             }
             Err(f) => {
-                ctx.step(
-                    "instance-failed",
-                    &f.reason,
-                    f.instance.as_deref(),
-                    &f.logs,
-                    DeploymentState::Running,
-                    Some(&f.reason),
-                );
+                ctx.add(NewStep {
+                    kind: f.kind,
+                    message: &f.reason,
+                    instance: f.instance.as_deref(),
+                    logs: &f.logs,
+                    state: DeploymentState::Running,
+                    reason: Some(&f.reason),
+                    canary: f.report.as_ref(),
+                });
                 let back_to = previous
                     .as_ref()
                     .map_or("no previous release".to_owned(), |r| {
@@ -247,8 +303,10 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         );
     }
 
-    // Roll back: the failed release's instances go first, then the previous release is brought
-    // back to full strength (it kept serving meanwhile, unless it had been scaled down).
+    // Roll back: the failed release's instances go first (out of the traffic split at once),
+    // then the previous release is brought back to full strength (it kept serving meanwhile,
+    // unless it had been scaled down).
+    traffic::take_out(&ctx, &target, previous.as_ref())?;
     stop_release_instances(&ctx, &target.id).await?;
     let reason = p
         .store
@@ -270,6 +328,8 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         p.store
             .set_current_release(&dep.service, &dep.env, Some(&prev.id))?;
     }
+    p.router
+        .set_split(&dep.service, &dep.env, Default::default());
     ctx.step(
         "rolled-back",
         &format!("rolled back: {reason}"),
@@ -281,6 +341,18 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn manifest_of(release: &ReleaseRow) -> Result<Manifest, Failure> {
+    release.manifest().map_err(|e| {
+        Failure::new(
+            "instance-failed",
+            format!(
+                "release v{} has an unreadable manifest: {e}",
+                release.version
+            ),
+        )
+    })
+}
+
 fn short_image(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
@@ -288,14 +360,7 @@ fn short_image(id: &str) -> &str {
 
 /// Drives the environment to `replicas` healthy instances of `release` and none of any other.
 async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Result<(), Failure> {
-    let manifest = release.manifest().map_err(|e| Failure {
-        reason: format!(
-            "release v{} has an unreadable manifest: {e}",
-            release.version
-        ),
-        instance: None,
-        logs: Vec::new(),
-    })?;
+    let manifest = manifest_of(release)?;
     let dep = &ctx.dep;
     // `faas service scale` overrides the count while the release it scaled serves.
     let replicas = match ctx.p.store.current_release(&dep.service, &dep.env)? {
@@ -306,13 +371,32 @@ async fn converge(ctx: &Ctx<'_>, release: &ReleaseRow, strategy: Strategy) -> Re
     }
     .unwrap_or(manifest.scale.replicas) as usize;
     let batch = match strategy {
-        Strategy::Immediate => replicas.max(1),
-        _ => (manifest.deploy.rolling.max_unavailable as usize).max(1),
+        Strategy::Rolling => (manifest.deploy.rolling.max_unavailable as usize).max(1),
+        _ => replicas.max(1),
     };
+    converge_to(ctx, release, &manifest, replicas, batch, true).await
+}
+
+/// Drives `release` to `replicas` healthy instances, starting `batch` at a time; with
+/// `stop_others`, instances of every other release are drained and stopped as new ones become
+/// healthy (without, they are left alone: a canary or a blue-green set grows beside them).
+async fn converge_to(
+    ctx: &Ctx<'_>,
+    release: &ReleaseRow,
+    manifest: &Manifest,
+    replicas: usize,
+    batch: usize,
+    stop_others: bool,
+) -> Result<(), Failure> {
+    let dep = &ctx.dep;
+    let manifest = manifest.clone();
     loop {
         let rows = ctx.p.store.instances(&dep.service, &dep.env)?;
-        let (new, old): (Vec<InstanceRow>, Vec<InstanceRow>) =
+        let (new, mut old): (Vec<InstanceRow>, Vec<InstanceRow>) =
             rows.into_iter().partition(|r| r.release_id == release.id);
+        if !stop_others {
+            old.clear();
+        }
 
         // Every new instance must have passed its gate before anything old is stopped.
         let unhealthy: Vec<&InstanceRow> = new
@@ -390,10 +474,11 @@ async fn start_instance(
     let extra_env = ctx
         .p
         .secret_env(&dep.service, &dep.env, release.secrets_version)
-        .map_err(|e| Failure {
-            reason: format!("cannot open the secrets of v{}: {e}", release.version),
-            instance: None,
-            logs: Vec::new(),
+        .map_err(|e| {
+            Failure::new(
+                "instance-failed",
+                format!("cannot open the secrets of v{}: {e}", release.version),
+            )
         })?;
     let spec = InstanceSpec {
         service: &dep.service,
@@ -432,22 +517,22 @@ async fn start_instance(
                 ctx.p.logs.finish(&instance, Duration::from_secs(5)).await;
                 let _ = ctx.p.runtime.remove(&id).await;
                 let _ = ctx.p.store.remove_instance(&instance);
-                return Err(Failure {
-                    reason: format!("instance {instance} failed: {why}"),
-                    instance: Some(instance),
+                return Err(Failure::of_instance(
+                    format!("instance {instance} failed: {why}"),
+                    instance,
                     logs,
-                });
+                ));
             }
         },
         Err(e) => {
             let logs = ctx.p.runtime.logs_tail(&name, FAILED_LOG_LINES).await;
             let _ = ctx.p.runtime.remove(&name).await;
             let _ = ctx.p.store.remove_instance(&instance);
-            return Err(Failure {
-                reason: format!("instance {instance} could not start: {e}"),
-                instance: Some(instance),
+            return Err(Failure::of_instance(
+                format!("instance {instance} could not start: {e}"),
+                instance,
                 logs,
-            });
+            ));
         }
     };
     row.container_id = Some(container_id);
@@ -483,11 +568,8 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
         .container_id
         .clone()
         .unwrap_or_else(|| row.container_name.clone());
-    let fail = |reason: String, logs: Vec<String>| Failure {
-        reason,
-        instance: Some(row.id.clone()),
-        logs,
-    };
+    let fail =
+        |reason: String, logs: Vec<String>| Failure::of_instance(reason, row.id.clone(), logs);
 
     // An instance adopted after a restart may not be in the pool yet.
     if ctx
@@ -595,23 +677,21 @@ async fn stop_instances(ctx: &Ctx<'_>, rows: &[&InstanceRow], manifest: &Manifes
 
 /// Stops and forgets one instance: out of the router, container removed, row deleted.
 async fn remove_instance(ctx: &Ctx<'_>, row: &InstanceRow) {
-    ctx.p
-        .router
-        .remove_backend(&ctx.dep.service, &ctx.dep.env, &row.id);
+    forget_instance(ctx.p, row).await;
+}
+
+async fn forget_instance(p: &Platform, row: &InstanceRow) {
+    p.router.remove_backend(&row.service, &row.env, &row.id);
     let container = row
         .container_id
         .clone()
         .unwrap_or_else(|| row.container_name.clone());
     // Stopped first, its last lines captured, then removed.
-    let stopped = ctx
-        .p
-        .runtime
-        .stop(&container, Duration::from_secs(10))
-        .await;
-    ctx.p.logs.finish(&row.id, Duration::from_secs(5)).await;
-    match stopped.and(ctx.p.runtime.remove(&container).await) {
+    let stopped = p.runtime.stop(&container, Duration::from_secs(10)).await;
+    p.logs.finish(&row.id, Duration::from_secs(5)).await;
+    match stopped.and(p.runtime.remove(&container).await) {
         Ok(()) => {
-            let _ = ctx.p.store.remove_instance(&row.id);
+            let _ = p.store.remove_instance(&row.id);
         }
         Err(e) => {
             tracing::warn!(instance = %row.id, "cannot remove its container now ({e}); reconciliation will")
