@@ -156,6 +156,32 @@ pub enum ServiceCommand {
     /// Secrets of an environment: set, list, unset (values are never shown)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// The canary under way: its weights and figures; promote it or abort it
+    #[command(subcommand)]
+    Canary(CanaryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// The step, the weights and both sets' error rate and p99 so far
+    Status(CanaryArgs),
+    /// Move the canary to its next step now (at the last one it takes every request)
+    Promote(CanaryArgs),
+    /// Roll the canary back now: its weight to 0, its instances stopped
+    Abort(CanaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// The environment
+    #[arg(short, long, value_name = "ENV", default_value = "prod")]
+    pub env: String,
+    /// The service [default: app.toml's name]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +310,9 @@ pub struct DeployArgs {
     /// Overrides app.toml's `deploy.strategy`
     #[arg(long, value_enum)]
     pub strategy: Option<StrategyArg>,
+    /// A canary holds at each step until `faas service canary promote` (or `abort`)
+    #[arg(long)]
+    pub manual: bool,
     /// Deploy this image (an ID or reference on this Docker Engine) instead of building
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,

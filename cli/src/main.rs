@@ -65,6 +65,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
             commands::deploy::DeployOptions {
                 env: &args.env,
                 strategy: args.strategy.map(strategy),
+                manual: args.manual,
                 image: args.image.as_deref(),
                 detach: args.detach,
                 yes: args.yes,
@@ -105,6 +106,9 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
             let name = commands::service::service_name(manifest, args.service.as_deref())?;
             commands::logs::run(printer, context, &name, &args)
         }
+        Command::Service(ServiceCommand::Canary(cmd)) => {
+            commands::canary::run(printer, manifest, context, cmd)
+        }
         Command::Service(ServiceCommand::Secrets(cmd)) => {
             commands::secrets::run(printer, manifest, context, cmd)
         }
@@ -118,6 +122,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
                 commands::deploy::DeployOptions {
                     env: "prod",
                     strategy: None,
+                    manual: false,
                     image: None,
                     detach: false,
                     yes: true,

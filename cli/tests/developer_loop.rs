@@ -686,3 +686,138 @@ fn logs_show_the_output_and_a_followed_stream_survives_a_platform_restart() {
         "no gap and no duplicate across the reconnect"
     );
 }
+
+/// Writes `<h1>TEXT</h1>` as the static site's page.
+fn set_page(dir: &std::path::Path, text: &str) {
+    std::fs::write(
+        dir.join("public/index.html"),
+        format!("<html><body><h1>{text}</h1></body></html>\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn canary_by_hand_then_automatic_then_blue_green_and_back() {
+    let d = DevBox::new();
+    let dir = launch_static(&d, "cani");
+    d.wait_route("cani", "/", "<h1>cani</h1>");
+
+    // A canary held at each step: status, promote, promote.
+    set_page(&dir, "cani v2");
+    let out = d.run_in(
+        &dir,
+        &[
+            "service",
+            "deploy",
+            "-e",
+            "prod",
+            "--strategy",
+            "canary",
+            "--manual",
+            "--detach",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).trim().starts_with("dep-"), "{}", stdout(&out));
+    for step in ["step 1/3", "step 2/3"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let text = loop {
+            let out = d.run_in(&dir, &["service", "canary", "status"]);
+            let text = stdout(&out);
+            if code(&out) == 0 && text.contains(step) {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}{}",
+                text,
+                stderr(&out)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert!(
+            text.contains("canary ") && text.contains("baseline"),
+            "{text}"
+        );
+        let out = d.run_in(&dir, &["service", "canary", "promote"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(stderr(&out).contains("Promoting"), "{}", stderr(&out));
+    }
+    d.wait_route("cani", "/", "cani v2");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = d.run_in(&dir, &["service", "canary", "status"]);
+        if code(&out) == 1 {
+            assert!(stderr(&out).contains("no-canary"), "{}", stderr(&out));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // An automatic canary, followed: each step with both sets' figures.
+    set_page(&dir, "cani v3");
+    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap().replace(
+        "strategy = \"rolling\"",
+        "strategy = \"canary\"\n\n[deploy.canary]\nsteps = [50, 100]\ninterval = \"1s\"\nmin_requests = 0\n\n[deploy.bluegreen]\nkeep_previous = \"5m\"",
+    );
+    std::fs::write(dir.join("app.toml"), &manifest).unwrap();
+    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("canary-step") && err.contains("canary-passed"),
+        "{err}"
+    );
+    assert!(err.contains("baseline") && err.contains("p99"), "{err}");
+    d.wait_route("cani", "/", "cani v3");
+
+    // Blue-green, then the rollback switches back to the warm set.
+    set_page(&dir, "cani v4");
+    let out = d.run_in(
+        &dir,
+        &[
+            "service",
+            "deploy",
+            "-e",
+            "prod",
+            "--strategy",
+            "bluegreen",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("green-ready") && err.contains("switched"),
+        "{err}"
+    );
+    assert!(err.contains("cani-prod-green.localhost"), "{err}");
+    d.wait_route("cani", "/", "cani v4");
+    let out = d.run_in(&dir, &["service", "rollback"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("switched") && !err.contains("instance-starting"),
+        "{err}"
+    );
+    d.wait_route("cani", "/", "cani v3");
+
+    // --manual is for canaries only.
+    let out = d.run_in(
+        &dir,
+        &[
+            "service",
+            "deploy",
+            "-e",
+            "prod",
+            "--strategy",
+            "rolling",
+            "--manual",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--manual"), "{}", stderr(&out));
+}

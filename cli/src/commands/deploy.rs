@@ -187,6 +187,8 @@ fn ensure_service(printer: &Printer, client: &Client, name: &str, owner: &str) -
 pub struct DeployOptions<'a> {
     pub env: &'a str,
     pub strategy: Option<Strategy>,
+    /// A canary held at each step until promoted.
+    pub manual: bool,
     pub image: Option<&'a str>,
     pub detach: bool,
     pub yes: bool,
@@ -208,6 +210,13 @@ pub fn deploy(
         .effective(Some(o.env))
         .map_err(|r| CliError::Manifest(Box::new(r)))?;
     let name = effective.name.as_str().to_owned();
+    let strategy = o.strategy.unwrap_or(effective.deploy.strategy);
+    if o.manual && strategy != Strategy::Canary {
+        return Err(CliError::usage(
+            format!("--manual holds the steps of a canary, but this deploy is `{strategy}`"),
+            "add --strategy canary, or set `deploy.strategy = \"canary\"` in app.toml",
+        ));
+    }
     confirm_prod(o.env, &name, o.yes)?;
 
     let client = session::connect(printer, context)?;
@@ -227,6 +236,7 @@ pub fn deploy(
             image,
             manifest: source,
             strategy: o.strategy,
+            manual: o.manual,
         },
     )?;
     printer.status(
@@ -238,6 +248,12 @@ pub fn deploy(
     );
     if o.detach {
         printer.info(format!("follow it with `faas service status -e {}`", o.env));
+        if deployment.strategy == Strategy::Canary {
+            printer.info(format!(
+                "watch the canary with `faas service canary status -e {}`",
+                o.env
+            ));
+        }
         printer.result(&deployment.id);
         return Ok(());
     }
@@ -270,13 +286,20 @@ fn confirm_prod(env: &str, service: &str, yes: bool) -> CliResult {
 
 fn print_step(printer: &Printer, step: &Step) {
     let kind = match step.kind.as_str() {
-        "succeeded" | "instance-healthy" => style(format!("{:>18}", step.kind)).green(),
-        "instance-failed" | "rolling-back" | "rolled-back" | "failed" => {
-            style(format!("{:>18}", step.kind)).red()
-        }
+        "succeeded" | "instance-healthy" | "canary-passed" | "smoke-passed" | "switched"
+        | "canary-complete" => style(format!("{:>18}", step.kind)).green(),
+        "instance-failed" | "rolling-back" | "rolled-back" | "failed" | "analysis-failed"
+        | "smoke-failed" | "aborted" => style(format!("{:>18}", step.kind)).red(),
+        "canary-holding" | "canary-waiting" => style(format!("{:>18}", step.kind)).yellow(),
         _ => style(format!("{:>18}", step.kind)).cyan(),
     };
     printer.info(format!("{kind} {}", step.message));
+    // A step's figures, once it has measured something (its start only sets the weights).
+    if let Some(report) = step.canary.as_ref().filter(|r| r.window_s > 0.0) {
+        for line in super::canary::figures_table(report) {
+            printer.info(format!("{:>18} {line}", ""));
+        }
+    }
     if !step.logs.is_empty() {
         printer.info(format!(
             "{:>18} last {} lines of its output:",

@@ -154,6 +154,7 @@ fn redeploy(
         super::deploy::DeployOptions {
             env,
             strategy: None,
+            manual: false,
             image: Some(&image),
             detach: false,
             yes: true,

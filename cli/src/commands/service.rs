@@ -276,6 +276,7 @@ pub fn push(
         super::deploy::DeployOptions {
             env: &env,
             strategy: None,
+            manual: false,
             image: None,
             detach: false,
             yes: false,

@@ -43,7 +43,7 @@ struct Failure {
     instance: Option<String>,
     logs: Vec<String>,
     /// The canary figures that decided it.
-    report: Option<faas_spec::api::CanaryReport>,
+    report: Option<Box<faas_spec::api::CanaryReport>>,
 }
 
 impl Failure {
@@ -275,7 +275,7 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                     logs: &f.logs,
                     state: DeploymentState::Running,
                     reason: Some(&f.reason),
-                    canary: f.report.as_ref(),
+                    canary: f.report.as_deref(),
                 });
                 let back_to = previous
                     .as_ref()

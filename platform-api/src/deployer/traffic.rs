@@ -354,7 +354,7 @@ async fn observe(
             Some("abort") => {
                 p.store.take_command(&dep.id)?;
                 return Err(Failure {
-                    report: Some(live.report(p)),
+                    report: Some(Box::new(live.report(p))),
                     ..Failure::new(
                         "aborted",
                         format!(
@@ -372,7 +372,7 @@ async fn observe(
             && let Some(why) = judge(cfg, &report)
         {
             return Err(Failure {
-                report: Some(report.clone()),
+                report: Some(Box::new(report.clone())),
                 ..Failure::new(
                     "analysis-failed",
                     format!(

@@ -340,7 +340,7 @@ impl Router {
             let slot = match pool.pick_for(tried.as_deref(), target, session.as_deref()) {
                 Ok(Some(slot)) => slot,
                 Ok(None) => break,
-                Err(()) => {
+                Err(pool::NoPreviewSet) => {
                     let color = if target == Target::Green {
                         "green"
                     } else {

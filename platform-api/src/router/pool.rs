@@ -171,6 +171,10 @@ impl Split {
     }
 }
 
+/// A request for a preview host whose set does not exist now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoPreviewSet;
+
 /// Which set a host serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -244,17 +248,17 @@ impl Pool {
 
     /// The release a request for `target` goes to first, and the one to fall back to when the
     /// first has no healthy instance. `None` as the first: any release but a standby or an
-    /// unweighted one. `Err(())`: the preview host has no set now.
+    /// unweighted one.
     #[allow(clippy::type_complexity)]
     fn choose<'a>(
         &self,
         split: &'a Split,
         target: Target,
         session: Option<&str>,
-    ) -> Result<(Option<&'a str>, Option<&'a str>), ()> {
+    ) -> Result<(Option<&'a str>, Option<&'a str>), NoPreviewSet> {
         match target {
-            Target::Green => split.green().map(|r| (Some(r), None)).ok_or(()),
-            Target::Blue => split.blue().map(|r| (Some(r), None)).ok_or(()),
+            Target::Green => split.green().map(|r| (Some(r), None)).ok_or(NoPreviewSet),
+            Target::Blue => split.blue().map(|r| (Some(r), None)).ok_or(NoPreviewSet),
             Target::Main => match (&split.canary, split.live.as_deref()) {
                 (Some((canary, weight)), Some(live)) if *weight > 0 => {
                     let bucket = match session {
@@ -314,13 +318,13 @@ impl Pool {
 
     /// A healthy, not draining backend of the release the split deals this request to, round
     /// robin, skipping `exclude` (a backend that just failed this request); holds a request
-    /// slot on it. `Err(())`: a preview host without a set.
+    /// slot on it.
     pub fn pick_for(
         &self,
         exclude: Option<&str>,
         target: Target,
         session: Option<&str>,
-    ) -> Result<Option<InFlight>, ()> {
+    ) -> Result<Option<InFlight>, NoPreviewSet> {
         let split = self.split();
         let (first, fallback) = self.choose(&split, target, session)?;
         let backends = self.backends();
