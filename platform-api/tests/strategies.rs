@@ -544,9 +544,25 @@ fn a_restarted_daemon_finishes_a_bluegreen_switch_and_aborts_work() {
         (200, "v1\n".into())
     );
 
+    // A rolling deployment ends v1's warm window and replaces v2 without a failed request.
+    let load = Load::start(d.router_port, d.host("bgc", "prod"));
+    let dep = d.deploy_and_wait("bgc", "prod", &release("bgc", "v3", 2, ""));
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(dep["state"], "succeeded", "{dep:#}");
+    assert!(
+        kinds(&dep).contains(&"standby-ended".to_owned()),
+        "{:?}",
+        kinds(&dep)
+    );
+    assert_eq!(failed, 0, "{errors:?}");
+    assert!(ok > 10);
+    assert_eq!(share(&d, &d.host("bgc", "prod"), "v3", 100), 100);
+    let v3 = dep["release"].as_str().unwrap().to_owned();
+    assert_eq!(releases_running(&d), vec![v3.clone(), v3]);
+
     // A canary aborted by hand rolls back at once.
     let deploy = canary_table("[50, 100]", "30s", 1, true);
-    let id = d.deploy("bgc", "prod", &release("bgc", "v3", 2, &deploy));
+    let id = d.deploy("bgc", "prod", &release("bgc", "v4", 2, &deploy));
     wait_weight(&d, "bgc", 50);
     let (code, body) = d.post("/v1/services/bgc/canary/abort", json!({ "env": "prod" }));
     assert_eq!(code, 202, "{body}");
@@ -556,11 +572,5 @@ fn a_restarted_daemon_finishes_a_bluegreen_switch_and_aborts_work() {
         dep["reason"].as_str().unwrap().contains("aborted by hand"),
         "{dep:#}"
     );
-    assert_eq!(share(&d, &d.host("bgc", "prod"), "v2", 100), 100);
-    // The new deployment ended v1's warm window.
-    assert!(
-        kinds(&dep).contains(&"standby-ended".to_owned()),
-        "{:?}",
-        kinds(&dep)
-    );
+    assert_eq!(share(&d, &d.host("bgc", "prod"), "v3", 100), 100);
 }

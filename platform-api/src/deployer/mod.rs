@@ -236,7 +236,10 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             Strategy::Canary => traffic::canary(&ctx, &target, previous.as_ref()).await,
             Strategy::Bluegreen => traffic::bluegreen(&ctx, &target, previous.as_ref()).await,
             Strategy::Immediate | Strategy::Rolling => {
+                // Both releases serve while instances are replaced: the split is lifted.
                 traffic::end_standby(&ctx, &target).await;
+                p.router
+                    .set_split(&dep.service, &dep.env, Default::default());
                 converge(&ctx, &target, dep.strategy).await
             }
         };

@@ -445,13 +445,22 @@ impl Load {
                         ok += 1;
                         let _ = r.text();
                     }
+                    // The first few failures are enough to say what went wrong.
                     Ok(r) => {
                         failed += 1;
-                        errors.push(format!("{}: {}", r.status(), r.text().unwrap_or_default()));
+                        if errors.len() < 10 {
+                            errors.push(format!(
+                                "{}: {}",
+                                r.status(),
+                                r.text().unwrap_or_default()
+                            ));
+                        }
                     }
                     Err(e) => {
                         failed += 1;
-                        errors.push(e.to_string());
+                        if errors.len() < 10 {
+                            errors.push(e.to_string());
+                        }
                     }
                 }
             }
