@@ -764,12 +764,31 @@ impl Store {
 
     /// The release that served before `current`: the newest earlier release of the environment
     /// that a deployment brought to success.
+    /// The release a rollback goes back to: the one that served before the deployment that made
+    /// `current` current (a rollback undoes the last deployment, and finds the set a blue-green
+    /// switch kept warm); for a history without that, the newest earlier release that served.
     pub fn previous_successful_release(
         &self,
         service: &str,
         env: &str,
         current: &str,
     ) -> Result<Option<ReleaseRow>> {
+        let before: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT previous_release FROM deployments
+                 WHERE service = ?1 AND env = ?2 AND release_id = ?3 AND state = 'succeeded'
+                   AND previous_release IS NOT NULL AND previous_release != ?3
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                params![service, env, current],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        if let Some(id) = before
+            && let Some(release) = self.release(&id)?
+        {
+            return Ok(Some(release));
+        }
         self.with(|c| {
             c.query_row(
                 &format!(
@@ -1178,6 +1197,44 @@ mod tests {
                 .previous_successful_release("svc", "prod", &ids[0])
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_rollback_goes_back_to_the_release_that_served_before_the_current_one() {
+        let (_dir, store) = temp_store();
+        store.create_service("svc", "a@b.io").unwrap();
+        let rel: Vec<ReleaseRow> = (1..=3)
+            .map(|i| {
+                store
+                    .create_release("svc", "prod", &format!("sha256:{i}"), "x", "{}", 0)
+                    .unwrap()
+            })
+            .collect();
+        // v1, then v2, then a rollback to v1, then v3: v3 replaced v1, so a rollback returns to v1.
+        for (release, previous) in [(0, None), (1, Some(0)), (0, Some(1)), (2, Some(0))] {
+            let dep = store
+                .create_deployment(
+                    "svc",
+                    "prod",
+                    &rel[release].id,
+                    previous.map(|p: usize| rel[p].id.as_str()),
+                    Strategy::Bluegreen,
+                    false,
+                )
+                .unwrap()
+                .unwrap();
+            store
+                .add_step(&dep, NewStep::new("end", "end", DeploymentState::Succeeded))
+                .unwrap();
+        }
+        let back = store
+            .previous_successful_release("svc", "prod", &rel[2].id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            back.id, rel[0].id,
+            "not v2, which served before v1 came back"
         );
     }
 
