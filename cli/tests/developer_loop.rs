@@ -740,6 +740,16 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
             text.contains("canary ") && text.contains("baseline"),
             "{text}"
         );
+        if step == "step 1/3" {
+            let out = d.run_in(&dir, &["service", "status"]);
+            let text = stdout(&out);
+            assert!(
+                text.contains("the canary takes 10% of requests")
+                    && text.contains("healthy, canary")
+                    && text.contains("healthy, live"),
+                "{text}"
+            );
+        }
         let out = d.run_in(&dir, &["service", "canary", "promote"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         assert!(stderr(&out).contains("Promoting"), "{}", stderr(&out));

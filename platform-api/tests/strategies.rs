@@ -154,6 +154,8 @@ fn canary_weights_hold_at_each_step_until_promoted() {
     for weight in [10u64, 50] {
         let status = wait_weight(&d, "weights", weight);
         assert_eq!(status["auto"], false);
+        let (_, svc) = d.get("/v1/services/weights");
+        assert_eq!(svc["environments"][0]["canary_weight"], weight, "{svc:#}");
         let n = 2000;
         let got = share(&d, &host, "v2", n);
         let observed = got as f64 * 100.0 / n as f64;
@@ -385,6 +387,25 @@ fn bluegreen_previews_switches_and_switches_back_under_load() {
     assert_eq!(get(&d, blue, "/", None), (200, "v1\n".into()));
     assert_eq!(get(&d, green, "/", None), (200, "v2\n".into()));
     assert_eq!(releases_running(&d).len(), 4);
+    let (_, svc) = d.get("/v1/services/bg");
+    let prod = &svc["environments"][0];
+    assert!(prod["standby_until"].is_string(), "{prod:#}");
+    let mut roles: Vec<(u64, String)> = prod["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["version"].as_u64().unwrap(),
+                i["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [(1, "standby"), (1, "standby"), (2, "live"), (2, "live")].map(|(v, r)| (v, r.to_owned()))
+    );
 
     // Rollback within keep_previous: a switch, no container started.
     let before: Vec<String> = d.containers().into_iter().map(|c| c.0).collect();

@@ -92,6 +92,13 @@ pub struct EnvironmentStatus {
     /// The deployment under way, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    /// The percent of requests a canary takes, while one runs (0: a blue-green set before its
+    /// switch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<u8>,
+    /// Until when the previous set is kept warm after a blue-green switch (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_until: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +123,10 @@ pub struct Instance {
     /// The published address, e.g. `127.0.0.1:49153`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Its set's part while the traffic is split: `live`, `canary`, `green` (a blue-green set
+    /// before its switch) or `standby` (warm, no traffic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// An immutable release: image, effective manifest and secrets version.

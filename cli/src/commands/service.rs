@@ -53,6 +53,20 @@ pub fn status(
         if let Some(d) = &e.deployment {
             printer.result(format!("  {:<10} deployment {d} under way", ""));
         }
+        match e.canary_weight {
+            Some(0) => printer.result(format!(
+                "  {:<10} a blue-green set waits for its switch (no traffic yet)",
+                ""
+            )),
+            Some(w) => printer.result(format!("  {:<10} the canary takes {w}% of requests", "")),
+            None => {}
+        }
+        if let Some(until) = &e.standby_until {
+            printer.result(format!(
+                "  {:<10} the previous set stays warm until {until}: `faas service rollback -e {}` switches back",
+                "", e.env
+            ));
+        }
         for i in &e.instances {
             // Health says it all, unless the instance is on its way in or out.
             let mut health = if i.healthy {
@@ -62,6 +76,9 @@ pub fn status(
             };
             if matches!(i.state.as_str(), "starting" | "draining") {
                 health = format!("{health}, {}", i.state);
+            }
+            if let Some(role) = &i.role {
+                health = format!("{health}, {role}");
             }
             printer.result(format!(
                 "  {:<10}   {}  v{:<4} {:<20} {}",

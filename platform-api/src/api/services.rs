@@ -27,6 +27,24 @@ pub fn visible(p: &Platform, who: &Principal, name: &str) -> ApiResult<ServiceRo
 
 pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Instance>> {
     let rows = p.store.instances(service, env)?;
+    let split = p.router.split(service, env);
+    let role = |release: &str| -> Option<String> {
+        let split = &*split;
+        split.live.as_ref()?;
+        let role = match &split.canary {
+            Some((canary, weight)) if canary == release => {
+                if *weight > 0 {
+                    "canary"
+                } else {
+                    "green"
+                }
+            }
+            _ if split.standby.as_deref() == Some(release) => "standby",
+            _ if split.live.as_deref() == Some(release) => "live",
+            _ => return None,
+        };
+        Some(role.to_owned())
+    };
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let backend = p.router.backend(service, env, &row.id);
@@ -46,6 +64,7 @@ pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Ins
             },
             healthy: backend.as_ref().is_some_and(|b| b.is_healthy()),
             address: row.host_port.map(|port| format!("127.0.0.1:{port}")),
+            role: role(&row.release_id),
         });
     }
     Ok(out)
@@ -62,7 +81,10 @@ pub fn service_view(p: &Platform, row: ServiceRow) -> ApiResult<Service> {
                 version: r.version,
                 image: r.image_id,
             });
+        let traffic = p.store.traffic(&row.name, &env)?;
         environments.push(EnvironmentStatus {
+            canary_weight: traffic.canary.map(|(_, weight)| weight),
+            standby_until: traffic.standby.map(|(_, until)| until),
             url: p.url(&row.name, &env),
             instances: instances_of(p, &row.name, &env)?,
             deployment: p.store.active_deployment(&row.name, &env)?,
