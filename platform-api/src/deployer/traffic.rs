@@ -395,8 +395,8 @@ async fn observe(
                 ctx.report(
                     "canary-waiting",
                     &format!(
-                        "{step}: only {} requests reached v{} in {}s, and {min} are needed to judge it (deploy.canary.min_requests): the step goes on",
-                        report.canary.requests, target.version, report.window_s
+                        "{step}: only {} requests reached v{} in {}s, and {min} are needed to judge it (deploy.canary.min_requests): the step goes on; `faas service canary promote -e {}` goes on without the figures, `abort` rolls back",
+                        report.canary.requests, target.version, report.window_s, dep.env
                     ),
                     &report,
                 );
