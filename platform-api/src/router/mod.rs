@@ -326,7 +326,12 @@ impl Router {
             );
         };
 
-        let session = session_of(req.headers());
+        // Only a split reads the session cookie.
+        let session = if pool.is_split() {
+            session_of(req.headers())
+        } else {
+            None
+        };
         let upgrade = is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();

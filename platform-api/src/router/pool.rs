@@ -203,6 +203,9 @@ pub struct Pool {
     pub env: String,
     backends: std::sync::RwLock<Arc<Vec<Arc<Backend>>>>,
     split: std::sync::RwLock<Arc<Split>>,
+    /// Whether `split` is other than the default: without a split (most of the time) a request
+    /// does not read it.
+    split_active: AtomicBool,
     next: AtomicUsize,
     /// Requests without a session, counted to deal them out by weight.
     deck: std::sync::atomic::AtomicU64,
@@ -215,9 +218,15 @@ impl Pool {
             env: env.to_owned(),
             backends: std::sync::RwLock::new(Arc::new(Vec::new())),
             split: std::sync::RwLock::new(Arc::new(Split::default())),
+            split_active: AtomicBool::new(false),
             next: AtomicUsize::new(0),
             deck: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Whether the requests are split between releases now.
+    pub fn is_split(&self) -> bool {
+        self.split_active.load(Ordering::Relaxed)
     }
 
     pub fn split(&self) -> Arc<Split> {
@@ -226,7 +235,10 @@ impl Pool {
 
     /// Changes the split at once: the next request is dealt by the new one.
     pub fn set_split(&self, split: Split) {
-        *self.split.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(split);
+        let mut guard = self.split.write().unwrap_or_else(|p| p.into_inner());
+        self.split_active
+            .store(split != Split::default(), Ordering::SeqCst);
+        *guard = Arc::new(split);
     }
 
     /// The bucket (0..100) of a request without a session. Each run of 100 requests is a
@@ -325,6 +337,9 @@ impl Pool {
         target: Target,
         session: Option<&str>,
     ) -> Result<Option<InFlight>, NoPreviewSet> {
+        if target == Target::Main && !self.split_active.load(Ordering::Relaxed) {
+            return Ok(self.pick_where(&self.backends(), exclude, |_| true));
+        }
         let split = self.split();
         let (first, fallback) = self.choose(&split, target, session)?;
         let backends = self.backends();
