@@ -307,9 +307,36 @@ fn a_healthy_canary_promotes_through_every_step_without_a_failed_request() {
     let v1 = d.deploy_and_wait("smooth", "prod", &release("smooth", "v1", 2, ""));
     assert_eq!(v1["state"], "succeeded", "{v1:#}");
     let load = Load::start(d.router_port, d.host("smooth", "prod"));
-    let deploy = canary_table("[10, 50, 100]", "1s", 20, true);
-    let dep = d.deploy_and_wait("smooth", "prod", &release("smooth", "v2", 2, &deploy));
+    let deploy = canary_table("[10, 50, 100]", "2500ms", 20, true);
+    let id = d.deploy("smooth", "prod", &release("smooth", "v2", 2, &deploy));
+    // Followed, the deployment also sends its figures so far while a step is measured.
+    let events: Vec<Value> = d
+        .http
+        .get(d.api(&format!("/v1/services/smooth/deployments/{id}/events")))
+        .bearer_auth(&d.token)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let dep = d.wait_deployment("smooth", &id, Duration::from_secs(60));
     let (ok, failed, errors) = load.finish();
+    let progress: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "canary-progress")
+        .collect();
+    assert!(progress.len() >= 2, "{events:#?}");
+    assert!(
+        progress
+            .iter()
+            .all(|e| e["seq"] == 0 && e["canary"]["canary"]["requests"].is_u64())
+    );
+    assert!(
+        !kinds(&dep).contains(&"canary-progress".to_owned()),
+        "not kept in the history"
+    );
     assert_eq!(dep["state"], "succeeded", "{dep:#}");
     assert_eq!(failed, 0, "{errors:?}");
     assert!(ok > 100, "only {ok} requests");

@@ -320,7 +320,31 @@ pub fn follow(printer: &Printer, client: &Client, deployment: &Deployment) -> Cl
         "/v1/services/{}/deployments/{}/events",
         deployment.service, deployment.id
     );
+    // A canary's figures so far redraw one line on a terminal; elsewhere the steps that judge
+    // carry them.
+    let term = console::Term::stderr();
+    let live = term.is_term() && !printer.quiet;
+    let mut progress_shown = false;
     client.stream(&path, |step: Step| {
+        if step.kind == "canary-progress" {
+            if live {
+                // One line, never wrapped, so that the next one replaces it.
+                let width = usize::from(term.size().1).max(40) - 1;
+                let line = format!(
+                    "{} {}",
+                    style(format!("{:>18}", "measuring")).dim(),
+                    step.message
+                );
+                let _ = term.clear_line();
+                let _ = term.write_str(&console::truncate_str(&line, width, "…"));
+                progress_shown = true;
+            }
+            return true;
+        }
+        if progress_shown {
+            let _ = term.clear_line();
+            progress_shown = false;
+        }
         print_step(printer, &step);
         let done = step.state.is_terminal();
         last = Some(step);

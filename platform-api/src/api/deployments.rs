@@ -243,7 +243,8 @@ pub async fn show_deployment(
 }
 
 /// The deployment's steps as NDJSON: every step so far, then each new one as it happens; the
-/// stream ends after the final step.
+/// stream ends after the final step. A canary's step also sends its figures so far every second
+/// (`canary-progress`, `seq` 0; not kept in the history).
 #[utoipa::path(get, path = "/v1/services/{svc}/deployments/{id}/events", tag = "deployments",
     params(("svc" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "One Step per line", content_type = "application/x-ndjson", body = Step)))]
@@ -278,6 +279,11 @@ pub async fn deployment_events(
             };
             let closed = next.is_empty();
             for step in next {
+                // Progress (seq 0) is live only: passed on, never stored.
+                if step.seq == 0 {
+                    yield Ok(ndjson(&step));
+                    continue;
+                }
                 if step.seq <= last {
                     continue;
                 }

@@ -395,8 +395,12 @@ async fn converge_to(
     let manifest = manifest.clone();
     loop {
         let rows = ctx.p.store.instances(&dep.service, &dep.env)?;
-        let (new, mut old): (Vec<InstanceRow>, Vec<InstanceRow>) =
-            rows.into_iter().partition(|r| r.release_id == release.id);
+        // An instance being drained is on its way out, whoever stops it (an ended warm window
+        // runs beside deployments): it is neither capacity nor something left to stop.
+        let (new, mut old): (Vec<InstanceRow>, Vec<InstanceRow>) = rows
+            .into_iter()
+            .filter(|r| r.state != "draining")
+            .partition(|r| r.release_id == release.id);
         if !stop_others {
             old.clear();
         }

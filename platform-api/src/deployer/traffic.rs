@@ -28,6 +28,8 @@ use crate::store::{InstanceRow, ReleaseRow};
 
 /// How often a canary step looks at commands, figures and its instances.
 const TICK: Duration = Duration::from_millis(100);
+/// How often (in ticks) a canary step sends its figures so far to those following it.
+const PROGRESS_TICKS: u32 = 10;
 /// How long a smoke check may take.
 const SMOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -390,6 +392,9 @@ async fn observe(
         if ticks.is_multiple_of(10) {
             check_instances(ctx, target, manifest).await?;
         }
+        if ticks > 0 && ticks.is_multiple_of(PROGRESS_TICKS) {
+            progress(ctx, live, &report);
+        }
         if !live.holding && tokio::time::Instant::now() >= judge_at {
             if report.canary.requests < min {
                 ctx.report(
@@ -430,6 +435,29 @@ async fn observe(
         ticks += 1;
         tokio::time::sleep(TICK).await;
     }
+}
+
+/// The figures so far, to those following the deployment: an event that is not persisted
+/// (`seq` 0, kind `canary-progress`); the steps keep the figures that decided.
+fn progress(ctx: &Ctx<'_>, live: &LiveCanary, report: &CanaryReport) {
+    let state = if live.holding { "holding" } else { "measuring" };
+    let step = faas_spec::api::Step {
+        seq: 0,
+        at: crate::store::now(),
+        kind: "canary-progress".into(),
+        message: format!(
+            "step {}/{} {state}: {} | {}",
+            report.step,
+            report.steps.len(),
+            describe(&report.canary),
+            describe(&report.baseline)
+        ),
+        instance: None,
+        logs: Vec::new(),
+        state: faas_spec::api::DeploymentState::Running,
+        canary: Some(report.clone()),
+    };
+    ctx.p.events.publish(&ctx.dep.id, &step);
 }
 
 /// Fails when an instance of `release` has exited.
@@ -513,6 +541,15 @@ pub(super) async fn bluegreen(
             standby: None,
         },
     );
+    if switching_back {
+        ctx.note(
+            "switching-back",
+            &format!(
+                "v{} is still warm from before the switch: switching back to it without starting a container",
+                target.version
+            ),
+        );
+    }
     converge_to(ctx, target, &manifest, replicas, replicas, false).await?;
     let keep = if switching_back {
         Duration::ZERO
