@@ -440,17 +440,28 @@ async fn observe(
 /// The figures so far, to those following the deployment: an event that is not persisted
 /// (`seq` 0, kind `canary-progress`); the steps keep the figures that decided.
 fn progress(ctx: &Ctx<'_>, live: &LiveCanary, report: &CanaryReport) {
-    let state = if live.holding { "holding" } else { "measuring" };
+    let short = |f: &SetFigures| {
+        format!(
+            "v{} {}%: {} req, {} 5xx, p99 {}",
+            f.version,
+            f.weight,
+            f.requests,
+            percent(f.error_rate),
+            p99(f)
+        )
+    };
     let step = faas_spec::api::Step {
         seq: 0,
         at: crate::store::now(),
         kind: "canary-progress".into(),
         message: format!(
-            "step {}/{} {state}: {} | {}",
+            "step {}/{}{}, {:.0}s: {} | {}",
             report.step,
             report.steps.len(),
-            describe(&report.canary),
-            describe(&report.baseline)
+            if live.holding { " held" } else { "" },
+            report.window_s,
+            short(&report.canary),
+            short(&report.baseline)
         ),
         instance: None,
         logs: Vec::new(),
