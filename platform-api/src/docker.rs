@@ -437,24 +437,7 @@ impl Runtime {
 
     /// Stops (SIGTERM, then SIGKILL after `grace`) and removes a container; a missing one is fine.
     pub async fn stop_and_remove(self: &Arc<Self>, container: &str, grace: Duration) -> Result<()> {
-        let docker = self.docker()?;
-        let options = StopContainerOptionsBuilder::default()
-            .t(grace.as_secs().max(1) as i32)
-            .build();
-        match tokio::time::timeout(
-            grace + CALL_TIMEOUT,
-            docker.stop_container(container, Some(options)),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if is_not_found(&e) => return Ok(()),
-            Ok(Err(DockerError::DockerResponseServerError {
-                status_code: 304, ..
-            })) => {}
-            Ok(Err(e)) => return self.failed(e),
-            Err(_) => return self.failed(DockerError::RequestTimeoutError),
-        }
+        self.stop(container, grace).await?;
         self.remove(container).await
     }
 

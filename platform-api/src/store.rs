@@ -290,13 +290,34 @@ impl Store {
         Ok(f(&conn)?)
     }
 
+    /// Every row a query answers, mapped (the statement is prepared once per connection).
+    fn all<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, map)?;
+            rows.collect()
+        })
+    }
+
+    /// The first row a query answers, mapped, if there is one.
+    fn one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        self.with(|c| c.prepare_cached(sql)?.query_row(params, map).optional())
+    }
+
     // --- meta -----------------------------------------------------------------------------------
 
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
-        })
+        self.one("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -325,19 +346,16 @@ impl Store {
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT tenant, role FROM tokens WHERE hash = ?1",
-                [hash],
-                |r| {
-                    Ok(TokenRow {
-                        tenant: r.get(0)?,
-                        role: role_of(&r.get::<_, String>(1)?),
-                    })
-                },
-            )
-            .optional()
-        })
+        self.one(
+            "SELECT tenant, role FROM tokens WHERE hash = ?1",
+            [hash],
+            |r| {
+                Ok(TokenRow {
+                    tenant: r.get(0)?,
+                    role: role_of(&r.get::<_, String>(1)?),
+                })
+            },
+        )
     }
 
     pub fn count_admin_tokens(&self) -> Result<u64> {
@@ -362,31 +380,28 @@ impl Store {
         })
     }
 
-    pub fn service(&self, name: &str) -> Result<Option<ServiceRow>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT name, owner, created_at FROM services WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(ServiceRow {
-                        name: r.get(0)?,
-                        owner: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
+    fn service_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServiceRow> {
+        Ok(ServiceRow {
+            name: r.get(0)?,
+            owner: r.get(1)?,
+            created_at: r.get(2)?,
         })
     }
 
+    pub fn service(&self, name: &str) -> Result<Option<ServiceRow>> {
+        self.one(
+            "SELECT name, owner, created_at FROM services WHERE name = ?1",
+            [name],
+            Self::service_from,
+        )
+    }
+
     pub fn services(&self, owner: Option<&str>) -> Result<Vec<ServiceRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT name, owner, created_at FROM services WHERE ?1 IS NULL OR owner = ?1 ORDER BY name",
-            )?;
-            let rows = stmt.query_map([owner], |r| Ok(ServiceRow { name: r.get(0)?, owner: r.get(1)?, created_at: r.get(2)? }))?;
-            rows.collect()
-        })
+        self.all(
+            "SELECT name, owner, created_at FROM services WHERE ?1 IS NULL OR owner = ?1 ORDER BY name",
+            [owner],
+            Self::service_from,
+        )
     }
 
     pub fn delete_service(&self, name: &str) -> Result<()> {
@@ -426,28 +441,24 @@ impl Store {
     }
 
     pub fn environments(&self, service: &str) -> Result<Vec<(String, Option<String>)>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT env, current_release FROM environments WHERE service = ?1
-                 UNION SELECT DISTINCT env, NULL FROM deployments WHERE service = ?1
-                   AND env NOT IN (SELECT env FROM environments WHERE service = ?1)
-                 ORDER BY 1",
-            )?;
-            let rows = stmt.query_map([service], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
+        self.all(
+            "SELECT env, current_release FROM environments WHERE service = ?1
+             UNION SELECT DISTINCT env, NULL FROM deployments WHERE service = ?1
+               AND env NOT IN (SELECT env FROM environments WHERE service = ?1)
+             ORDER BY 1",
+            [service],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     pub fn current_release(&self, service: &str, env: &str) -> Result<Option<ReleaseRow>> {
-        let id: Option<String> = self.with(|c| {
-            c.query_row(
+        let id: Option<String> = self
+            .one(
                 "SELECT current_release FROM environments WHERE service = ?1 AND env = ?2",
                 [service, env],
                 |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-        })?;
+            )?
+            .flatten();
         match id {
             Some(id) => self.release(&id),
             None => Ok(None),
@@ -472,15 +483,13 @@ impl Store {
 
     /// The replicas `scale` set for an environment, overriding its release's manifest.
     pub fn replicas(&self, service: &str, env: &str) -> Result<Option<u32>> {
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 "SELECT replicas FROM environments WHERE service = ?1 AND env = ?2",
                 [service, env],
                 |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-        })
+            )?
+            .flatten())
     }
 
     pub fn set_replicas(&self, service: &str, env: &str, replicas: Option<u32>) -> Result<()> {
@@ -509,28 +518,24 @@ impl Store {
     }
 
     pub fn traffic(&self, service: &str, env: &str) -> Result<Traffic> {
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 "SELECT current_release, canary_release, canary_weight, standby_release, standby_until
                  FROM environments WHERE service = ?1 AND env = ?2",
                 [service, env],
                 Self::traffic_from,
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-        })
+            )?
+            .unwrap_or_default())
     }
 
     /// Every environment whose traffic is split or that keeps a warm previous set.
     pub fn split_environments(&self) -> Result<Vec<(String, String, Traffic)>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT current_release, canary_release, canary_weight, standby_release, standby_until, service, env
-                 FROM environments WHERE canary_release IS NOT NULL OR standby_release IS NOT NULL",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(5)?, r.get(6)?, Self::traffic_from(r)?)))?;
-            rows.collect()
-        })
+        self.all(
+            "SELECT current_release, canary_release, canary_weight, standby_release, standby_until, service, env
+             FROM environments WHERE canary_release IS NOT NULL OR standby_release IS NOT NULL",
+            [],
+            |r| Ok((r.get(5)?, r.get(6)?, Self::traffic_from(r)?)),
+        )
     }
 
     /// Puts a release beside the current one with `weight` percent of the requests, or (None)
@@ -590,15 +595,13 @@ impl Store {
     // --- secrets (sealed: the store never sees a value in clear) ------------------------------
 
     pub fn secrets_version(&self, service: &str, env: &str) -> Result<u64> {
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 "SELECT version FROM secret_versions WHERE service = ?1 AND env = ?2",
                 [service, env],
                 |r| r.get(0),
-            )
-            .optional()
-            .map(|v| v.unwrap_or(0))
-        })
+            )?
+            .unwrap_or(0))
     }
 
     /// Sets sealed values (and removes `unset` names) as one new version; returns it.
@@ -641,13 +644,11 @@ impl Store {
 
     /// The live secrets' names, versions and times (never values).
     pub fn secret_names(&self, service: &str, env: &str) -> Result<Vec<(String, u64, String)>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT name, added, updated_at FROM secrets WHERE service = ?1 AND env = ?2 AND removed IS NULL ORDER BY name",
-            )?;
-            let rows = stmt.query_map([service, env], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect()
-        })
+        self.all(
+            "SELECT name, added, updated_at FROM secrets WHERE service = ?1 AND env = ?2 AND removed IS NULL ORDER BY name",
+            [service, env],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// The sealed values as they were at `version`: (name, nonce, sealed value).
@@ -657,16 +658,12 @@ impl Store {
         env: &str,
         version: u64,
     ) -> Result<Vec<SealedSecret>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT name, nonce, value FROM secrets WHERE service = ?1 AND env = ?2
-                   AND added <= ?3 AND (removed IS NULL OR removed > ?3) ORDER BY name",
-            )?;
-            let rows = stmt.query_map(params![service, env, version], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-            rows.collect()
-        })
+        self.all(
+            "SELECT name, nonce, value FROM secrets WHERE service = ?1 AND env = ?2
+               AND added <= ?3 AND (removed IS NULL OR removed > ?3) ORDER BY name",
+            params![service, env, version],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     // --- releases -------------------------------------------------------------------------------
@@ -689,17 +686,14 @@ impl Store {
         "id, service, env, version, image_id, image_ref, manifest, secrets_version, created_at";
 
     pub fn release(&self, id: &str) -> Result<Option<ReleaseRow>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {} FROM releases WHERE id = ?1",
-                    Self::RELEASE_COLUMNS
-                ),
-                [id],
-                Self::release_from,
-            )
-            .optional()
-        })
+        self.one(
+            &format!(
+                "SELECT {} FROM releases WHERE id = ?1",
+                Self::RELEASE_COLUMNS
+            ),
+            [id],
+            Self::release_from,
+        )
     }
 
     pub fn release_by_version(
@@ -708,28 +702,25 @@ impl Store {
         env: &str,
         version: u64,
     ) -> Result<Option<ReleaseRow>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {} FROM releases WHERE service = ?1 AND env = ?2 AND version = ?3",
-                    Self::RELEASE_COLUMNS
-                ),
-                params![service, env, version],
-                Self::release_from,
-            )
-            .optional()
-        })
+        self.one(
+            &format!(
+                "SELECT {} FROM releases WHERE service = ?1 AND env = ?2 AND version = ?3",
+                Self::RELEASE_COLUMNS
+            ),
+            params![service, env, version],
+            Self::release_from,
+        )
     }
 
     pub fn releases(&self, service: &str, env: Option<&str>) -> Result<Vec<ReleaseRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {} FROM releases WHERE service = ?1 AND (?2 IS NULL OR env = ?2) ORDER BY env, version DESC",
                 Self::RELEASE_COLUMNS
-            ))?;
-            let rows = stmt.query_map(params![service, env], Self::release_from)?;
-            rows.collect()
-        })
+            ),
+            params![service, env],
+            Self::release_from,
+        )
     }
 
     /// A new release with the next version number of its environment.
@@ -762,8 +753,6 @@ impl Store {
             .ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
-    /// The release that served before `current`: the newest earlier release of the environment
-    /// that a deployment brought to success.
     /// The release a rollback goes back to: the one that served before the deployment that made
     /// `current` current (a rollback undoes the last deployment, and finds the set a blue-green
     /// switch kept warm); for a history without that, the newest earlier release that served.
@@ -773,36 +762,30 @@ impl Store {
         env: &str,
         current: &str,
     ) -> Result<Option<ReleaseRow>> {
-        let before: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT previous_release FROM deployments
-                 WHERE service = ?1 AND env = ?2 AND release_id = ?3 AND state = 'succeeded'
-                   AND previous_release IS NOT NULL AND previous_release != ?3
-                 ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                params![service, env, current],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
+        let before: Option<String> = self.one(
+            "SELECT previous_release FROM deployments
+             WHERE service = ?1 AND env = ?2 AND release_id = ?3 AND state = 'succeeded'
+               AND previous_release IS NOT NULL AND previous_release != ?3
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            params![service, env, current],
+            |r| r.get(0),
+        )?;
         if let Some(id) = before
             && let Some(release) = self.release(&id)?
         {
             return Ok(Some(release));
         }
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {} FROM releases r WHERE r.service = ?1 AND r.env = ?2 AND r.id != ?3
-                       AND r.version < (SELECT version FROM releases WHERE id = ?3)
-                       AND EXISTS (SELECT 1 FROM deployments d WHERE d.release_id = r.id AND d.state = 'succeeded')
-                     ORDER BY r.version DESC LIMIT 1",
-                    Self::RELEASE_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
-                ),
-                params![service, env, current],
-                Self::release_from,
-            )
-            .optional()
-        })
+        self.one(
+            &format!(
+                "SELECT {} FROM releases r WHERE r.service = ?1 AND r.env = ?2 AND r.id != ?3
+                   AND r.version < (SELECT version FROM releases WHERE id = ?3)
+                   AND EXISTS (SELECT 1 FROM deployments d WHERE d.release_id = r.id AND d.state = 'succeeded')
+                 ORDER BY r.version DESC LIMIT 1",
+                Self::RELEASE_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+            ),
+            params![service, env, current],
+            Self::release_from,
+        )
     }
 
     // --- deployments ----------------------------------------------------------------------------
@@ -861,39 +844,33 @@ impl Store {
     }
 
     pub fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {} FROM deployments WHERE id = ?1",
-                    Self::DEPLOYMENT_COLUMNS
-                ),
-                [id],
-                Self::deployment_from,
-            )
-            .optional()
-        })
+        self.one(
+            &format!(
+                "SELECT {} FROM deployments WHERE id = ?1",
+                Self::DEPLOYMENT_COLUMNS
+            ),
+            [id],
+            Self::deployment_from,
+        )
     }
 
     pub fn unfinished_deployments(&self) -> Result<Vec<DeploymentRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {} FROM deployments WHERE state IN ('pending', 'running') ORDER BY created_at",
                 Self::DEPLOYMENT_COLUMNS
-            ))?;
-            let rows = stmt.query_map([], Self::deployment_from)?;
-            rows.collect()
-        })
+            ),
+            [],
+            Self::deployment_from,
+        )
     }
 
     pub fn active_deployment(&self, service: &str, env: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT id FROM deployments WHERE service = ?1 AND env = ?2 AND state IN ('pending', 'running')",
-                [service, env],
-                |r| r.get(0),
-            )
-            .optional()
-        })
+        self.one(
+            "SELECT id FROM deployments WHERE service = ?1 AND env = ?2 AND state IN ('pending', 'running')",
+            [service, env],
+            |r| r.get(0),
+        )
     }
 
     /// Sends `promote` or `abort` to an unfinished deployment; false when it has ended.
@@ -909,13 +886,11 @@ impl Store {
 
     /// The command waiting for a deployment, if any (left in place until `take_command`).
     pub fn command(&self, id: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            c.query_row("SELECT command FROM deployments WHERE id = ?1", [id], |r| {
+        Ok(self
+            .one("SELECT command FROM deployments WHERE id = ?1", [id], |r| {
                 r.get(0)
-            })
-            .optional()
-            .map(Option::flatten)
-        })
+            })?
+            .flatten())
     }
 
     pub fn take_command(&self, id: &str) -> Result<()> {
@@ -926,14 +901,14 @@ impl Store {
     }
 
     pub fn deployments(&self, service: &str, env: Option<&str>) -> Result<Vec<DeploymentRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {} FROM deployments WHERE service = ?1 AND (?2 IS NULL OR env = ?2) ORDER BY created_at DESC",
                 Self::DEPLOYMENT_COLUMNS
-            ))?;
-            let rows = stmt.query_map(params![service, env], Self::deployment_from)?;
-            rows.collect()
-        })
+            ),
+            params![service, env],
+            Self::deployment_from,
+        )
     }
 
     /// Appends a step and moves the deployment to `state`, in one transaction: what a restarted
@@ -983,12 +958,11 @@ impl Store {
     }
 
     pub fn steps(&self, deployment: &str, after: u64) -> Result<Vec<Step>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, at, kind, message, instance, logs, state, canary FROM deployment_steps
-                 WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map(params![deployment, after], |r| {
+        self.all(
+            "SELECT seq, at, kind, message, instance, logs, state, canary FROM deployment_steps
+             WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq",
+            params![deployment, after],
+            |r| {
                 let logs: String = r.get(5)?;
                 Ok(Step {
                     seq: r.get(0)?,
@@ -1002,9 +976,8 @@ impl Store {
                         .get::<_, Option<String>>(7)?
                         .and_then(|c| serde_json::from_str(&c).ok()),
                 })
-            })?;
-            rows.collect()
-        })
+            },
+        )
     }
 
     // --- instances ------------------------------------------------------------------------------
@@ -1052,25 +1025,25 @@ impl Store {
     }
 
     pub fn instances(&self, service: &str, env: &str) -> Result<Vec<InstanceRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {} FROM instances WHERE service = ?1 AND env = ?2 ORDER BY created_at, id",
                 Self::INSTANCE_COLUMNS
-            ))?;
-            let rows = stmt.query_map([service, env], Self::instance_from)?;
-            rows.collect()
-        })
+            ),
+            [service, env],
+            Self::instance_from,
+        )
     }
 
     pub fn all_instances(&self) -> Result<Vec<InstanceRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {} FROM instances ORDER BY created_at, id",
                 Self::INSTANCE_COLUMNS
-            ))?;
-            let rows = stmt.query_map([], Self::instance_from)?;
-            rows.collect()
-        })
+            ),
+            [],
+            Self::instance_from,
+        )
     }
 }
 

@@ -469,13 +469,13 @@ impl Router {
 }
 
 impl Router {
-    fn series_of(&self, pool: &Pool, backend: &Backend) -> Arc<metrics::Series> {
-        match backend.series.get() {
-            Some(series) => series.clone(),
-            None => self
-                .metrics
-                .series(&pool.service, &pool.env, &backend.release),
-        }
+    /// The backend's metrics series, looked up (by three strings, under a lock) on its first
+    /// request only.
+    fn series_of<'b>(&self, pool: &Pool, backend: &'b Backend) -> &'b metrics::Series {
+        backend.series.get_or_init(|| {
+            self.metrics
+                .series(&pool.service, &pool.env, &backend.release)
+        })
     }
 }
 
