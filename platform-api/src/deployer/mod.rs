@@ -107,23 +107,19 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn step(
-        &self,
-        kind: &str,
-        message: &str,
-        instance: Option<&str>,
-        logs: &[String],
-        state: DeploymentState,
-        reason: Option<&str>,
-    ) {
+    /// A running step about one instance.
+    fn about(&self, kind: &str, message: &str, instance: Option<&str>) {
         self.add(NewStep {
-            kind,
-            message,
             instance,
-            logs,
-            state,
+            ..NewStep::new(kind, message, DeploymentState::Running)
+        });
+    }
+
+    /// The last step: the state the deployment ends in, and why when it did not succeed.
+    fn end(&self, kind: &str, message: &str, state: DeploymentState, reason: Option<&str>) {
+        self.add(NewStep {
             reason,
-            canary: None,
+            ..NewStep::new(kind, message, state)
         });
     }
 
@@ -209,7 +205,7 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         .any(|s| s.kind == "rolling-back");
     if !rolling_back {
         if dep.state == DeploymentState::Pending {
-            ctx.step(
+            ctx.note(
                 "started",
                 &format!(
                     "deploying v{} ({}) with the {} strategy",
@@ -217,19 +213,11 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                     short_image(&target.image_id),
                     dep.strategy
                 ),
-                None,
-                &[],
-                DeploymentState::Running,
-                None,
             );
         } else {
-            ctx.step(
+            ctx.note(
                 "resumed",
                 "the platform restarted; resuming where the last step left off",
-                None,
-                &[],
-                DeploymentState::Running,
-                None,
             );
         }
         let outcome = match dep.strategy {
@@ -255,7 +243,7 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                     // A new release brings its own replica count; a `scale` applied to the old one.
                     p.store.set_replicas(&dep.service, &dep.env, None)?;
                 }
-                ctx.step(
+                ctx.end(
                     "succeeded",
                     &format!(
                         "v{} serves {} at {}",
@@ -263,8 +251,6 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                         dep.env,
                         p.url(&dep.service, &dep.env)
                     ),
-                    None,
-                    &[],
                     DeploymentState::Succeeded,
                     None,
                 );
@@ -285,25 +271,11 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                     .map_or("no previous release".to_owned(), |r| {
                         format!("v{}", r.version)
                     });
-                ctx.step(
-                    "rolling-back",
-                    &format!("rolling back to {back_to}"),
-                    None,
-                    &[],
-                    DeploymentState::Running,
-                    None,
-                );
+                ctx.note("rolling-back", &format!("rolling back to {back_to}"));
             }
         }
     } else {
-        ctx.step(
-            "resumed",
-            "the platform restarted; resuming the rollback",
-            None,
-            &[],
-            DeploymentState::Running,
-            None,
-        );
+        ctx.note("resumed", "the platform restarted; resuming the rollback");
     }
 
     // Roll back: the failed release's instances go first (out of the traffic split at once),
@@ -318,14 +290,16 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         .unwrap_or_else(|| "the deployment failed".into());
     if let Some(prev) = &previous {
         if let Err(f) = converge(&ctx, prev, Strategy::Immediate).await {
-            ctx.step(
-                "failed",
-                &format!("the rollback to v{} failed too: {}", prev.version, f.reason),
-                f.instance.as_deref(),
-                &f.logs,
-                DeploymentState::Failed,
-                Some(&reason),
-            );
+            ctx.add(NewStep {
+                instance: f.instance.as_deref(),
+                logs: &f.logs,
+                reason: Some(&reason),
+                ..NewStep::new(
+                    "failed",
+                    &format!("the rollback to v{} failed too: {}", prev.version, f.reason),
+                    DeploymentState::Failed,
+                )
+            });
             return Ok(());
         }
         p.store
@@ -333,11 +307,9 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
     }
     p.router
         .set_split(&dep.service, &dep.env, Default::default());
-    ctx.step(
+    ctx.end(
         "rolled-back",
         &format!("rolled back: {reason}"),
-        None,
-        &[],
         DeploymentState::RolledBack,
         Some(&reason),
     );
@@ -551,16 +523,13 @@ async fn start_instance(
         &dep.env,
         Backend::new(&instance, &release.id, addr, health_check_of(manifest)),
     );
-    ctx.step(
+    ctx.about(
         "instance-starting",
         &format!(
             "instance {instance} of v{} started on {addr}",
             release.version
         ),
         Some(&instance),
-        &[],
-        DeploymentState::Running,
-        None,
     );
     Ok(())
 }
@@ -599,7 +568,7 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
                 let why = state
                     .failure()
                     .unwrap_or_else(|| "its container is not running".into());
-                remove_instance(ctx, row).await;
+                forget_instance(ctx.p, row).await;
                 return Err(fail(format!("instance {} failed: {why}", row.id), logs));
             }
         }
@@ -615,13 +584,10 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
         {
             ctx.p.runtime.keep_running(&container).await?;
             ctx.p.store.set_instance_state(&row.id, "healthy")?;
-            ctx.step(
+            ctx.about(
                 "instance-healthy",
                 &format!("instance {} is healthy", row.id),
                 Some(&row.id),
-                &[],
-                DeploymentState::Running,
-                None,
             );
             return Ok(());
         }
@@ -631,7 +597,7 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
             let state = ctx.p.runtime.state(&container).await?;
             if let Some(why) = state.failure() {
                 let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
-                remove_instance(ctx, row).await;
+                forget_instance(ctx.p, row).await;
                 return Err(fail(format!("instance {} failed: {why}", row.id), logs));
             }
         }
@@ -641,7 +607,7 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
                 None => format!("nothing accepted connections on port {}", manifest.run.port),
             };
             let logs = ctx.p.runtime.logs_tail(&container, FAILED_LOG_LINES).await;
-            remove_instance(ctx, row).await;
+            forget_instance(ctx.p, row).await;
             return Err(fail(
                 format!(
                     "instance {} did not become healthy within {} ({what})",
@@ -658,35 +624,34 @@ async fn gate(ctx: &Ctx<'_>, row: &InstanceRow, manifest: &Manifest) -> Result<(
 async fn stop_instances(ctx: &Ctx<'_>, rows: &[&InstanceRow], manifest: &Manifest) {
     let drain = manifest.deploy.rolling.drain_timeout.as_std();
     let stops = rows.iter().map(|row| async move {
-        let _ = ctx.p.store.set_instance_state(&row.id, "draining");
-        let left = ctx
-            .p
-            .router
-            .drain_and_remove(&ctx.dep.service, &ctx.dep.env, &row.id, drain)
-            .await;
-        remove_instance(ctx, row).await;
+        let left = retire_instance(ctx.p, row, drain).await;
         let note = if left > 0 {
             format!(" ({left} requests still open after {drain:?})")
         } else {
             String::new()
         };
-        ctx.step(
+        ctx.about(
             "instance-stopped",
             &format!("instance {} drained and stopped{note}", row.id),
             Some(&row.id),
-            &[],
-            DeploymentState::Running,
-            None,
         );
     });
     futures_util::future::join_all(stops).await;
 }
 
-/// Stops and forgets one instance: out of the router, container removed, row deleted.
-async fn remove_instance(ctx: &Ctx<'_>, row: &InstanceRow) {
-    forget_instance(ctx.p, row).await;
+/// Drains one instance (no new request; those in flight finish, up to `drain`), then stops and
+/// forgets it. Returns how many requests were still open at the end.
+async fn retire_instance(p: &Platform, row: &InstanceRow, drain: Duration) -> usize {
+    let _ = p.store.set_instance_state(&row.id, "draining");
+    let left = p
+        .router
+        .drain_and_remove(&row.service, &row.env, &row.id, drain)
+        .await;
+    forget_instance(p, row).await;
+    left
 }
 
+/// Stops and forgets one instance: out of the router, container removed, row deleted.
 async fn forget_instance(p: &Platform, row: &InstanceRow) {
     p.router.remove_backend(&row.service, &row.env, &row.id);
     let container = row
@@ -710,14 +675,11 @@ async fn stop_release_instances(ctx: &Ctx<'_>, release_id: &str) -> anyhow::Resu
     let rows = ctx.p.store.instances(&ctx.dep.service, &ctx.dep.env)?;
     let doomed: Vec<&InstanceRow> = rows.iter().filter(|r| r.release_id == release_id).collect();
     for row in doomed {
-        remove_instance(ctx, row).await;
-        ctx.step(
+        forget_instance(ctx.p, row).await;
+        ctx.about(
             "instance-stopped",
             &format!("instance {} of the failed release stopped", row.id),
             Some(&row.id),
-            &[],
-            DeploymentState::Running,
-            None,
         );
     }
     Ok(())

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use faas_spec::api::{CanaryReport, SetFigures};
 use faas_spec::{Manifest, Strategy};
 
-use super::{Ctx, Failure, converge, converge_to, forget_instance, manifest_of};
+use super::{Ctx, Failure, converge, converge_to, forget_instance, manifest_of, retire_instance};
 use crate::Platform;
 use crate::router::metrics::Snapshot;
 use crate::router::pool::Split;
@@ -235,11 +235,7 @@ pub(super) async fn canary(
     p.router.set_split(
         &dep.service,
         &dep.env,
-        Split {
-            live: Some(prev.id.clone()),
-            canary: Some((target.id.clone(), resumed_weight.unwrap_or(0))),
-            standby: None,
-        },
+        Split::canary(&prev.id, &target.id, resumed_weight.unwrap_or(0)),
     );
     let n = cfg.steps.len();
     for (i, &weight) in cfg.steps.iter().enumerate().skip(first) {
@@ -254,11 +250,7 @@ pub(super) async fn canary(
         p.router.set_split(
             &dep.service,
             &dep.env,
-            Split {
-                live: Some(prev.id.clone()),
-                canary: Some((target.id.clone(), weight)),
-                standby: None,
-            },
+            Split::canary(&prev.id, &target.id, weight),
         );
         let mut live = LiveCanary {
             service: dep.service.clone(),
@@ -305,15 +297,8 @@ pub(super) async fn canary(
     // The last step: every request to the new release, then the old set drains and stops.
     converge_to(ctx, target, &manifest, replicas, replicas, false).await?;
     p.store.switch(&dep.service, &dep.env, &target.id, None)?;
-    p.router.set_split(
-        &dep.service,
-        &dep.env,
-        Split {
-            live: Some(target.id.clone()),
-            canary: None,
-            standby: None,
-        },
-    );
+    p.router
+        .set_split(&dep.service, &dep.env, Split::live(&target.id, None));
     ctx.note(
         "canary-complete",
         &format!(
@@ -546,11 +531,7 @@ pub(super) async fn bluegreen(
     p.router.set_split(
         &dep.service,
         &dep.env,
-        Split {
-            live: Some(prev.id.clone()),
-            canary: Some((target.id.clone(), 0)),
-            standby: None,
-        },
+        Split::canary(&prev.id, &target.id, 0),
     );
     if switching_back {
         ctx.note(
@@ -596,11 +577,7 @@ pub(super) async fn bluegreen(
     p.router.set_split(
         &dep.service,
         &dep.env,
-        Split {
-            live: Some(target.id.clone()),
-            canary: None,
-            standby: Some(prev.id.clone()),
-        },
+        Split::live(&target.id, Some(&prev.id)),
     );
     let took = started.elapsed();
     match &until {
@@ -751,11 +728,7 @@ pub(super) fn take_out(
         p.store.set_canary(&dep.service, &dep.env, None)?;
     }
     let split = match previous {
-        Some(prev) => Split {
-            live: Some(prev.id.clone()),
-            canary: None,
-            standby: None,
-        },
+        Some(prev) => Split::live(&prev.id, None),
         None => Split::default(),
     };
     p.router.set_split(&dep.service, &dep.env, split);
@@ -775,14 +748,7 @@ async fn retire(p: &Platform, service: &str, env: &str, release: &str) -> usize 
         .map_or(Duration::from_secs(30), |m| {
             m.deploy.rolling.drain_timeout.as_std()
         });
-    let stops = rows.iter().map(|row| async move {
-        let _ = p.store.set_instance_state(&row.id, "draining");
-        p.router
-            .drain_and_remove(service, env, &row.id, drain)
-            .await;
-        forget_instance(p, row).await;
-    });
-    futures_util::future::join_all(stops).await;
+    futures_util::future::join_all(rows.iter().map(|row| retire_instance(p, row, drain))).await;
     rows.len()
 }
 

@@ -152,6 +152,25 @@ pub struct Split {
 }
 
 impl Split {
+    /// `live` takes the requests, and `canary` its `weight` percent of them (0: it answers only
+    /// at the green preview host).
+    pub fn canary(live: &str, canary: &str, weight: u8) -> Self {
+        Self {
+            live: Some(live.to_owned()),
+            canary: Some((canary.to_owned(), weight)),
+            standby: None,
+        }
+    }
+
+    /// Only `live` takes requests; `standby`, if any, stays warm without.
+    pub fn live(live: &str, standby: Option<&str>) -> Self {
+        Self {
+            live: Some(live.to_owned()),
+            canary: None,
+            standby: standby.map(str::to_owned),
+        }
+    }
+
     /// The release the `-green` preview host serves: the new set.
     pub fn green(&self) -> Option<&str> {
         match (&self.canary, &self.standby) {
@@ -439,11 +458,7 @@ mod tests {
             pool.add(backend_of(id, rel));
         }
         for weight in [1u8, 10, 33, 50, 90] {
-            pool.set_split(Split {
-                live: Some("old".into()),
-                canary: Some(("new".into(), weight)),
-                standby: None,
-            });
+            pool.set_split(Split::canary("old", "new", weight));
             // Every run of 100 requests without a session gives the canary exactly its weight.
             assert_eq!(
                 share_of(&pool, "new", 1000, |_| None),
@@ -469,11 +484,7 @@ mod tests {
             assert_eq!(sides.len(), 1, "session {s} moved between sets");
         }
         // A session on the canary at 10% is still on it at 50%.
-        pool.set_split(Split {
-            live: Some("old".into()),
-            canary: Some(("new".into(), 10)),
-            standby: None,
-        });
+        pool.set_split(Split::canary("old", "new", 10));
         let on_canary: Vec<String> = (0..500)
             .map(|i| format!("s{i}"))
             .filter(|s| {
@@ -485,11 +496,7 @@ mod tests {
                     == "new"
             })
             .collect();
-        pool.set_split(Split {
-            live: Some("old".into()),
-            canary: Some(("new".into(), 50)),
-            standby: None,
-        });
+        pool.set_split(Split::canary("old", "new", 50));
         assert!(on_canary.iter().all(|s| {
             pool.pick_for(None, Target::Main, Some(s))
                 .unwrap()
@@ -509,22 +516,14 @@ mod tests {
         // Before any split, every release serves.
         assert!(pool.pick_for(None, Target::Green, None).is_err());
         // A blue-green set before its switch: weight 0, only at the green host.
-        pool.set_split(Split {
-            live: Some("blue".into()),
-            canary: Some(("green".into(), 0)),
-            standby: None,
-        });
+        pool.set_split(Split::canary("blue", "green", 0));
         assert_eq!(share_of(&pool, "blue", 100, |_| None), 100);
         let green = pool.pick_for(None, Target::Green, None).unwrap().unwrap();
         assert_eq!(green.backend().release, "green");
         let blue = pool.pick_for(None, Target::Blue, None).unwrap().unwrap();
         assert_eq!(blue.backend().release, "blue");
         // After the switch the previous set is warm but takes nothing from the main host.
-        pool.set_split(Split {
-            live: Some("green".into()),
-            canary: None,
-            standby: Some("blue".into()),
-        });
+        pool.set_split(Split::live("green", Some("blue")));
         assert_eq!(share_of(&pool, "green", 100, |_| None), 100);
         assert_eq!(
             pool.pick_for(None, Target::Blue, None)
@@ -535,11 +534,7 @@ mod tests {
             "blue"
         );
         // A weighted canary without a healthy instance: the live set answers.
-        pool.set_split(Split {
-            live: Some("blue".into()),
-            canary: Some(("green".into(), 50)),
-            standby: None,
-        });
+        pool.set_split(Split::canary("blue", "green", 50));
         b.set_healthy(false);
         assert_eq!(share_of(&pool, "blue", 100, |_| None), 100);
     }
