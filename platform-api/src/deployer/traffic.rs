@@ -172,6 +172,28 @@ fn baseline<'r>(
     Ok(rows.iter().any(|r| r.release_id == prev.id).then_some(prev))
 }
 
+/// The previous set to split the traffic with. Without one (a first deploy), or without
+/// replicas, there is nothing to split: the release is deployed at full strength instead, and
+/// `None` says that is done.
+async fn previous_set<'r>(
+    ctx: &Ctx<'_>,
+    target: &ReleaseRow,
+    previous: Option<&'r ReleaseRow>,
+    replicas: usize,
+    nothing_to: &str,
+) -> Result<Option<&'r ReleaseRow>, Failure> {
+    let why = match baseline(ctx, previous)? {
+        Some(prev) if replicas > 0 => return Ok(Some(prev)),
+        Some(_) => "the release has 0 replicas".to_owned(),
+        None => format!(
+            "no release serves {} yet, so there is nothing to {nothing_to}",
+            ctx.dep.env
+        ),
+    };
+    without_baseline(ctx, target, &why).await?;
+    Ok(None)
+}
+
 /// Without a previous set there is nothing to split with: the release starts at full strength.
 async fn without_baseline(ctx: &Ctx<'_>, target: &ReleaseRow, why: &str) -> Result<(), Failure> {
     ctx.note(
@@ -201,20 +223,10 @@ pub(super) async fn canary(
         return retire_others(ctx, target, &manifest).await;
     }
     let replicas = manifest.scale.replicas as usize;
-    let Some(prev) = baseline(ctx, previous)? else {
-        return without_baseline(
-            ctx,
-            target,
-            &format!(
-                "no release serves {} yet, so there is nothing to compare a canary with",
-                dep.env
-            ),
-        )
-        .await;
+    let Some(prev) = previous_set(ctx, target, previous, replicas, "compare a canary with").await?
+    else {
+        return Ok(());
     };
-    if replicas == 0 {
-        return without_baseline(ctx, target, "the release has 0 replicas").await;
-    }
     let cfg = &manifest.deploy.canary;
     let auto = cfg.auto && !dep.manual;
     let resumed_weight = match &traffic.canary {
@@ -500,20 +512,9 @@ pub(super) async fn bluegreen(
         return Ok(());
     }
     let replicas = manifest.scale.replicas as usize;
-    let Some(prev) = baseline(ctx, previous)? else {
-        return without_baseline(
-            ctx,
-            target,
-            &format!(
-                "no release serves {} yet, so there is nothing to switch from",
-                dep.env
-            ),
-        )
-        .await;
+    let Some(prev) = previous_set(ctx, target, previous, replicas, "switch from").await? else {
+        return Ok(());
     };
-    if replicas == 0 {
-        return without_baseline(ctx, target, "the release has 0 replicas").await;
-    }
     // A rollback to the set kept warm: it is there and healthy; only the switch is left.
     let switching_back = traffic
         .standby
