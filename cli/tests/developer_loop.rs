@@ -6,7 +6,7 @@
 mod common;
 
 use common::platform::DevBox;
-use common::{code, stderr, stdout};
+use common::{code, stderr, stdout, succeeded};
 
 /// `faas service create NAME --template static`, as a user would; returns its directory.
 fn create_static(d: &DevBox, name: &str) -> std::path::PathBuf {
@@ -20,7 +20,7 @@ fn create_static(d: &DevBox, name: &str) -> std::path::PathBuf {
         "--owner",
         "a@b.io",
     ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     d.work().join(name)
 }
 
@@ -48,7 +48,7 @@ fn launch_static(d: &DevBox, name: &str) -> std::path::PathBuf {
         "--owner",
         "me@example.com",
     ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     assert_eq!(
         stdout(&out).trim(),
         format!("http://{name}.localhost:{}", d.router_port),
@@ -71,20 +71,8 @@ fn launch_deploy_a_change_roll_back_and_read_status() {
         .unwrap()
         .replace("<h1>site</h1>", "<h1>site v2</h1>");
     std::fs::write(&index, html).unwrap();
-    let out = d.run_in(
-        &dir,
-        &[
-            "service",
-            "deploy",
-            "-e",
-            "prod",
-            "--strategy",
-            "rolling",
-            "--yes",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = d.deploy_prod(&dir, &["--strategy", "rolling"]);
+    let err = succeeded(&out);
     assert!(
         err.contains("instance-healthy") && err.contains("succeeded"),
         "{err}"
@@ -99,11 +87,11 @@ fn launch_deploy_a_change_roll_back_and_read_status() {
     assert_eq!(releases[0]["current"], true);
 
     let out = d.run_in(&dir, &["service", "rollback"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     d.wait_route("site", "/", "<h1>site</h1>");
 
     let out = d.run_in(&dir, &["service", "status", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["name"], "site");
     assert_eq!(status["owner"], "me@example.com");
@@ -140,7 +128,7 @@ fn launch_deploy_a_change_roll_back_and_read_status() {
     assert_eq!(code(&out), 2, "no terminal: --yes is required");
     assert!(stderr(&out).contains("--yes"));
     let out = d.run_in(&dir, &["service", "delete", "--yes"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     assert_eq!(d.route("site", "/").0, 404);
 }
 
@@ -149,7 +137,7 @@ fn a_deploy_that_fails_exits_1_with_the_reason_and_the_log() {
     let d = DevBox::new();
     let dir = launch_static(&d, "broken");
     set_command(&dir, "echo cannot find config >&2; exit 3");
-    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
+    let out = d.deploy_prod(&dir, &[]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -182,7 +170,7 @@ fn the_local_platform_starts_stops_and_says_where_it_is() {
     assert_eq!(status(&d)["running"], false);
 
     let out = d.run(&["platform", "start"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let s = status(&d);
     assert_eq!(s["running"], true);
     assert_eq!(s["api"], format!("http://127.0.0.1:{}", d.api_port));
@@ -198,7 +186,7 @@ fn the_local_platform_starts_stops_and_says_where_it_is() {
 
     // A command aimed at the local context starts it by itself, and says so on stderr.
     let out = d.run(&["service", "list", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     assert!(
         stderr(&out).contains("Starting the local platform"),
         "{}",
@@ -213,8 +201,7 @@ fn login_keeps_the_token_in_a_private_file_when_no_keyring_answers() {
     assert_eq!(code(&d.run(&["platform", "start"])), 0);
     let token = std::fs::read_to_string(d.data_dir().join("admin-token")).unwrap();
     let out = d.run_with_stdin(&d.work(), &["login", "--token-stdin"], token.as_bytes());
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = succeeded(&out);
     assert!(err.contains("no keyring service answers"), "{err}");
     assert!(err.contains("Logged in"), "{err}");
     let file = d.sandbox.home().join(".config/faas/credentials.toml");
@@ -270,7 +257,7 @@ fn contexts_are_added_listed_and_used_and_an_unreachable_platform_is_named() {
         "--url",
         &format!("http://127.0.0.1:{dead}"),
     ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let out = d.run(&["context", "add", "bad", "--url", "not a url"]);
     assert_eq!(code(&out), 2);
 
@@ -331,7 +318,7 @@ fn build_tags_the_image_with_the_git_commit() {
         .trim()
         .to_owned();
     let out = d.run_in(&dir, &["service", "build"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     assert_eq!(stdout(&out).trim(), format!("faas/tagged:{sha}"));
     std::fs::write(dir.join("public/new.html"), "x").unwrap();
     let out = d.run_in(&dir, &["service", "build"]);
@@ -380,13 +367,13 @@ fn push_deploys_the_branch_to_its_preview_and_delete_removes_it() {
     git(&dir, &["checkout", "-qb", "Feature/New_Login"]);
 
     let out = d.run_in(&dir, &["service", "push"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let url = format!("http://web-feature-new-login.localhost:{}", d.router_port);
     assert_eq!(stdout(&out).trim(), url);
     d.wait_route("web-feature-new-login", "/", "<h1>web</h1>");
 
     let out = d.run_in(&dir, &["service", "push", "--delete"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     assert_eq!(d.route("web-feature-new-login", "/").0, 404);
 }
 
@@ -395,7 +382,7 @@ fn scale_changes_the_instances_and_status_shows_them() {
     let d = DevBox::new();
     let dir = launch_static(&d, "wide");
     let out = d.run_in(&dir, &["service", "scale", "-e", "prod", "--replicas", "3"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let status: serde_json::Value = serde_json::from_slice(
         &d.run_in(&dir, &["service", "status", "-e", "prod", "--json"])
             .stdout,
@@ -513,7 +500,7 @@ fn an_image_is_uploaded_when_the_platform_has_another_engine() {
         .env("FAAS_UPLOAD", "always")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     assert!(
         stderr(&out).contains("Uploading faas/shipped:"),
         "{}",
@@ -560,7 +547,7 @@ fn human_status_output() {
     let d = DevBox::new();
     let dir = launch_static(&d, "shown");
     let out = d.run_in(&dir, &["service", "status"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     insta::assert_snapshot!(normalise(&stdout(&out), d.router_port));
     let out = d.run_in(&dir, &["service", "releases"]);
     insta::assert_snapshot!(
@@ -577,8 +564,8 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
         &dir,
         "mkdir -p /tmp/w && echo ok > /tmp/w/_info && echo token=$TOKEN > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w",
     );
-    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = d.deploy_prod(&dir, &[]);
+    succeeded(&out);
     d.wait_route("keeper", "/", "token=\n");
 
     let out = d.run_in(
@@ -591,7 +578,7 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
             "--deploy",
         ],
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     d.wait_route("keeper", "/", "token=from-an-argument");
     assert!(
         !stderr(&out).contains("from-an-argument") && !stdout(&out).contains("from-an-argument")
@@ -602,7 +589,7 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
         &["service", "secrets", "set", "TOKEN", "--deploy"],
         b"piped-in-value\n",
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     d.wait_route("keeper", "/", "token=piped-in-value");
     assert!(!stderr(&out).contains("piped-in-value"));
 
@@ -614,7 +601,7 @@ fn secrets_are_set_from_arguments_or_stdin_deployed_and_never_printed() {
     assert_eq!(list[0]["name"], "TOKEN");
     assert!(!list.to_string().contains("piped-in-value"));
     let out = d.run_in(&dir, &["service", "secrets", "unset", "TOKEN"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let out = d.run_in(&dir, &["service", "secrets", "unset", "TOKEN"]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("secret-not-found"));
@@ -629,11 +616,11 @@ fn logs_show_the_output_and_a_followed_stream_survives_a_platform_restart() {
         &dir,
         "(i=0; while [ $i -lt 1600 ]; do i=$((i+1)); echo n=$i; usleep 5000; done) & exec httpd -f -p 8080 -h /www",
     );
-    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = d.deploy_prod(&dir, &[]);
+    succeeded(&out);
 
     let out = d.run_in(&dir, &["service", "logs", "-n", "3", "--grep", "^n="]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    succeeded(&out);
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(
@@ -704,21 +691,8 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
 
     // A canary held at each step: status, promote, promote.
     set_page(&dir, "cani v2");
-    let out = d.run_in(
-        &dir,
-        &[
-            "service",
-            "deploy",
-            "-e",
-            "prod",
-            "--strategy",
-            "canary",
-            "--manual",
-            "--detach",
-            "--yes",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = d.deploy_prod(&dir, &["--strategy", "canary", "--manual", "--detach"]);
+    succeeded(&out);
     assert!(stdout(&out).trim().starts_with("dep-"), "{}", stdout(&out));
     for step in ["step 1/3", "step 2/3"] {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -751,7 +725,7 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
             );
         }
         let out = d.run_in(&dir, &["service", "canary", "promote"]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        succeeded(&out);
         assert!(stderr(&out).contains("Promoting"), "{}", stderr(&out));
     }
     d.wait_route("cani", "/", "cani v2");
@@ -773,9 +747,8 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
         "strategy = \"canary\"\n\n[deploy.canary]\nsteps = [50, 100]\ninterval = \"1s\"\nmin_requests = 0\n\n[deploy.bluegreen]\nkeep_previous = \"5m\"",
     );
     std::fs::write(dir.join("app.toml"), &manifest).unwrap();
-    let out = d.run_in(&dir, &["service", "deploy", "-e", "prod", "--yes"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = d.deploy_prod(&dir, &[]);
+    let err = succeeded(&out);
     assert!(
         err.contains("canary-step") && err.contains("canary-passed"),
         "{err}"
@@ -785,20 +758,8 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
 
     // Blue-green, then the rollback switches back to the warm set.
     set_page(&dir, "cani v4");
-    let out = d.run_in(
-        &dir,
-        &[
-            "service",
-            "deploy",
-            "-e",
-            "prod",
-            "--strategy",
-            "bluegreen",
-            "--yes",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = d.deploy_prod(&dir, &["--strategy", "bluegreen"]);
+    let err = succeeded(&out);
     assert!(
         err.contains("green-ready") && err.contains("switched"),
         "{err}"
@@ -806,8 +767,7 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
     assert!(err.contains("cani-prod-green.localhost"), "{err}");
     d.wait_route("cani", "/", "cani v4");
     let out = d.run_in(&dir, &["service", "rollback"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = succeeded(&out);
     assert!(
         err.contains("switched") && !err.contains("instance-starting"),
         "{err}"
@@ -815,19 +775,7 @@ fn canary_by_hand_then_automatic_then_blue_green_and_back() {
     d.wait_route("cani", "/", "cani v3");
 
     // --manual is for canaries only.
-    let out = d.run_in(
-        &dir,
-        &[
-            "service",
-            "deploy",
-            "-e",
-            "prod",
-            "--strategy",
-            "rolling",
-            "--manual",
-            "--yes",
-        ],
-    );
+    let out = d.deploy_prod(&dir, &["--strategy", "rolling", "--manual"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("--manual"), "{}", stderr(&out));
 }

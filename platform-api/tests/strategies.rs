@@ -125,9 +125,26 @@ fn kinds(dep: &Value) -> Vec<String> {
         .collect()
 }
 
+fn has_step(dep: &Value, kind: &str) -> bool {
+    kinds(dep).iter().any(|k| k == kind)
+}
+
 fn steps_of(d: &Daemon, service: &str, id: &str) -> Vec<String> {
     let (_, dep) = d.get(&format!("/v1/services/{service}/deployments/{id}"));
     kinds(&dep)
+}
+
+/// Deploys to prod and waits; the deployment must succeed.
+fn deployed(d: &Daemon, service: &str, manifest: &str) -> Value {
+    let dep = d.deploy_and_wait(service, "prod", manifest);
+    assert_eq!(dep["state"], "succeeded", "{dep:#}");
+    dep
+}
+
+/// Only the release `dep` deployed runs, on its two containers.
+fn only_running(d: &Daemon, dep: &Value) {
+    let release = dep["release"].as_str().unwrap().to_owned();
+    assert_eq!(releases_running(d), vec![release.clone(), release]);
 }
 
 fn releases_running(d: &Daemon) -> Vec<String> {
@@ -145,8 +162,7 @@ fn releases_running(d: &Daemon) -> Vec<String> {
 fn canary_weights_hold_at_each_step_until_promoted() {
     let d = Daemon::start();
     d.create_service("weights");
-    let v1 = d.deploy_and_wait("weights", "prod", &release("weights", "v1", 2, ""));
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
+    deployed(&d, "weights", &release("weights", "v1", 2, ""));
     let host = d.host("weights", "prod");
 
     let deploy = canary_table("[10, 50, 100]", "1s", 1, false);
@@ -205,8 +221,7 @@ fn canary_weights_hold_at_each_step_until_promoted() {
     assert_eq!(held["canary"]["baseline"]["weight"], 90);
     assert_eq!(held["canary"]["baseline"]["version"], 1);
     assert_eq!(share(&d, &host, "v2", 100), 100);
-    let release = dep["release"].as_str().unwrap().to_owned();
-    assert_eq!(releases_running(&d), vec![release.clone(), release]);
+    only_running(&d, &dep);
     // No canary any more.
     assert_eq!(canary(&d, "weights").0, 409);
 }
@@ -215,8 +230,7 @@ fn canary_weights_hold_at_each_step_until_promoted() {
 fn a_faulty_canary_is_rolled_back_by_the_routers_figures() {
     let d = Daemon::start();
     d.create_service("faulty");
-    let v1 = d.deploy_and_wait("faulty", "prod", &flaky_release("faulty", "v1", 0, ""));
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
+    let v1 = deployed(&d, "faulty", &flaky_release("faulty", "v1", 0, ""));
     let host = d.host("faulty", "prod");
     assert_eq!(get(&d, &host, "/cgi-bin/v", None), (200, "v1\n".into()));
 
@@ -296,16 +310,14 @@ fn a_faulty_canary_is_rolled_back_by_the_routers_figures() {
     for _ in 0..100 {
         assert_eq!(get(&d, &host, "/cgi-bin/v", None), (200, "v1\n".into()));
     }
-    let v1_release = v1["release"].as_str().unwrap().to_owned();
-    assert_eq!(releases_running(&d), vec![v1_release.clone(), v1_release]);
+    only_running(&d, &v1);
 }
 
 #[test]
 fn a_healthy_canary_promotes_through_every_step_without_a_failed_request() {
     let d = Daemon::start();
     d.create_service("smooth");
-    let v1 = d.deploy_and_wait("smooth", "prod", &release("smooth", "v1", 2, ""));
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
+    deployed(&d, "smooth", &release("smooth", "v1", 2, ""));
     let load = Load::start(d.router_port, d.host("smooth", "prod"));
     let deploy = canary_table("[10, 50, 100]", "2500ms", 20, true);
     let id = d.deploy("smooth", "prod", &release("smooth", "v2", 2, &deploy));
@@ -334,7 +346,7 @@ fn a_healthy_canary_promotes_through_every_step_without_a_failed_request() {
             .all(|e| e["seq"] == 0 && e["canary"]["canary"]["requests"].is_u64())
     );
     assert!(
-        !kinds(&dep).contains(&"canary-progress".to_owned()),
+        !has_step(&dep, "canary-progress"),
         "not kept in the history"
     );
     assert_eq!(dep["state"], "succeeded", "{dep:#}");
@@ -360,25 +372,19 @@ fn a_healthy_canary_promotes_through_every_step_without_a_failed_request() {
             .all(|s| s["canary"]["canary"]["requests"].as_u64().unwrap() >= 20)
     );
     assert_eq!(d.route("smooth", "prod", "/"), (200, "v2\n".into()));
-    let release = dep["release"].as_str().unwrap().to_owned();
-    assert_eq!(releases_running(&d), vec![release.clone(), release]);
+    only_running(&d, &dep);
 }
 
 #[test]
 fn bluegreen_previews_switches_and_switches_back_under_load() {
     let d = Daemon::start();
     d.create_service("bg");
-    let v1 = d.deploy_and_wait(
+    let v1 = deployed(
+        &d,
         "bg",
-        "prod",
         &bluegreen_release("bg", "v1", "10m", "/cgi-bin/smoke", 0),
     );
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
-    assert!(
-        kinds(&v1).contains(&"no-baseline".to_owned()),
-        "{:?}",
-        kinds(&v1)
-    );
+    assert!(has_step(&v1, "no-baseline"), "{:?}", kinds(&v1));
     let main = d.host("bg", "prod");
     let (green, blue) = ("bg-prod-green.localhost", "bg-prod-blue.localhost");
     let (code, body) = get(&d, green, "/", None);
@@ -461,8 +467,7 @@ fn bluegreen_previews_switches_and_switches_back_under_load() {
         after.iter().all(|c| before.contains(c)),
         "a container was started: {after:?}"
     );
-    let v1_release = v1["release"].as_str().unwrap().to_owned();
-    assert_eq!(releases_running(&d), vec![v1_release.clone(), v1_release]);
+    only_running(&d, &v1);
     eprintln!("switch back seen by a client after {switched_back:?}");
 }
 
@@ -470,12 +475,11 @@ fn bluegreen_previews_switches_and_switches_back_under_load() {
 fn bluegreen_smoke_failure_keeps_the_old_set_and_the_warm_set_expires() {
     let d = Daemon::start();
     d.create_service("bgx");
-    let v1 = d.deploy_and_wait(
+    let v1 = deployed(
+        &d,
         "bgx",
-        "prod",
         &bluegreen_release("bgx", "v1", "2s", "/cgi-bin/smoke", 0),
     );
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
 
     // A smoke path that answers 404: no switch.
     let bad = d.deploy_and_wait(
@@ -492,16 +496,14 @@ fn bluegreen_smoke_failure_keeps_the_old_set_and_the_warm_set_expires() {
         "{bad:#}"
     );
     assert_eq!(d.route("bgx", "prod", "/"), (200, "v1\n".into()));
-    let v1_release = v1["release"].as_str().unwrap().to_owned();
-    assert_eq!(releases_running(&d), vec![v1_release.clone(), v1_release]);
+    only_running(&d, &v1);
 
     // A good one switches; its previous set stops when keep_previous ends.
-    let good = d.deploy_and_wait(
+    let good = deployed(
+        &d,
         "bgx",
-        "prod",
         &bluegreen_release("bgx", "v3", "2s", "/cgi-bin/smoke", 0),
     );
-    assert_eq!(good["state"], "succeeded", "{good:#}");
     assert_eq!(d.route("bgx", "prod", "/"), (200, "v3\n".into()));
     let v3_release = good["release"].as_str().unwrap().to_owned();
     wait_until("the warm set stops", Duration::from_secs(40), || {
@@ -514,7 +516,7 @@ fn bluegreen_smoke_failure_keeps_the_old_set_and_the_warm_set_expires() {
     assert_eq!(code, 202, "{rb}");
     let rb = d.wait_deployment("bgx", rb["id"].as_str().unwrap(), Duration::from_secs(60));
     assert_eq!(rb["state"], "succeeded", "{rb:#}");
-    assert!(kinds(&rb).contains(&"instance-starting".to_owned()));
+    assert!(has_step(&rb, "instance-starting"));
     assert_eq!(d.route("bgx", "prod", "/"), (200, "v1\n".into()));
 }
 
@@ -522,8 +524,7 @@ fn bluegreen_smoke_failure_keeps_the_old_set_and_the_warm_set_expires() {
 fn a_restarted_daemon_resumes_the_canary_at_its_step_and_weight() {
     let mut d = Daemon::start();
     d.create_service("resume");
-    let v1 = d.deploy_and_wait("resume", "prod", &release("resume", "v1", 2, ""));
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
+    deployed(&d, "resume", &release("resume", "v1", 2, ""));
     let host = d.host("resume", "prod");
     let deploy = canary_table("[10, 50, 100]", "1s", 1, false);
     let id = d.deploy("resume", "prod", &release("resume", "v2", 2, &deploy));
@@ -565,12 +566,11 @@ fn a_restarted_daemon_resumes_the_canary_at_its_step_and_weight() {
 fn a_restarted_daemon_finishes_a_bluegreen_switch_and_aborts_work() {
     let mut d = Daemon::start();
     d.create_service("bgc");
-    let v1 = d.deploy_and_wait(
+    deployed(
+        &d,
         "bgc",
-        "prod",
         &bluegreen_release("bgc", "v1", "10m", "/cgi-bin/smoke", 0),
     );
-    assert_eq!(v1["state"], "succeeded", "{v1:#}");
     d.restart(&[("FAAS_PLATFORM_CRASH_AT", "green-ready")]);
     let id = d.deploy(
         "bgc",
@@ -600,16 +600,11 @@ fn a_restarted_daemon_finishes_a_bluegreen_switch_and_aborts_work() {
     let dep = d.deploy_and_wait("bgc", "prod", &release("bgc", "v3", 2, ""));
     let (ok, failed, errors) = load.finish();
     assert_eq!(dep["state"], "succeeded", "{dep:#}");
-    assert!(
-        kinds(&dep).contains(&"standby-ended".to_owned()),
-        "{:?}",
-        kinds(&dep)
-    );
+    assert!(has_step(&dep, "standby-ended"), "{:?}", kinds(&dep));
     assert_eq!(failed, 0, "{errors:?}");
     assert!(ok > 10);
     assert_eq!(share(&d, &d.host("bgc", "prod"), "v3", 100), 100);
-    let v3 = dep["release"].as_str().unwrap().to_owned();
-    assert_eq!(releases_running(&d), vec![v3.clone(), v3]);
+    only_running(&d, &dep);
 
     // A canary aborted by hand rolls back at once.
     let deploy = canary_table("[50, 100]", "30s", 1, true);

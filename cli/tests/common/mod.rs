@@ -69,4 +69,11 @@ pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// Asserts the command exited 0; returns its stderr (the progress it reported).
+#[track_caller]
+pub fn succeeded(o: &Output) -> String {
+    assert_eq!(code(o), 0, "{}", stderr(o));
+    stderr(o)
+}
+
 pub mod platform;

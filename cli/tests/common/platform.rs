@@ -56,6 +56,13 @@ impl DevBox {
         self.cmd_in(dir).args(args).output().unwrap()
     }
 
+    /// `faas service deploy -e prod --yes ARGS…` in `dir`.
+    pub fn deploy_prod(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut all = vec!["service", "deploy", "-e", "prod", "--yes"];
+        all.extend_from_slice(args);
+        self.run_in(dir, &all)
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_in(&self.work(), args)
     }
