@@ -70,9 +70,9 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::docker::RuntimeError> for ApiError {
-    fn from(e: crate::docker::RuntimeError) -> Self {
-        use crate::docker::RuntimeError as R;
+impl From<crate::runtime::RuntimeError> for ApiError {
+    fn from(e: crate::runtime::RuntimeError) -> Self {
+        use crate::runtime::RuntimeError as R;
         match e {
             R::Unavailable(why) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -1,5 +1,5 @@
 //! faas-platform: the daemon the CLI talks to. It keeps its state in SQLite ([`store`]), runs
-//! instances as Docker containers ([`docker`]), routes traffic to them ([`router`]) and moves
+//! instances through a runtime ([`runtime`]: the Docker Engine today), routes traffic to them ([`router`]) and moves
 //! environments from release to release through persisted, resumable deployments
 //! ([`deployer`]). [`api::app`] builds the HTTP API apart from any socket.
 
@@ -7,7 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod deployer;
-pub mod docker;
+pub mod runtime;
 pub mod error;
 pub mod events;
 pub mod logs;
@@ -27,7 +27,7 @@ use config::Config;
 pub struct Platform {
     pub config: Config,
     pub store: Arc<store::Store>,
-    pub runtime: Arc<docker::Runtime>,
+    pub runtime: Arc<dyn runtime::Runtime>,
     pub router: Arc<router::Router>,
     pub events: events::Events,
     pub sealer: secrets::Sealer,
@@ -63,7 +63,7 @@ impl Platform {
 
     /// Stops an environment: the deployments driving it, then its instances (drained, removed)
     /// and its router pool. Its history stays in the store.
-    pub async fn tear_down(&self, service: &str, env: &str) -> Result<(), docker::RuntimeError> {
+    pub async fn tear_down(&self, service: &str, env: &str) -> Result<(), runtime::RuntimeError> {
         let deployments = self
             .store
             .deployments(service, Some(env))
@@ -103,7 +103,7 @@ impl Platform {
     /// Where the router sends an instance's requests.
     pub fn upstream_addr(
         &self,
-        state: &docker::ContainerState,
+        state: &runtime::InstanceState,
         container_port: u16,
     ) -> Option<std::net::SocketAddr> {
         match (self.config.upstream, state.ip, state.host_port) {

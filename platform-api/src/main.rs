@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use faas_platform::config::{Config, Overrides, env_vars};
-use faas_platform::{Platform, auth, docker, reconcile, router, store};
+use faas_platform::{Platform, auth, reconcile, router, runtime, store};
 use tracing_subscriber::EnvFilter;
 
 // The router allocates a little per request; mimalloc keeps that off glibc's locks.
@@ -147,7 +147,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} for the router: {e}", config.router))?;
 
-    let runtime = docker::Runtime::start(platform_id, config.network.clone()).await;
+    let runtime: Arc<dyn runtime::Runtime> =
+        runtime::DockerRuntime::start(platform_id, config.network.clone()).await;
     if !runtime.status().available {
         tracing::warn!(
             "the Docker Engine does not answer ({}); the API will say so until it does, and the platform keeps trying",

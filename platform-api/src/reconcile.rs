@@ -20,7 +20,7 @@ pub struct Report {
 /// Adopts live containers, removes orphans, resumes unfinished deployments.
 pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let containers = p.runtime.list_containers().await?;
+    let containers = p.runtime.list_instances().await?;
     let unfinished = p.store.unfinished_deployments()?;
 
     // Releases that may have instances: each environment's current release, and the target and

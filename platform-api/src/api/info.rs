@@ -13,7 +13,7 @@ use crate::AppState;
 pub async fn info(State(p): State<AppState>) -> Json<PlatformInfo> {
     Json(PlatformInfo {
         status: "ok".into(),
-        id: p.runtime.platform_id.clone(),
+        id: p.runtime.platform_id().to_owned(),
         service: "faas-platform".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: p.started.elapsed().as_secs_f64(),

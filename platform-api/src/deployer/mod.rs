@@ -20,7 +20,7 @@ use faas_spec::api::DeploymentState;
 use faas_spec::{Manifest, Strategy};
 
 use crate::Platform;
-use crate::docker::{InstanceSpec, RuntimeError, container_name};
+use crate::runtime::{InstanceSpec, RuntimeError, container_name};
 use crate::router::health_check_of;
 use crate::router::pool::Backend;
 use crate::store::{DeploymentRow, InstanceRow, NewStep, ReleaseRow, short_id};
@@ -37,7 +37,7 @@ const GATE_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 struct Failure {
     /// The step that records it: `instance-failed`, `analysis-failed`, `smoke-failed`,
-    /// `aborted`.
+    /// `aborted`, `canary-quiet`.
     kind: &'static str,
     reason: String,
     instance: Option<String>,

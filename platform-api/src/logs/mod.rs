@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::container::LogOutput;
 use futures_util::StreamExt;
 
 use self::journal::{Journal, NewRecord};
-use crate::docker::Runtime;
+use crate::runtime::{LogStream, Runtime};
 
 /// Lines longer than this are split, never dropped.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -120,7 +119,7 @@ impl LogHub {
     }
 
     /// Starts following an instance's output (once per instance).
-    pub fn start(self: &Arc<Self>, runtime: Arc<Runtime>, source: Source) {
+    pub fn start(self: &Arc<Self>, runtime: Arc<dyn Runtime>, source: Source) {
         let mut captures = self.captures.lock().unwrap_or_else(|p| p.into_inner());
         if captures
             .get(&source.instance)
@@ -153,14 +152,14 @@ impl LogHub {
         }
     }
 
-    async fn capture(&self, runtime: Arc<Runtime>, s: &Source) -> anyhow::Result<()> {
+    async fn capture(&self, runtime: Arc<dyn Runtime>, s: &Source) -> anyhow::Result<()> {
         let journal = self.journal(&s.service, &s.env)?;
         let cursor = journal.cursor(&s.instance);
         let since = cursor
             .as_ref()
             .and_then(|(ts, _)| humantime::parse_rfc3339(ts).ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i32);
+            .map_or(0, |d| d.as_secs() as i64);
         let stream = runtime.follow_logs(&s.container, since)?;
         let mut stream = std::pin::pin!(stream);
         let mut seen_at_cursor = 0usize;
@@ -181,20 +180,13 @@ impl LogHub {
                 }
             };
             let Some(item) = next else { break };
-            let Ok(output) = item else { break };
-            let (slot, stream_name, message) = match output {
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    (0, "stdout", message)
-                }
-                LogOutput::StdErr { message } => (1, "stderr", message),
-                LogOutput::StdIn { .. } => continue,
+            let Ok(chunk) = item else { break };
+            let (slot, stream_name) = match chunk.stream {
+                LogStream::Stdout => (0, "stdout"),
+                LogStream::Stderr => (1, "stderr"),
             };
-            // With timestamps, every entry starts with its time and a space.
-            let Some(space) = message.iter().position(|b| *b == b' ') else {
-                continue;
-            };
-            let ts = normalize_ts(&String::from_utf8_lossy(&message[..space]));
-            let content = &message[space + 1..];
+            let ts = normalize_ts(&chunk.ts);
+            let content = &chunk.bytes[..];
             let entry = partial[slot].get_or_insert_with(|| (ts.clone(), Vec::new()));
             entry.1.extend_from_slice(content);
             if !entry.1.ends_with(b"\n") {

@@ -1,10 +1,10 @@
 //! The Docker runtime (bollard): instances are containers on a dedicated bridge network,
 //! labelled so the platform can find, adopt or remove them after a crash. When the engine does
 //! not answer, calls fail with [`RuntimeError::Unavailable`] and a background task reconnects
-//! with backoff while the daemon keeps serving.
+//! with backoff while the daemon keeps serving. Nothing of bollard leaves this file.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -13,47 +13,33 @@ use bollard::models::{
     ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
+use bollard::container::LogOutput;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, ImportImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
-use faas_spec::Manifest;
 use faas_spec::api::DockerStatus;
 use futures_util::StreamExt;
 
-pub const LABEL_PLATFORM: &str = "io.faas.platform";
-pub const LABEL_SERVICE: &str = "io.faas.service";
-pub const LABEL_ENV: &str = "io.faas.env";
-pub const LABEL_RELEASE: &str = "io.faas.release";
-pub const LABEL_INSTANCE: &str = "io.faas.instance";
+use super::{
+    BoxStream, InstanceSpec, InstanceState, LABEL_ENV, LABEL_INSTANCE, LABEL_PLATFORM,
+    LABEL_RELEASE, LABEL_SERVICE, LogChunk, LogStream, PlatformInstance, Result, Runtime,
+    RuntimeError, RuntimeEvent, RuntimeEventKind, Stats,
+};
 
 /// How long any single Docker call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("the Docker Engine does not answer: {0}")]
-    Unavailable(String),
-    #[error("no image `{0}` on the platform's Docker Engine")]
-    NoSuchImage(String),
-    #[error("Docker: {0}")]
-    Docker(String),
-}
-
-impl From<DockerError> for RuntimeError {
-    fn from(e: DockerError) -> Self {
-        match e {
-            DockerError::HyperResponseError { .. }
-            | DockerError::SocketNotFoundError(_)
-            | DockerError::RequestTimeoutError
-            | DockerError::IOError { .. } => Self::Unavailable(e.to_string()),
-            other => Self::Docker(other.to_string()),
-        }
+fn classify(e: DockerError) -> RuntimeError {
+    match e {
+        DockerError::HyperResponseError { .. }
+        | DockerError::SocketNotFoundError(_)
+        | DockerError::RequestTimeoutError
+        | DockerError::IOError { .. } => RuntimeError::Unavailable(e.to_string()),
+        other => RuntimeError::Docker(other.to_string()),
     }
 }
-
-pub type Result<T> = std::result::Result<T, RuntimeError>;
 
 fn is_not_found(e: &DockerError) -> bool {
     matches!(
@@ -65,79 +51,9 @@ fn is_not_found(e: &DockerError) -> bool {
     )
 }
 
-/// Everything a container needs to run one instance.
-#[derive(Debug, Clone)]
-pub struct InstanceSpec<'a> {
-    pub service: &'a str,
-    pub env: &'a str,
-    pub release_id: &'a str,
-    pub instance_id: &'a str,
-    pub image_id: &'a str,
-    pub manifest: &'a Manifest,
-    /// Extra variables (secrets, database URLs) injected beside the manifest's.
-    pub extra_env: Vec<(String, String)>,
-}
-
-impl InstanceSpec<'_> {
-    pub fn container_name(&self) -> String {
-        container_name(self.service, self.env, self.instance_id)
-    }
-}
-
-pub fn container_name(service: &str, env: &str, instance: &str) -> String {
-    format!("faas-{service}-{env}-{instance}")
-}
-
-/// What `docker inspect` says of a container, in the terms the deployer needs.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerState {
-    pub exists: bool,
-    pub running: bool,
-    pub restarting: bool,
-    pub exit_code: Option<i64>,
-    pub restart_count: i64,
-    pub oom_killed: bool,
-    pub host_port: Option<u16>,
-    /// The container's address on the platform's network.
-    pub ip: Option<std::net::IpAddr>,
-    pub error: Option<String>,
-}
-
-impl ContainerState {
-    /// Why the container is not serving, when it has exited or keeps restarting.
-    pub fn failure(&self) -> Option<String> {
-        if !self.exists {
-            return Some("its container is gone".into());
-        }
-        if self.oom_killed {
-            return Some("its container ran out of memory (raise size.memory)".into());
-        }
-        if self.restarting || self.restart_count > 0 || (!self.running && self.exit_code.is_some())
-        {
-            let code = self.exit_code.unwrap_or(-1);
-            let mut why = format!("its container exited with code {code}");
-            if let Some(err) = self.error.as_deref().filter(|e| !e.is_empty()) {
-                why.push_str(&format!(" ({err})"));
-            }
-            return Some(why);
-        }
-        None
-    }
-}
-
-/// A container of this platform, as listed by label.
-#[derive(Debug, Clone)]
-pub struct PlatformContainer {
-    pub id: String,
-    pub name: String,
-    pub service: String,
-    pub env: String,
-    pub release: String,
-    pub instance: String,
-    pub running: bool,
-}
-
-pub struct Runtime {
+pub struct DockerRuntime {
+    /// Itself, for the reconnecting task a failed call starts.
+    this: Weak<DockerRuntime>,
     client: RwLock<Option<Docker>>,
     /// The id of the network instances join (ids are unambiguous where names may not be).
     network_id: RwLock<Option<String>>,
@@ -146,11 +62,12 @@ pub struct Runtime {
     pub network: String,
 }
 
-impl Runtime {
+impl DockerRuntime {
     /// Connects once now and, if the engine does not answer, keeps trying in the background
     /// (1 s, 2 s, 4 s … up to 30 s between attempts).
     pub async fn start(platform_id: String, network: String) -> Arc<Self> {
-        let runtime = Arc::new(Self {
+        let runtime = Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             client: RwLock::new(None),
             network_id: RwLock::new(None),
             status: RwLock::new(DockerStatus {
@@ -230,13 +147,6 @@ impl Runtime {
         status.error = Some(why.to_owned());
     }
 
-    pub fn status(&self) -> DockerStatus {
-        self.status
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     fn docker(&self) -> Result<Docker> {
         self.client
             .read()
@@ -252,8 +162,8 @@ impl Runtime {
     }
 
     /// Notes a failed call: when the engine stopped answering, mark it down and reconnect.
-    fn failed<T>(self: &Arc<Self>, e: DockerError) -> Result<T> {
-        let e = RuntimeError::from(e);
+    fn failed<T>(&self, e: DockerError) -> Result<T> {
+        let e = classify(e);
         if let RuntimeError::Unavailable(why) = &e {
             let was_up = self
                 .client
@@ -262,8 +172,7 @@ impl Runtime {
                 .take()
                 .is_some();
             self.mark_down(why);
-            if was_up {
-                let rt = self.clone();
+            if was_up && let Some(rt) = self.this.upgrade() {
                 tokio::spawn(async move { rt.reconnect_loop().await });
             }
         }
@@ -271,7 +180,7 @@ impl Runtime {
     }
 
     async fn timed<T>(
-        self: &Arc<Self>,
+        &self,
         fut: impl Future<Output = std::result::Result<T, DockerError>>,
     ) -> Result<T> {
         match tokio::time::timeout(CALL_TIMEOUT, fut).await {
@@ -281,8 +190,23 @@ impl Runtime {
         }
     }
 
+}
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    fn platform_id(&self) -> &str {
+        &self.platform_id
+    }
+
+    fn status(&self) -> DockerStatus {
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The image's ID (`sha256:…`) for an ID, digest or reference.
-    pub async fn image_id(self: &Arc<Self>, reference: &str) -> Result<String> {
+    async fn image_id(&self, reference: &str) -> Result<String> {
         let docker = self.docker()?;
         match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_image(reference)).await {
             Ok(Ok(image)) => image
@@ -296,22 +220,20 @@ impl Runtime {
 
     /// Creates and starts an instance's container; returns its id and its state just after the
     /// start (a container that exits at once has no published port).
-    pub async fn start_instance(
-        self: &Arc<Self>,
+    async fn start_instance(
+        &self,
         spec: &InstanceSpec<'_>,
-    ) -> Result<(String, ContainerState)> {
+    ) -> Result<(String, InstanceState)> {
         let docker = self.docker()?;
         let name = spec.container_name();
         let m = spec.manifest;
         let port_key = format!("{}/tcp", m.run.port);
 
-        let mut env: Vec<String> = m.run.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        env.extend(spec.extra_env.iter().map(|(k, v)| format!("{k}={v}")));
-        env.push(format!("PORT={}", m.run.port));
-        env.push(format!("FAAS_SERVICE={}", spec.service));
-        env.push(format!("FAAS_ENV={}", spec.env));
-        env.push(format!("FAAS_RELEASE={}", spec.release_id));
-        env.push(format!("FAAS_INSTANCE={}", spec.instance_id));
+        let env: Vec<String> = spec
+            .environment()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
 
         let labels = HashMap::from([
             (LABEL_PLATFORM.to_owned(), self.platform_id.clone()),
@@ -369,7 +291,7 @@ impl Runtime {
     }
 
     /// From now on the engine restarts the container when it exits, unless the platform stops it.
-    pub async fn keep_running(self: &Arc<Self>, container: &str) -> Result<()> {
+    async fn keep_running(&self, container: &str) -> Result<()> {
         let docker = self.docker()?;
         let body = bollard::models::ContainerUpdateBody {
             restart_policy: Some(RestartPolicy {
@@ -381,14 +303,14 @@ impl Runtime {
         self.timed(docker.update_container(container, body)).await
     }
 
-    pub async fn state(self: &Arc<Self>, container: &str) -> Result<ContainerState> {
+    async fn state(&self, container: &str) -> Result<InstanceState> {
         let docker = self.docker()?;
         let inspected =
             match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_container(container, None))
                 .await
             {
                 Ok(Ok(c)) => c,
-                Ok(Err(e)) if is_not_found(&e) => return Ok(ContainerState::default()),
+                Ok(Err(e)) if is_not_found(&e) => return Ok(InstanceState::default()),
                 Ok(Err(e)) => return self.failed(e),
                 Err(_) => return self.failed(DockerError::RequestTimeoutError),
             };
@@ -419,7 +341,7 @@ impl Runtime {
                     .flatten()
                     .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
             });
-        Ok(ContainerState {
+        Ok(InstanceState {
             exists: true,
             running: s.running.unwrap_or(false),
             restarting: s.restarting.unwrap_or(false),
@@ -435,13 +357,7 @@ impl Runtime {
         })
     }
 
-    /// Stops (SIGTERM, then SIGKILL after `grace`) and removes a container; a missing one is fine.
-    pub async fn stop_and_remove(self: &Arc<Self>, container: &str, grace: Duration) -> Result<()> {
-        self.stop(container, grace).await?;
-        self.remove(container).await
-    }
-
-    pub async fn remove(self: &Arc<Self>, container: &str) -> Result<()> {
+    async fn remove(&self, container: &str) -> Result<()> {
         let docker = self.docker()?;
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -463,36 +379,47 @@ impl Runtime {
         }
     }
 
-    /// Follows a container's output from `since` (Unix seconds), with timestamps, until the
-    /// container stops.
-    pub fn follow_logs(
-        self: &Arc<Self>,
-        container: &str,
-        since: i32,
-    ) -> Result<
-        impl futures_util::Stream<
-            Item = std::result::Result<bollard::container::LogOutput, DockerError>,
-        > + use<>,
-    > {
+    /// Follows a container's output from `since` (Unix seconds), with the engine's timestamps,
+    /// until the container stops.
+    fn follow_logs(&self, container: &str, since: i64) -> Result<BoxStream<Result<LogChunk>>> {
         let docker = self.docker()?;
         let options = LogsOptionsBuilder::default()
             .follow(true)
             .stdout(true)
             .stderr(true)
             .timestamps(true)
-            .since(since)
+            .since(i32::try_from(since).unwrap_or(i32::MAX))
             .build();
         let container = container.to_owned();
-        Ok(async_stream::stream! {
+        Ok(Box::pin(async_stream::stream! {
             let mut inner = docker.logs(&container, Some(options));
             while let Some(item) = inner.next().await {
-                yield item;
+                let (stream, message) = match item {
+                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                        (LogStream::Stdout, message)
+                    }
+                    Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
+                    Ok(LogOutput::StdIn { .. }) => continue,
+                    Err(e) => {
+                        yield Err(classify(e));
+                        return;
+                    }
+                };
+                // With timestamps, every entry starts with its time and a space.
+                let Some(space) = message.iter().position(|b| *b == b' ') else {
+                    continue;
+                };
+                yield Ok(LogChunk {
+                    stream,
+                    ts: String::from_utf8_lossy(&message[..space]).into_owned(),
+                    bytes: message.slice(space + 1..),
+                });
             }
-        })
+        }))
     }
 
     /// Stops a container (SIGTERM, then SIGKILL after `grace`) without removing it.
-    pub async fn stop(self: &Arc<Self>, container: &str, grace: Duration) -> Result<()> {
+    async fn stop(&self, container: &str, grace: Duration) -> Result<()> {
         let docker = self.docker()?;
         let options = StopContainerOptionsBuilder::default()
             .t(grace.as_secs().max(1) as i32)
@@ -514,7 +441,7 @@ impl Runtime {
     }
 
     /// The container's last `n` lines of output, stdout and stderr merged.
-    pub async fn logs_tail(self: &Arc<Self>, container: &str, n: usize) -> Vec<String> {
+    async fn logs_tail(&self, container: &str, n: usize) -> Vec<String> {
         let Ok(docker) = self.docker() else {
             return Vec::new();
         };
@@ -537,7 +464,7 @@ impl Runtime {
     }
 
     /// Every container this platform labelled, running or not.
-    pub async fn list_containers(self: &Arc<Self>) -> Result<Vec<PlatformContainer>> {
+    async fn list_instances(&self) -> Result<Vec<PlatformInstance>> {
         let docker = self.docker()?;
         let filters = HashMap::from([(
             "label",
@@ -553,7 +480,7 @@ impl Runtime {
             .filter_map(|c| {
                 let labels = c.labels.unwrap_or_default();
                 let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
-                Some(PlatformContainer {
+                Some(PlatformInstance {
                     id: c.id?,
                     name: c
                         .names
@@ -572,7 +499,7 @@ impl Runtime {
     }
 
     /// Loads a `docker save` tarball; returns what the engine reported loading.
-    pub async fn load_image(self: &Arc<Self>, tarball: &std::path::Path) -> Result<Vec<String>> {
+    async fn load_image(&self, tarball: &std::path::Path) -> Result<Vec<String>> {
         let docker = self.docker()?;
         let file = tokio::fs::File::open(tarball)
             .await
@@ -602,6 +529,79 @@ impl Runtime {
             }
         }
         Ok(loaded)
+    }
+
+    /// One sample of the engine's stats: cumulative CPU time and the working set (usage less
+    /// inactive file pages, under cgroup v1 and v2 alike, as `docker stats` reports it).
+    async fn stats(&self, container: &str) -> Result<Stats> {
+        let docker = self.docker()?;
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = docker.stats(container, Some(options));
+        let sample = match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(sample))) => sample,
+            Ok(Some(Err(e))) => return self.failed(e),
+            Ok(None) => return Err(RuntimeError::Docker(format!("no stats for {container}"))),
+            Err(_) => return self.failed(DockerError::RequestTimeoutError),
+        };
+        let cpu_ns = sample
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let memory = sample.memory_stats.unwrap_or_default();
+        let inactive = memory.stats.as_ref().and_then(|s| {
+            s.get("total_inactive_file")
+                .or_else(|| s.get("inactive_file"))
+                .copied()
+        });
+        let usage = memory.usage.unwrap_or(0);
+        Ok(Stats {
+            cpu_ns,
+            memory_bytes: usage.saturating_sub(inactive.unwrap_or(0)),
+            memory_limit: memory.limit.filter(|l| *l > 0 && *l < i64::MAX as u64),
+        })
+    }
+
+    /// The engine's container events for this platform's containers, from now on.
+    fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>> {
+        let docker = self.docker()?;
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("label", vec![format!("{LABEL_PLATFORM}={}", self.platform_id)]),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        Ok(Box::pin(async_stream::stream! {
+            let mut inner = docker.events(Some(options));
+            while let Some(item) = inner.next().await {
+                let message = match item {
+                    Ok(m) => m,
+                    Err(e) => {
+                        yield Err(classify(e));
+                        return;
+                    }
+                };
+                let actor = message.actor.unwrap_or_default();
+                let attributes = actor.attributes.unwrap_or_default();
+                let action = message.action.unwrap_or_default();
+                let kind = match action.as_str() {
+                    "start" => RuntimeEventKind::Started,
+                    "die" => RuntimeEventKind::Died {
+                        exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+                    },
+                    "oom" => RuntimeEventKind::OomKilled,
+                    other => RuntimeEventKind::Other(other.to_owned()),
+                };
+                yield Ok(RuntimeEvent {
+                    id: actor.id.unwrap_or_default(),
+                    instance: attributes.get(LABEL_INSTANCE).cloned().unwrap_or_default(),
+                    kind,
+                    at_ns: message.time_nano.unwrap_or_else(|| message.time.unwrap_or(0) * 1_000_000_000),
+                });
+            }
+        }))
     }
 }
 
