@@ -7,12 +7,12 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod deployer;
-pub mod runtime;
 pub mod error;
 pub mod events;
 pub mod logs;
 pub mod reconcile;
 pub mod router;
+pub mod runtime;
 pub mod secrets;
 pub mod store;
 

@@ -8,12 +8,12 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
-use bollard::container::LogOutput;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, ImportImageOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
@@ -189,7 +189,6 @@ impl DockerRuntime {
             Err(_) => self.failed(DockerError::RequestTimeoutError),
         }
     }
-
 }
 
 #[async_trait::async_trait]
@@ -220,10 +219,7 @@ impl Runtime for DockerRuntime {
 
     /// Creates and starts an instance's container; returns its id and its state just after the
     /// start (a container that exits at once has no published port).
-    async fn start_instance(
-        &self,
-        spec: &InstanceSpec<'_>,
-    ) -> Result<(String, InstanceState)> {
+    async fn start_instance(&self, spec: &InstanceSpec<'_>) -> Result<(String, InstanceState)> {
         let docker = self.docker()?;
         let name = spec.container_name();
         let m = spec.manifest;
@@ -570,7 +566,10 @@ impl Runtime for DockerRuntime {
         let docker = self.docker()?;
         let filters = HashMap::from([
             ("type", vec!["container".to_owned()]),
-            ("label", vec![format!("{LABEL_PLATFORM}={}", self.platform_id)]),
+            (
+                "label",
+                vec![format!("{LABEL_PLATFORM}={}", self.platform_id)],
+            ),
         ]);
         let options = EventsOptionsBuilder::default().filters(&filters).build();
         Ok(Box::pin(async_stream::stream! {

@@ -172,7 +172,9 @@ pub struct RuntimeEvent {
 pub enum RuntimeEventKind {
     Started,
     /// The process ended, with its exit code.
-    Died { exit_code: Option<i64> },
+    Died {
+        exit_code: Option<i64>,
+    },
     /// The kernel's OOM killer ended a process of the instance.
     OomKilled,
     Other(String),

@@ -5,10 +5,9 @@ use rusqlite::params;
 
 use super::{Migration, Result, Store, now};
 
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
     CREATE TABLE instances (
         id TEXT PRIMARY KEY,
         service TEXT NOT NULL,
@@ -22,8 +21,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX instances_by_env ON instances (service, env);
     "#,
-    },
-];
+}];
 
 #[derive(Debug, Clone)]
 pub struct InstanceRow {

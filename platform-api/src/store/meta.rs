@@ -2,14 +2,12 @@
 
 use super::{Migration, Result, Store};
 
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
-    },
-];
+}];
 
 impl Store {
     pub fn meta(&self, key: &str) -> Result<Option<String>> {

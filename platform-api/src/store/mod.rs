@@ -133,7 +133,6 @@ impl Store {
         })
     }
 
-
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self
             .conn

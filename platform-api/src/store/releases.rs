@@ -5,10 +5,9 @@ use rusqlite::params;
 
 use super::{Migration, Result, Store, StoreError, now, short_id};
 
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
     CREATE TABLE releases (
         id TEXT PRIMARY KEY,
         service TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
@@ -22,8 +21,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         UNIQUE (service, env, version)
     );
     "#,
-    },
-];
+}];
 
 #[derive(Debug, Clone)]
 pub struct ReleaseRow {
@@ -79,6 +77,10 @@ impl Store {
         env: &str,
         version: u64,
     ) -> Result<Option<ReleaseRow>> {
+        // SQLite's integers are signed: no release has a version beyond them.
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(None);
+        };
         self.one(
             &format!(
                 "SELECT {} FROM releases WHERE service = ?1 AND env = ?2 AND version = ?3",

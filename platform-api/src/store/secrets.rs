@@ -5,10 +5,9 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Migration, Result, Store, now};
 
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 3,
-        sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 3,
+    sql: r#"
     CREATE TABLE secrets (
         service TEXT NOT NULL,
         env TEXT NOT NULL,
@@ -27,8 +26,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (service, env)
     );
     "#,
-    },
-];
+}];
 
 /// A secret as the store keeps it: its name, the nonce, and the sealed value.
 pub type SealedSecret = (String, Vec<u8>, Vec<u8>);

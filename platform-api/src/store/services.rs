@@ -5,18 +5,16 @@ use rusqlite::params;
 
 use super::{Migration, Result, Store, now};
 
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
     CREATE TABLE services (
         name TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         created_at TEXT NOT NULL
     );
     "#,
-    },
-];
+}];
 
 #[derive(Debug, Clone)]
 pub struct ServiceRow {

@@ -5,10 +5,9 @@ use rusqlite::params;
 
 use super::{Migration, Result, Store, now};
 
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
     CREATE TABLE tokens (
         id INTEGER PRIMARY KEY,
         hash TEXT NOT NULL UNIQUE,
@@ -18,8 +17,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         created_at TEXT NOT NULL
     );
     "#,
-    },
-];
+}];
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
