@@ -55,6 +55,7 @@ pub(crate) fn run(layer: &Layered<'_>, service_name: Option<&str>, out: &mut Vec
     strategy_needs_health(layer, out);
     build_image_or_dockerfile(layer, out);
     canary_steps(layer, out);
+    canary_wait(layer, out);
     paths_are_absolute(layer, out);
     env_var_names(layer, &["run", "env"], "environment variable", out);
     env_var_names(layer, &["build", "args"], "build argument", out);
@@ -148,6 +149,45 @@ fn canary_steps(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
             .label("invalid canary steps")
             .expected("increasing percentages of traffic from 1 to 100, ending at 100")
             .help("for example `steps = [10, 50, 100]`"),
+        );
+    }
+}
+
+/// `deploy.canary.max_wait` is the whole wait of a step, so it cannot be shorter than the
+/// step's own `interval`.
+fn canary_wait(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
+    let wait_path = ["deploy", "canary", "max_wait"];
+    let interval_path = ["deploy", "canary", "interval"];
+    if layer.env.is_some() && !layer.env_sets(&wait_path) && !layer.env_sets(&interval_path) {
+        return;
+    }
+    let Some((wait, span)) = layer.str_at(&wait_path) else {
+        return;
+    };
+    let defaults = crate::manifest::Canary::default();
+    let Ok(wait) = wait.parse::<crate::units::Duration>() else {
+        return;
+    };
+    let interval = match layer.str_at(&interval_path) {
+        Some((text, _)) => match text.parse::<crate::units::Duration>() {
+            Ok(d) => d,
+            Err(_) => return,
+        },
+        None => defaults.interval,
+    };
+    if wait.as_std() < interval.as_std() {
+        out.push(
+            Diagnostic::new(
+                "invalid-max-wait",
+                span,
+                format!(
+                    "`deploy.canary.max_wait = \"{wait}\"` is shorter than the step's `interval` ({interval}){}",
+                    layer.in_env()
+                ),
+            )
+            .label("shorter than one interval")
+            .expected("a duration at least as long as `deploy.canary.interval`: the whole time a step may wait for `min_requests`")
+            .help(format!("for example `max_wait = \"{}\"` (ten intervals)", crate::units::Duration::from_secs(interval.as_std().as_secs().max(1) * 10))),
         );
     }
 }

@@ -209,6 +209,9 @@ impl Default for Size {
     }
 }
 
+/// The most instances an environment runs.
+pub const MAX_REPLICAS: u32 = 100;
+
 /// How many instances run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -226,6 +229,7 @@ impl Default for Scale {
 
 /// How a new release replaces the running one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Start the new set, then stop the old one.
@@ -323,10 +327,26 @@ pub struct Canary {
     pub max_error_rate: f64,
     /// The p99 latency above which the canary is rolled back.
     pub max_p99: Duration,
-    /// Requests a step must see before it is judged; fewer extend the step.
+    /// Requests a step must see before it is judged; fewer extend the step by `interval`.
     pub min_requests: u32,
+    /// How long a step may wait for `min_requests` in all before `on_quiet` ends the
+    /// deployment (at least `interval`). A `--manual` canary waits until told instead.
+    pub max_wait: Duration,
+    /// What a quiet canary comes to after `max_wait`: `rollback` (the default) or `promote`.
+    pub on_quiet: OnQuiet,
     /// `false` holds at each step until `faas service canary promote`.
     pub auto: bool,
+}
+
+/// What becomes of a canary that never saw `min_requests` within `max_wait`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnQuiet {
+    /// Roll back: without figures the new release is not trusted (exit 1 in the CLI).
+    #[default]
+    Rollback,
+    /// Promote: the new release takes every request, judged by its health checks alone.
+    Promote,
 }
 
 impl Default for Canary {
@@ -337,6 +357,8 @@ impl Default for Canary {
             max_error_rate: 0.01,
             max_p99: Duration::from_millis(500),
             min_requests: 100,
+            max_wait: Duration::from_secs(300),
+            on_quiet: OnQuiet::Rollback,
             auto: true,
         }
     }

@@ -20,9 +20,9 @@ use faas_spec::api::DeploymentState;
 use faas_spec::{Manifest, Strategy};
 
 use crate::Platform;
-use crate::runtime::{InstanceSpec, RuntimeError, container_name};
 use crate::router::health_check_of;
 use crate::router::pool::Backend;
+use crate::runtime::{InstanceSpec, RuntimeError, container_name};
 use crate::store::{DeploymentRow, InstanceRow, NewStep, ReleaseRow, short_id};
 
 mod traffic;

@@ -8,7 +8,8 @@
 //! - canary: the new release grows beside the old one step by step (`deploy.canary.steps`), its
 //!   instances in proportion to its weight. Each step is observed for `interval`; the router's
 //!   own figures for both releases decide. A breach rolls back at once; too few requests extend
-//!   the step; with `auto = false` (or `--manual`) every step holds until promoted.
+//!   the step, up to `max_wait`, after which `on_quiet` rolls back or promotes; with
+//!   `auto = false` (or `--manual`) every step holds until promoted.
 //! - bluegreen: the full new set beside the old one with no traffic (but at the `-green`
 //!   preview host), an optional smoke check, then one switch. The old set stays warm for
 //!   `keep_previous`; a rollback in that window switches back to it without starting a
@@ -303,7 +304,9 @@ pub(super) async fn canary(
             ),
             &live.report(p),
         );
-        observe(ctx, &mut live, cfg, target, &manifest).await?;
+        if observe(ctx, &mut live, cfg, target, &manifest).await? == StepEnd::Promote {
+            break;
+        }
     }
 
     // The last step: every request to the new release, then the old set drains and stops.
@@ -321,19 +324,31 @@ pub(super) async fn canary(
     retire_others(ctx, target, &manifest).await
 }
 
+/// How a canary step that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepEnd {
+    /// On to the next step.
+    Next,
+    /// Straight to every request: a quiet canary with `on_quiet = "promote"`.
+    Promote,
+}
+
 /// Watches one canary step until it passes (or is promoted), or fails (breach, abort, a dead
-/// instance).
+/// instance, or too few requests by `max_wait` with `on_quiet = "rollback"`).
 async fn observe(
     ctx: &Ctx<'_>,
     live: &mut LiveCanary,
     cfg: &faas_spec::manifest::Canary,
     target: &ReleaseRow,
     manifest: &Manifest,
-) -> Result<(), Failure> {
+) -> Result<StepEnd, Failure> {
     let (p, dep) = (ctx.p, &ctx.dep);
     let interval = cfg.interval.as_std();
     let min = u64::from(cfg.min_requests);
-    let mut judge_at = tokio::time::Instant::now() + interval;
+    let started = tokio::time::Instant::now();
+    // An automatic step waits for `min_requests` until `max_wait`; a manual one until told.
+    let give_up_at = started + cfg.max_wait.as_std().max(interval);
+    let mut judge_at = started + interval;
     let mut ticks = 0u32;
     let step = format!("step {}/{}", live.step + 1, live.steps.len());
     loop {
@@ -348,7 +363,7 @@ async fn observe(
                     ),
                     &live.report(p),
                 );
-                return Ok(());
+                return Ok(StepEnd::Next);
             }
             Some("abort") => {
                 p.store.take_command(&dep.id)?;
@@ -393,6 +408,9 @@ async fn observe(
             progress(ctx, live, &report);
         }
         if !live.holding && tokio::time::Instant::now() >= judge_at {
+            if report.canary.requests < min && live.auto && judge_at >= give_up_at {
+                return quiet(ctx, live, cfg, target, &report);
+            }
             if report.canary.requests < min {
                 ctx.report(
                     "canary-waiting",
@@ -403,6 +421,9 @@ async fn observe(
                     &report,
                 );
                 judge_at += interval;
+                if live.auto {
+                    judge_at = judge_at.min(give_up_at);
+                }
             } else if live.auto {
                 ctx.report(
                     "canary-passed",
@@ -413,7 +434,7 @@ async fn observe(
                     ),
                     &report,
                 );
-                return Ok(());
+                return Ok(StepEnd::Next);
             } else {
                 live.holding = true;
                 publish(ctx, live);
@@ -431,6 +452,47 @@ async fn observe(
         }
         ticks += 1;
         tokio::time::sleep(TICK).await;
+    }
+}
+
+/// A step that never saw `min_requests` within `max_wait` ends the deployment the way
+/// `on_quiet` says, with the figures it had.
+fn quiet(
+    ctx: &Ctx<'_>,
+    live: &LiveCanary,
+    cfg: &faas_spec::manifest::Canary,
+    target: &ReleaseRow,
+    report: &CanaryReport,
+) -> Result<StepEnd, Failure> {
+    let step = format!("step {}/{}", live.step + 1, live.steps.len());
+    let why = format!(
+        "only {} requests reached v{} in {}s at {step} ({}% of requests), and {} are needed to judge it (deploy.canary.min_requests) within deploy.canary.max_wait = {}",
+        report.canary.requests,
+        target.version,
+        report.window_s,
+        live.weight,
+        cfg.min_requests,
+        cfg.max_wait
+    );
+    match cfg.on_quiet {
+        faas_spec::manifest::OnQuiet::Rollback => Err(Failure {
+            report: Some(Box::new(report.clone())),
+            ..Failure::new(
+                "canary-quiet",
+                format!("{why}; deploy.canary.on_quiet = \"rollback\""),
+            )
+        }),
+        faas_spec::manifest::OnQuiet::Promote => {
+            ctx.report(
+                "canary-quiet-promoted",
+                &format!(
+                    "{why}; deploy.canary.on_quiet = \"promote\": v{} takes every request, judged by its health checks alone",
+                    target.version
+                ),
+                report,
+            );
+            Ok(StepEnd::Promote)
+        }
     }
 }
 
