@@ -155,3 +155,16 @@ faas_seed_images() {
     fi
   fi
 }
+
+# schemathesis for the API contract test, in its own virtualenv under the seed cache (pinned, so
+# every run checks the same rules). Prints the path of its `st`.
+FAAS_SCHEMATHESIS_VERSION=4.32.5
+faas_schemathesis() {
+  local venv=${FAAS_TOOLS_CACHE:-/var/cache/faas-tools}/schemathesis-$FAAS_SCHEMATHESIS_VERSION
+  if [ ! -x "$venv/bin/st" ]; then
+    faas_say "installing schemathesis $FAAS_SCHEMATHESIS_VERSION from PyPI into $venv"
+    python3 -m venv "$venv" >&2 || { faas_apt_install python3-venv && python3 -m venv "$venv" >&2; } || return 1
+    "$venv/bin/pip" install -q "schemathesis==$FAAS_SCHEMATHESIS_VERSION" >&2 || return 1
+  fi
+  printf '%s\n' "$venv/bin/st"
+}

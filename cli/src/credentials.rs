@@ -111,6 +111,22 @@ pub fn forget(context: &str) -> CliResult<bool> {
 
 /// The token for a context, if there is one.
 pub fn token(context: &Context) -> Option<String> {
+    if let Some(t) = login_token(context) {
+        return Some(t);
+    }
+    if context.local {
+        let path = local_data_dir().join("admin-token");
+        return std::fs::read_to_string(path)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+    }
+    None
+}
+
+/// The token someone gave for a context (`FAAS_TOKEN` or `faas login`), not the local
+/// platform's own admin token: who is logged in, if anyone.
+pub fn login_token(context: &Context) -> Option<String> {
     if let Ok(t) = std::env::var(env_vars::FAAS_TOKEN)
         && !t.trim().is_empty()
     {
@@ -122,15 +138,5 @@ pub fn token(context: &Context) -> Option<String> {
     {
         return Some(t);
     }
-    if let Some(t) = read_file().tokens.get(&context.name) {
-        return Some(t.clone());
-    }
-    if context.local {
-        let path = local_data_dir().join("admin-token");
-        return std::fs::read_to_string(path)
-            .ok()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
-    }
-    None
+    read_file().tokens.get(&context.name).cloned()
 }

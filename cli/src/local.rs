@@ -53,6 +53,32 @@ impl Local {
             .is_ok_and(|r| r.status().is_success())
     }
 
+    /// Fails when the platform answering at this CLI's local address keeps its data elsewhere:
+    /// another user's platform, or one started with another data directory. Its tokens are
+    /// not ours, so every call would be refused as "not logged in".
+    pub fn check_ours(&self, context: &crate::config::Context) -> CliResult {
+        let client = crate::client::Client::new(context.clone(), None)?;
+        let info = client.info()?;
+        let ours = same_dir(&self.data_dir, info.data_dir.as_deref());
+        if ours != Some(false) {
+            return Ok(());
+        }
+        let theirs = info.data_dir.unwrap_or_default();
+        Err(CliError::failed(
+            format!(
+                "another faas platform answers at {}: its data is in {theirs}, and this CLI's local platform keeps its data in {}",
+                self.listen,
+                self.data_dir.display()
+            ),
+            Some(format!(
+                "run yours on other ports, e.g. `export {}=127.0.0.1:7701 {}=127.0.0.1:7781` (then `faas platform start`); or use that platform with {}={theirs}; or stop it (as its user: `faas platform stop`)",
+                crate::env_vars::FAAS_LOCAL_LISTEN,
+                crate::env_vars::FAAS_LOCAL_ROUTER,
+                crate::env_vars::FAAS_PLATFORM_DATA_DIR,
+            )),
+        ))
+    }
+
     /// Starts the daemon in the background and waits until it answers. Returns false when it
     /// was running already.
     pub fn start(&self) -> CliResult<bool> {
@@ -190,4 +216,11 @@ fn platform_binary() -> CliResult<PathBuf> {
         "cannot find the faas-platform binary beside faas or on PATH",
         Some("install both with ./install.sh".into()),
     ))
+}
+
+/// Whether a platform's data directory is `ours`; None when it did not say.
+fn same_dir(ours: &std::path::Path, theirs: Option<&str>) -> Option<bool> {
+    let theirs = std::path::Path::new(theirs?);
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    Some(canonical(ours) == canonical(theirs))
 }

@@ -12,8 +12,10 @@ mod env_vars;
 mod error;
 mod local;
 mod manifest_edit;
+mod owner;
 mod printer;
 mod project;
+mod reach;
 mod session;
 mod templates;
 
@@ -113,7 +115,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
             commands::secrets::run(printer, manifest, context, cmd)
         }
         Command::Launch(args) => {
-            let dir = commands::create::run_for_launch(printer, args.create, false)?;
+            let dir = commands::create::run_for_launch(printer, context, args.create, false)?;
             let manifest = dir.join(faas_spec::MANIFEST_FILE);
             commands::deploy::deploy(
                 printer,
@@ -148,7 +150,9 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Login { token_stdin } => commands::auth::login(printer, context, token_stdin),
         Command::Logout => commands::auth::logout(printer, context),
         Command::Whoami { json } => commands::auth::whoami(printer, context, json),
-        Command::Service(ServiceCommand::Create(args)) => commands::create::run(printer, args),
+        Command::Service(ServiceCommand::Create(args)) => {
+            commands::create::run(printer, context, args)
+        }
         Command::Service(ServiceCommand::Validate(args)) => {
             commands::validate::run(printer, manifest, args.env.as_deref(), args.json)
         }

@@ -25,6 +25,7 @@ pub fn connect(printer: &Printer, wanted: Option<&str>) -> CliResult<Client> {
             local.start()?;
             printer.status("Started", format!("the local platform at {}", local.url()));
         }
+        local.check_ours(&context)?;
     }
     let token = credentials::token(&context).ok_or_else(|| {
         CliError::usage(

@@ -1,7 +1,7 @@
 //! API errors as RFC 9457 problem documents with a stable code and the request id. A 5xx says
 //! nothing internal to the client; the log has the whole story under the same request id.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use faas_spec::api::Problem;
@@ -98,6 +98,12 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         Self::new(r.status(), "invalid-body", r.body_text())
             .hint("send a JSON body that matches the API (GET /openapi.json describes it)")
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::new(r.status(), "invalid-path", r.body_text())
     }
 }
 

@@ -46,6 +46,10 @@ pub struct PlatformInfo {
     /// Where the router listens, e.g. `127.0.0.1:7780`.
     pub router: String,
     pub docker: DockerStatus,
+    /// Where this platform keeps its data, said only by a platform that listens on loopback
+    /// (a CLI tells its own local platform from another user's by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +68,7 @@ pub struct DockerStatus {
 /// `POST /v1/services`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateService {
     pub name: String,
     /// The owning tenant; a member's own tenant when absent. Only an admin may name another.
@@ -154,6 +159,7 @@ pub struct Release {
 /// `POST /v1/services/{svc}/deployments`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     pub env: String,
     /// An image ID, digest or reference present on the platform's Docker Engine.
@@ -162,7 +168,6 @@ pub struct CreateDeployment {
     pub manifest: String,
     /// Overrides the manifest's `deploy.strategy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub strategy: Option<Strategy>,
     /// A canary holds at each step until promoted (overrides `deploy.canary.auto`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -172,19 +177,26 @@ pub struct CreateDeployment {
 /// `POST /v1/services/{svc}/scale`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Scale {
     pub env: String,
     /// Instances of the current release, until the next release.
+    #[serde(deserialize_with = "crate::whole::number")]
     pub replicas: u32,
 }
 
 /// `POST /v1/services/{svc}/rollback`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Rollback {
     pub env: String,
     /// The release version to go back to; the one before the current one when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::optional"
+    )]
     pub release: Option<u64>,
 }
 
@@ -307,6 +319,7 @@ pub struct CanaryReport {
 /// `POST /v1/services/{svc}/canary/promote` and `…/abort`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CanaryControl {
     pub env: String,
 }
@@ -332,6 +345,7 @@ pub struct CanaryStatus {
 /// `POST /v1/tokens` (admin).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub tenant: String,
     pub role: Role,
@@ -386,6 +400,7 @@ pub struct ImagesLoaded {
 /// `PUT /v1/services/{svc}/secrets`: sets values (others are kept).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct SetSecrets {
     pub env: String,
     pub values: std::collections::BTreeMap<String, String>,
@@ -394,6 +409,7 @@ pub struct SetSecrets {
 /// `DELETE /v1/services/{svc}/secrets`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UnsetSecrets {
     pub env: String,
     pub names: Vec<String>,

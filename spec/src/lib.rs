@@ -11,6 +11,7 @@ pub mod names;
 pub mod schema;
 pub mod units;
 mod validate;
+pub mod whole;
 
 use std::path::Path;
 

@@ -21,6 +21,16 @@ pub const ENV_NAME_RULE: &str = "a DNS label: 1 to 20 characters, lowercase lett
 pub const DB_NAME_RULE: &str = "1 to 30 characters, lowercase letters, digits and `_`, starting with a letter (it becomes an environment variable such as `MAIN_URL`)";
 pub const EMAIL_RULE: &str =
     "an e-mail address such as `team@example.com`: the tenant billed for this service";
+/// The rules above as JSON Schema (ECMA-262) patterns, for the API's document; a test holds each
+/// to its check.
+pub const SERVICE_NAME_PATTERN: &str = "^[a-z][a-z0-9-]{0,38}[a-z0-9]$";
+pub const ENV_NAME_PATTERN: &str = "^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$";
+/// Printable ASCII only, one `@`, a dotted domain that neither starts nor ends with a dot.
+pub const EMAIL_PATTERN: &str = "^[!-?A-~]+@[!-,/-?A-~-][!-?A-~]*[.][!-?A-~]*[!-,/-?A-~-]$";
+/// A secret becomes an environment variable.
+pub const SECRET_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+/// The longest secret value, in characters.
+pub const MAX_SECRET_CHARS: usize = 64 * 1024;
 pub const CRON_RULE: &str = "five fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *` (03:00 every day) or `*/15 * * * *`";
 
 fn check_label(
@@ -105,7 +115,7 @@ pub fn check_email(text: &str) -> Result<(), NameError> {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !text.chars().any(char::is_whitespace)
+                && text.chars().all(|c| c.is_ascii_graphic())
         }
         None => false,
     };

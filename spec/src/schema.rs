@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::manifest::Manifest;
 
-/// Where the committed schema is published; scaffolded app.toml files point editors at it.
-pub const SCHEMA_URL: &str =
-    "https://raw.githubusercontent.com/faas-dev/faas/main/schemas/app.schema.json";
+/// The file name the CLI gives the schema it writes beside its config, which scaffolded
+/// app.toml files point editors at (it loads offline, and follows the installed faas).
+pub const SCHEMA_FILE: &str = "app.schema.json";
 
 /// The schema as a JSON value (draft-07, which taplo and Even Better TOML read).
 pub fn app_schema() -> &'static Value {
@@ -22,9 +22,6 @@ pub fn app_schema() -> &'static Value {
         let mut value = schema.to_value();
         // TOML has no null: an optional key is one that may be left out, never one set to null.
         drop_null(&mut value);
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert("$id".into(), Value::String(SCHEMA_URL.into()));
-        }
         value
     })
 }

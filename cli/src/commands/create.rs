@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::owner;
+
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Input, Select};
 use faas_spec::names::{self, NameError};
@@ -28,16 +30,21 @@ struct Answers {
     dir: PathBuf,
 }
 
-pub fn run(printer: &Printer, args: CreateArgs) -> CliResult {
-    run_for_launch(printer, args, true).map(drop)
+pub fn run(printer: &Printer, context: Option<&str>, args: CreateArgs) -> CliResult {
+    run_for_launch(printer, context, args, true).map(drop)
 }
 
 /// Creates the service; returns its directory. `print_dir` puts the directory on stdout (the
 /// result of `create`; `launch` prints the URL instead).
-pub fn run_for_launch(printer: &Printer, args: CreateArgs, print_dir: bool) -> CliResult<PathBuf> {
+pub fn run_for_launch(
+    printer: &Printer,
+    context: Option<&str>,
+    args: CreateArgs,
+    print_dir: bool,
+) -> CliResult<PathBuf> {
     let interactive =
         !args.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let answers = ask(&args, interactive)?;
+    let answers = ask(printer, context, &args, interactive)?;
     create(printer, &answers, print_dir)?;
     Ok(answers.dir)
 }
@@ -53,7 +60,12 @@ fn prompt_error(e: dialoguer::Error) -> CliError {
     )
 }
 
-fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
+fn ask(
+    printer: &Printer,
+    context: Option<&str>,
+    args: &CreateArgs,
+    interactive: bool,
+) -> CliResult<Answers> {
     let theme = ColorfulTheme::default();
 
     let name = match &args.name {
@@ -117,17 +129,25 @@ fn ask(args: &CreateArgs, interactive: bool) -> CliResult<Answers> {
             let mut input = Input::<String>::with_theme(&theme)
                 .with_prompt("Owner (the e-mail billed for it)")
                 .validate_with(|s: &String| names::check_email(s).map_err(|e| e.message));
-            if let Some(email) = git_email() {
+            if let Some((email, _)) = owner::default_owner(context) {
                 input = input.default(email);
             }
             input.interact_text().map_err(prompt_error)?
         }
-        None => {
-            return Err(CliError::usage(
-                "missing the service's owner",
-                "pass --owner EMAIL: the tenant that owns the service and is billed for it",
-            ));
-        }
+        None => match owner::default_owner(context) {
+            Some((email, from)) => {
+                printer.info(format!(
+                    "Owner: {email} (from {from}; --owner EMAIL names another)"
+                ));
+                email
+            }
+            None => {
+                return Err(CliError::usage(
+                    "missing the service's owner: nobody is logged in and git has no user.email",
+                    "pass --owner EMAIL: the tenant that owns the service and is billed for it (or `faas login`, or `git config --global user.email you@example.com`)",
+                ));
+            }
+        },
     };
 
     let kind = match args.kind {
@@ -244,7 +264,7 @@ fn render_into(staging: &Path, a: &Answers) -> CliResult<Vec<PathBuf>> {
         owner: &a.owner,
         kind,
         description: &a.description,
-        schema_url: faas_spec::schema::SCHEMA_URL,
+        schema_url: &schema_url(),
     };
     let files = templates::render(&a.template, &vars, staging).map_err(CliError::Other)?;
     // The scaffold must validate: a template that renders an invalid manifest is a bug here.
@@ -259,6 +279,25 @@ fn render_into(staging: &Path, a: &Answers) -> CliResult<Vec<PathBuf>> {
         )
     })?;
     Ok(files)
+}
+
+/// Where editors find app.toml's schema: the copy this CLI keeps beside its config (written
+/// now when absent or stale), as a `file://` URL; none when it cannot be written.
+fn schema_url() -> String {
+    let path = crate::config::config_dir().join(faas_spec::schema::SCHEMA_FILE);
+    let text = faas_spec::schema::app_schema_json();
+    let current = std::fs::read_to_string(&path).is_ok_and(|t| t == text);
+    if !current {
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, &text));
+        if written.is_err() {
+            return String::new();
+        }
+    }
+    let absolute = std::path::absolute(&path).unwrap_or(path);
+    format!("file://{}", absolute.display())
 }
 
 enum GitInit {
@@ -290,14 +329,4 @@ fn git_init(dir: &Path) -> GitInit {
         Ok(out) => GitInit::Failed(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
         Err(e) => GitInit::Failed(e.to_string()),
     }
-}
-
-fn git_email() -> Option<String> {
-    let out = Command::new("git")
-        .args(["config", "--get", "user.email"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let email = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    names::check_email(&email).ok().map(|_| email)
 }

@@ -364,6 +364,11 @@ pub fn follow(printer: &Printer, client: &Client, deployment: &Deployment) -> Cl
                 ),
             );
             printer.result(&deployment.url);
+            if let Some(form) = crate::reach::host_header_form(&deployment.url, &client.context) {
+                printer.info(format!(
+                    "(curl and browsers open that URL; programs whose resolver asks DNS for the name, as Python's and Go's do, reach it as: {form})"
+                ));
+            }
             Ok(())
         }
         _ => {

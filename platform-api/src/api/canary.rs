@@ -1,15 +1,15 @@
 //! The canary under way in an environment: its live figures, and the commands that move it on
 //! (`promote`) or roll it back (`abort`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use faas_spec::Strategy;
 use faas_spec::api::{CanaryControl, CanaryStatus};
 
-use super::ApiJson;
 use super::deployments::check_env;
 use super::services::{EnvQuery, visible};
+use super::{ApiJson, Path, Query};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::store::DeploymentRow;

@@ -1,7 +1,7 @@
 //! Deployments, their event stream, releases and rollback.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -11,8 +11,8 @@ use faas_spec::api::{
 use faas_spec::{ManifestFile, Strategy};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::ApiJson;
 use super::services::{EnvQuery, visible};
+use super::{ApiJson, Path, Query};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{DeploymentRow, ReleaseRow};
@@ -211,6 +211,7 @@ pub async fn list_deployments(
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Json<Vec<Deployment>>> {
     visible(&p, &who, &svc)?;
+    q.env.as_deref().map(check_env).transpose()?;
     let rows = p.store.deployments(&svc, q.env.as_deref())?;
     rows.iter()
         .map(|r| deployment_view(&p, r))
@@ -327,6 +328,7 @@ pub async fn list_releases(
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Json<Vec<Release>>> {
     visible(&p, &who, &svc)?;
+    q.env.as_deref().map(check_env).transpose()?;
     let rows = p.store.releases(&svc, q.env.as_deref())?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -420,7 +422,7 @@ pub async fn scale(
 ) -> ApiResult<Response> {
     visible(&p, &who, &svc)?;
     check_env(&body.env)?;
-    if body.replicas > 100 {
+    if body.replicas > faas_spec::manifest::MAX_REPLICAS {
         return Err(ApiError::bad_request(
             "invalid-replicas",
             "replicas go from 0 to 100",

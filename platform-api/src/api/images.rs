@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use faas_spec::api::ImagesLoaded;
 use futures_util::StreamExt;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::Query;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -20,9 +21,11 @@ pub struct ImageQuery {
     pub sha256: String,
 }
 
-/// Loads images from a `docker save` tarball sent as the body.
+/// Loads images from a `docker save` tarball sent as the body (of any content type; the CLI
+/// sends `application/x-tar`).
 #[utoipa::path(post, path = "/v1/images", tag = "images", params(ImageQuery),
-    request_body(content = Vec<u8>, content_type = "application/x-tar"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "a `docker save` tarball"),
     responses((status = 201, body = ImagesLoaded), (status = 422, body = faas_spec::api::Problem)))]
 pub async fn load_images(
     State(p): State<AppState>,

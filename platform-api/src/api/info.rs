@@ -20,6 +20,14 @@ pub async fn info(State(p): State<AppState>) -> Json<PlatformInfo> {
         domain: p.config.domain.clone(),
         router: p.config.router.to_string(),
         docker: p.runtime.status(),
+        // Only a platform on loopback says where its data is: one that only this machine's
+        // users reach, so that a CLI can tell its own platform from another user's.
+        data_dir: p
+            .config
+            .listen
+            .ip()
+            .is_loopback()
+            .then(|| p.config.data_dir.display().to_string()),
     })
 }
 

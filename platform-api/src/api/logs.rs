@@ -3,7 +3,9 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::{Path, Query};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use faas_spec::api::LogRecord;
@@ -25,6 +27,7 @@ pub struct LogsQuery {
     /// Up to this time: RFC 3339, or a duration back from now.
     pub until: Option<String>,
     /// Only the last N lines.
+    #[serde(default, deserialize_with = "faas_spec::whole::optional")]
     pub tail: Option<usize>,
     /// Keep the stream open and send new lines as they come.
     #[serde(default)]

@@ -2,6 +2,7 @@
 //! the deployer. The OpenAPI document is generated from the handlers' annotations.
 
 pub mod canary;
+mod contract;
 pub mod deployments;
 pub mod images;
 pub mod info;
@@ -11,7 +12,7 @@ pub mod services;
 pub mod tokens;
 
 use axum::Router;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -28,6 +29,16 @@ use crate::error::{ApiError, REQUEST_ID};
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// Path parameters whose rejection is a problem document (axum's own is plain text).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// A query string whose rejection is a problem document (axum's own is plain text).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,7 +106,9 @@ pub fn openapi_json() -> String {
         .merge(public)
         .merge(v1)
         .split_for_parts();
-    let mut text = api.to_pretty_json().unwrap_or_default();
+    let mut doc = serde_json::to_value(&api).unwrap_or_default();
+    contract::complete(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
 }

@@ -1,17 +1,15 @@
 //! `PUT/GET/DELETE /v1/services/{svc}/secrets`: names and times out, never values.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use faas_spec::api::{SecretInfo, SecretsChanged, SetSecrets, UnsetSecrets};
 use serde::Deserialize;
 
-use super::ApiJson;
 use super::services::visible;
+use super::{ApiJson, Path, Query};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-
-const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 fn check_env(env: &str) -> ApiResult<()> {
     faas_spec::names::check_env_name(env)
@@ -52,11 +50,14 @@ pub async fn set_secrets(
     for (name, value) in &body.values {
         crate::secrets::check_name(name)
             .map_err(|e| ApiError::bad_request("invalid-secret-name", e))?;
-        if value.len() > MAX_VALUE_BYTES {
+        if value.chars().count() > faas_spec::names::MAX_SECRET_CHARS {
             // Says which one, never what it holds.
             return Err(ApiError::bad_request(
                 "secret-too-large",
-                format!("the value of {name} is over 64 KiB"),
+                format!(
+                    "the value of {name} is over {} characters",
+                    faas_spec::names::MAX_SECRET_CHARS
+                ),
             ));
         }
         let (nonce, value) = p.sealer.seal(name, value).map_err(ApiError::internal)?;

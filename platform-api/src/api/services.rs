@@ -1,13 +1,13 @@
 //! Services: create, list, show (current release per environment, instances, health, URL) and
 //! delete (everything of it, after `?confirm=<name>`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use faas_spec::api::{CreateService, EnvironmentStatus, Instance, ReleaseSummary, Service};
 use serde::Deserialize;
 
-use super::ApiJson;
+use super::{ApiJson, Path, Query};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::store::ServiceRow;
@@ -175,7 +175,8 @@ pub async fn show_service(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DeleteQuery {
-    /// The service's name again, to confirm.
+    /// The service's name again, to confirm (anything else is refused with 400).
+    #[param(required = true)]
     pub confirm: Option<String>,
 }
 
@@ -223,6 +224,10 @@ pub async fn list_instances(
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Json<Vec<Instance>>> {
     visible(&p, &who, &svc)?;
+    q.env
+        .as_deref()
+        .map(super::deployments::check_env)
+        .transpose()?;
     let envs: Vec<String> = match q.env {
         Some(env) => vec![env],
         None => p

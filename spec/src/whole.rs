@@ -1,0 +1,129 @@
+//! Whole numbers as JSON Schema counts them: `integer` includes `3.0`, which serde's integer
+//! types refuse. Fields the API documents as integers deserialize through here, so that every
+//! value the document allows is accepted (and a fraction, a negative count or an overflow is
+//! still refused). Query strings arrive as text, so text is parsed the same way.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserializer;
+use serde::de::{Error, Visitor};
+
+struct Whole<T>(PhantomData<T>);
+
+impl<T: TryFrom<u64>> Whole<T> {
+    fn from_u64<E: Error>(v: u64) -> Result<T, E> {
+        T::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+    }
+
+    fn from_f64<E: Error>(v: f64) -> Result<T, E> {
+        if !v.is_finite() || v.fract() != 0.0 {
+            return Err(E::custom(format!("{v} is not a whole number")));
+        }
+        if v < 0.0 {
+            return Err(E::custom(format!("{v} is negative")));
+        }
+        if v >= u64::MAX as f64 {
+            return Err(E::custom(format!("{v} is too large")));
+        }
+        Self::from_u64(v as u64)
+    }
+}
+
+impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number, at least 0")
+    }
+
+    fn visit_u64<E: Error>(self, v: u64) -> Result<T, E> {
+        Self::from_u64(v)
+    }
+
+    fn visit_i64<E: Error>(self, v: i64) -> Result<T, E> {
+        u64::try_from(v)
+            .map_err(|_| E::custom(format!("{v} is negative")))
+            .and_then(Self::from_u64)
+    }
+
+    fn visit_f64<E: Error>(self, v: f64) -> Result<T, E> {
+        Self::from_f64(v)
+    }
+
+    fn visit_str<E: Error>(self, v: &str) -> Result<T, E> {
+        if let Ok(n) = v.parse::<u64>() {
+            return Self::from_u64(n);
+        }
+        match v.parse::<f64>() {
+            Ok(f) => Self::from_f64(f),
+            Err(_) => Err(E::custom(format!("`{v}` is not a whole number"))),
+        }
+    }
+}
+
+/// A whole number (`3` or `3.0`).
+pub fn number<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    d.deserialize_any(Whole(PhantomData))
+}
+
+/// An optional whole number.
+pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
+    struct Optional<T>(PhantomData<T>);
+    impl<'de, T: TryFrom<u64>> Visitor<'de> for Optional<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number, at least 0, or nothing")
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            number(d).map(Some)
+        }
+    }
+    d.deserialize_option(Optional(PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[serde(deserialize_with = "super::number")]
+        n: u32,
+        #[serde(default, deserialize_with = "super::optional")]
+        m: Option<u64>,
+    }
+
+    fn parse(text: &str) -> Result<Body, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn integral_floats_are_whole_numbers() {
+        let b = parse(r#"{"n": 38.0, "m": 4373.0}"#).unwrap();
+        assert_eq!((b.n, b.m), (38, Some(4373)));
+        let b = parse(r#"{"n": 7}"#).unwrap();
+        assert_eq!((b.n, b.m), (7, None));
+        assert_eq!(parse(r#"{"n": 1, "m": null}"#).unwrap().m, None);
+    }
+
+    #[test]
+    fn fractions_negatives_and_overflows_are_refused() {
+        for bad in [
+            r#"{"n": 1.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": -0.5}"#,
+            r#"{"n": 4294967296}"#,
+            r#"{"n": 1e300}"#,
+            r#"{"n": "3"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}
