@@ -118,7 +118,7 @@ fn place_before_environments(doc: &mut DocumentMut, name: &str) {
         .and_then(|d| d.get_mut(name))
         .and_then(Item::as_table_mut)
     {
-        table.set_position(first_env);
+        table.set_position(Some(first_env));
     }
 }
 
@@ -139,7 +139,7 @@ fn shift_positions(table: &mut Table, from: isize) {
     if let Some(p) = table.position()
         && p >= from
     {
-        table.set_position(p + 1);
+        table.set_position(Some(p + 1));
     }
     for (_, item) in table.iter_mut() {
         if let Some(t) = item.as_table_mut() {

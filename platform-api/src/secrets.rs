@@ -98,6 +98,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_pattern_is_the_check() {
+        let re = regex::Regex::new(faas_spec::names::SECRET_NAME_PATTERN).unwrap();
+        let long = "A".repeat(128);
+        let longer = "A".repeat(129);
+        for name in [
+            "TOKEN",
+            "_x",
+            "a1",
+            "1a",
+            "",
+            "A-B",
+            "A B",
+            "é",
+            "DATABASE_URL",
+            &long,
+            &longer,
+        ] {
+            assert_eq!(re.is_match(name), check_name(name).is_ok(), "{name:?}");
+        }
+    }
+
+    #[test]
     fn values_round_trip_and_are_bound_to_their_name() {
         let dir = tempfile::tempdir().unwrap();
         let sealer = Sealer::open(dir.path()).unwrap();

@@ -1,7 +1,8 @@
 //! Whole numbers as JSON Schema counts them: `integer` includes `3.0`, which serde's integer
 //! types refuse. Fields the API documents as integers deserialize through here, so that every
 //! value the document allows is accepted (and a fraction, a negative count or an overflow is
-//! still refused). Query strings arrive as text, so text is parsed the same way.
+//! still refused). Query strings arrive as text, so the `*_in_query` forms parse text the same
+//! way; in a JSON body a string is not a number.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -9,9 +10,10 @@ use std::marker::PhantomData;
 use serde::Deserializer;
 use serde::de::{Error, Visitor};
 
-struct Whole<T>(PhantomData<T>);
+/// `TEXT`: whether a string holding a number counts (query strings) or not (JSON).
+struct Whole<T, const TEXT: bool>(PhantomData<T>);
 
-impl<T: TryFrom<u64>> Whole<T> {
+impl<T: TryFrom<u64>, const TEXT: bool> Whole<T, TEXT> {
     fn from_u64<E: Error>(v: u64) -> Result<T, E> {
         T::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
     }
@@ -30,7 +32,7 @@ impl<T: TryFrom<u64>> Whole<T> {
     }
 }
 
-impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
+impl<T: TryFrom<u64>, const TEXT: bool> Visitor<'_> for Whole<T, TEXT> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,6 +54,9 @@ impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
     }
 
     fn visit_str<E: Error>(self, v: &str) -> Result<T, E> {
+        if !TEXT {
+            return Err(E::invalid_type(serde::de::Unexpected::Str(v), &self));
+        }
         if let Ok(n) = v.parse::<u64>() {
             return Self::from_u64(n);
         }
@@ -64,28 +69,37 @@ impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
 
 /// A whole number (`3` or `3.0`).
 pub fn number<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
-    d.deserialize_any(Whole(PhantomData))
+    d.deserialize_any(Whole::<T, false>(PhantomData))
 }
 
 /// An optional whole number.
 pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
-    struct Optional<T>(PhantomData<T>);
-    impl<'de, T: TryFrom<u64>> Visitor<'de> for Optional<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a whole number, at least 0, or nothing")
-        }
-        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            number(d).map(Some)
-        }
+    d.deserialize_option(Optional::<T, false>(PhantomData))
+}
+
+/// An optional whole number in a query string (`?tail=3`, `?tail=3.0`).
+pub fn optional_in_query<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    d.deserialize_option(Optional::<T, true>(PhantomData))
+}
+
+struct Optional<T, const TEXT: bool>(PhantomData<T>);
+
+impl<'de, T: TryFrom<u64>, const TEXT: bool> Visitor<'de> for Optional<T, TEXT> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number, at least 0, or nothing")
     }
-    d.deserialize_option(Optional(PhantomData))
+    fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+        d.deserialize_any(Whole::<T, TEXT>(PhantomData)).map(Some)
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +125,21 @@ mod tests {
         let b = parse(r#"{"n": 7}"#).unwrap();
         assert_eq!((b.n, b.m), (7, None));
         assert_eq!(parse(r#"{"n": 1, "m": null}"#).unwrap().m, None);
+    }
+
+    #[test]
+    fn query_strings_hold_numbers_as_text() {
+        #[derive(Debug, Deserialize)]
+        struct Query {
+            #[serde(default, deserialize_with = "super::optional_in_query")]
+            tail: Option<usize>,
+        }
+        let q = |v: serde_json::Value| serde_json::from_value::<Query>(v).map(|q| q.tail);
+        assert_eq!(q(serde_json::json!({"tail": "3"})).unwrap(), Some(3));
+        assert_eq!(q(serde_json::json!({"tail": "3.0"})).unwrap(), Some(3));
+        assert_eq!(q(serde_json::json!({})).unwrap(), None);
+        assert!(q(serde_json::json!({"tail": "-1"})).is_err());
+        assert!(q(serde_json::json!({"tail": "x"})).is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub struct LogsQuery {
     /// Up to this time: RFC 3339, or a duration back from now.
     pub until: Option<String>,
     /// Only the last N lines.
-    #[serde(default, deserialize_with = "faas_spec::whole::optional")]
+    #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
     pub tail: Option<usize>,
     /// Keep the stream open and send new lines as they come.
     #[serde(default)]
@@ -38,6 +38,7 @@ pub struct LogsQuery {
     /// A regular expression the line must match.
     pub grep: Option<String>,
     /// Only records after this sequence number (to resume a dropped stream without a gap).
+    #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
     pub after: Option<u64>,
 }
 

@@ -142,8 +142,22 @@ pub fn app(state: AppState) -> Router {
             ApiError::not_found("not-found", "no such API endpoint")
                 .hint("GET /openapi.json lists the endpoints")
         })
+        // A handler that panics (a bug, or one in a library) answers a problem document and
+        // the daemon goes on; the panic and its request id are in the log.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    axum::response::IntoResponse::into_response(ApiError::internal(format!(
+        "the handler panicked: {what}"
+    )))
 }
 
 /// Gives every request an id (the caller's X-Request-Id, or a new one), puts it in the log's

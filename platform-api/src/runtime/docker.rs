@@ -561,7 +561,8 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    /// The engine's container events for this platform's containers, from now on.
+    /// The engine's container events for this platform's containers, from the moment of the
+    /// call on.
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>> {
         let docker = self.docker()?;
         let filters = HashMap::from([
@@ -571,7 +572,16 @@ impl Runtime for DockerRuntime {
                 vec![format!("{LABEL_PLATFORM}={}", self.platform_id)],
             ),
         ]);
-        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        // The request leaves on the stream's first poll; `since` now makes the engine replay
+        // what happened in between, so nothing after this call is missed.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+        let options = EventsOptionsBuilder::default()
+            .since(&since)
+            .filters(&filters)
+            .build();
         Ok(Box::pin(async_stream::stream! {
             let mut inner = docker.events(Some(options));
             while let Some(item) = inner.next().await {
