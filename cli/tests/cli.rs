@@ -102,9 +102,19 @@ fn create_scaffolds_a_valid_service_with_git() {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap();
+    // Editors find the schema from the first line: a copy beside the CLI's config, offline.
+    let first = manifest.lines().next().unwrap();
+    let schema = first
+        .strip_prefix("#:schema file://")
+        .unwrap_or_else(|| panic!("editors find the schema from the first line: {first}"));
+    assert_eq!(
+        std::path::Path::new(schema),
+        s.home().join(".config/faas/app.schema.json")
+    );
     assert!(
-        manifest.starts_with("#:schema https://"),
-        "editors find the schema from the first line"
+        std::fs::read_to_string(schema)
+            .unwrap()
+            .contains("\"deploy\"")
     );
     assert!(manifest.contains("owner = \"me@example.com\""));
     assert!(!dir.join("template.toml").exists());

@@ -25,8 +25,10 @@ use crate::router::pool::Backend;
 use crate::runtime::{InstanceSpec, RuntimeError, container_name};
 use crate::store::{DeploymentRow, InstanceRow, NewStep, ReleaseRow, short_id};
 
+mod canary;
 mod traffic;
-pub use traffic::{LiveCanary, canary_status, schedule_standby_end};
+pub use canary::{LiveCanary, canary_status};
+pub use traffic::schedule_standby_end;
 
 /// How many lines of a failed container's output a step keeps.
 const FAILED_LOG_LINES: usize = 50;
@@ -221,7 +223,7 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             );
         }
         let outcome = match dep.strategy {
-            Strategy::Canary => traffic::canary(&ctx, &target, previous.as_ref()).await,
+            Strategy::Canary => canary::canary(&ctx, &target, previous.as_ref()).await,
             Strategy::Bluegreen => traffic::bluegreen(&ctx, &target, previous.as_ref()).await,
             Strategy::Immediate | Strategy::Rolling => {
                 // Both releases serve while instances are replaced: the split is lifted.
