@@ -156,15 +156,18 @@ faas_seed_images() {
   fi
 }
 
-# schemathesis for the API contract test, in its own virtualenv under the seed cache (pinned, so
-# every run checks the same rules). Prints the path of its `st`.
+# schemathesis for the API contract test, in its own virtualenv under the tools cache (pinned,
+# so every run checks the same rules), with jsonschema for the test's own checks. Prints the
+# path of its `st`.
 FAAS_SCHEMATHESIS_VERSION=4.32.5
+FAAS_JSONSCHEMA_VERSION=4.26.0
 faas_schemathesis() {
   local venv=${FAAS_TOOLS_CACHE:-/var/cache/faas-tools}/schemathesis-$FAAS_SCHEMATHESIS_VERSION
-  if [ ! -x "$venv/bin/st" ]; then
+  if ! "$venv/bin/python" -c 'import schemathesis, jsonschema' >/dev/null 2>&1; then
     faas_say "installing schemathesis $FAAS_SCHEMATHESIS_VERSION from PyPI into $venv"
     python3 -m venv "$venv" >&2 || { faas_apt_install python3-venv && python3 -m venv "$venv" >&2; } || return 1
-    "$venv/bin/pip" install -q "schemathesis==$FAAS_SCHEMATHESIS_VERSION" >&2 || return 1
+    "$venv/bin/pip" install -q "schemathesis==$FAAS_SCHEMATHESIS_VERSION" \
+      "jsonschema==$FAAS_JSONSCHEMA_VERSION" >&2 || return 1
   fi
   printf '%s\n' "$venv/bin/st"
 }
