@@ -1,0 +1,142 @@
+//! The storage seam: what a ledger backend keeps and answers, in terms already checked against
+//! the configuration by [`crate::Ledger`]. SQLite ([`crate::sqlite`]) implements it; a backend
+//! passes the same behaviour suite (`ledger/tests/behaviour.rs`).
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::model::{Attributes, Event, EventPage, LockMode, Micros, State, Totals, Written};
+
+/// An event checked and made canonical: JSON texts with sorted keys, the hash of its content.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub kind: String,
+    /// The key attributes as canonical JSON.
+    pub key: String,
+    /// The auxiliary attributes as canonical JSON.
+    pub aux: String,
+    pub amount: i64,
+    pub effective_at: Micros,
+    pub idempotency_key: String,
+    pub info: String,
+    /// SHA-256 of everything above but the key: what "the same content" means.
+    pub hash: Vec<u8>,
+}
+
+/// A write that needs a lock held by `holder`.
+#[derive(Debug, Clone)]
+pub struct LockCheck {
+    pub kind: String,
+    pub key: String,
+    pub holder: String,
+}
+
+/// An account's groupings per type: for each, the lists of auxiliary attributes aggregates are
+/// kept by (the empty list, no grouping, first).
+pub type Groupings = BTreeMap<String, Vec<Vec<String>>>;
+
+/// Which events a query reads.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub kind: String,
+    /// Key attributes that must match (a subset).
+    pub key: Attributes,
+    /// Auxiliary attributes that must match.
+    pub aux: Attributes,
+    pub from: Micros,
+    pub to: Micros,
+    /// Only events with an id above this (the cursor).
+    pub after: i64,
+    pub limit: usize,
+}
+
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// Writes a batch atomically: every event, or (on a conflict or a missing lock) none.
+    async fn write(
+        &self,
+        batch: &[Prepared],
+        lock: Option<&LockCheck>,
+        now: Micros,
+    ) -> Result<Vec<Written>>;
+
+    /// One round of the sequencer: when `holder` holds (or takes) the sequencer's lease, stamps
+    /// up to `max` committed, unstamped events with the next sequence numbers in commit order.
+    /// None when another holder's lease is in force.
+    async fn sequence(
+        &self,
+        holder: &str,
+        lease_us: i64,
+        max: usize,
+        now: Micros,
+    ) -> Result<Option<usize>>;
+
+    /// One round of aggregation: folds up to `max` sequenced events past the watermark into
+    /// the snapshots of every grouping, and moves the watermark. Returns how many it folded.
+    async fn aggregate(&self, groupings: &Groupings, interval: i64, max: usize) -> Result<usize>;
+
+    /// Debit and credit of an account's events effective before `at`, per value of
+    /// `grouping` (auxiliary attributes, an allowed grouping or none), from the snapshots, the
+    /// events after them and the events not yet aggregated.
+    async fn totals(
+        &self,
+        kind: &str,
+        key: &str,
+        grouping: &[String],
+        at: Micros,
+    ) -> Result<Vec<(Attributes, Totals)>>;
+
+    /// The same from the raw events alone (the reference the snapshots are held to).
+    async fn raw_totals(
+        &self,
+        kind: &str,
+        key: &str,
+        grouping: &[String],
+        at: Micros,
+    ) -> Result<Vec<(Attributes, Totals)>>;
+
+    /// Events effective in a period, in id order, a page at a time.
+    async fn events(&self, filter: &EventFilter) -> Result<EventPage>;
+
+    /// Sequenced events after `after`, in sequence order.
+    async fn export(&self, after: u64, limit: usize) -> Result<Vec<Event>>;
+
+    async fn lock(
+        &self,
+        kind: &str,
+        key: &str,
+        holder: &str,
+        mode: LockMode,
+        lease_us: i64,
+        now: Micros,
+    ) -> Result<()>;
+
+    /// Releases the holder's lock; false when it held none.
+    async fn unlock(&self, kind: &str, key: &str, holder: &str) -> Result<bool>;
+
+    async fn state(&self, kind: &str, key: &str) -> Result<State>;
+
+    /// Writes a state if its version is still `expected`; returns the new version.
+    async fn put_state(
+        &self,
+        kind: &str,
+        key: &str,
+        expected: u64,
+        value: &serde_json::Value,
+    ) -> Result<u64>;
+}
+
+/// The value of each grouping attribute in an event's auxiliary attributes ("" when absent).
+pub fn project(aux: &Attributes, grouping: &[String]) -> Attributes {
+    grouping
+        .iter()
+        .map(|a| (a.clone(), aux.get(a).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// The start of the interval after the one `t` falls in: the boundary whose snapshot first
+/// includes an event effective at `t`.
+pub fn boundary_after(t: Micros, interval_s: i64) -> Micros {
+    let step = interval_s * 1_000_000;
+    t.div_euclid(step) * step + step
+}

@@ -1,0 +1,105 @@
+//! The aggregates never change an answer: for random events (late ones included, written
+//! between rounds of aggregation) and random cutoffs (interval boundaries and the instants
+//! around them included), the balance from the snapshots equals the plain sum of the raw
+//! events, grouped and not.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use faas_ledger::sqlite::SqliteStorage;
+use faas_ledger::*;
+use proptest::prelude::*;
+
+const DAY: i64 = 86_400 * 1_000_000;
+const NOV: i64 = 1_793_491_200 * 1_000_000;
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// An event: day offset, microseconds into the day, service, amount.
+    Write(i64, i64, u8, i64),
+    /// A round of the sequencer and the aggregator.
+    Settle,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0i64..20, prop_oneof![Just(0i64), Just(DAY - 1), 0..DAY], 0u8..3, -1000i64..1000)
+            .prop_map(|(d, t, s, a)| Step::Write(d, t, s, a)),
+        1 => Just(Step::Settle),
+    ]
+}
+
+fn cutoff() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        (0i64..22).prop_map(|d| NOV + d * DAY),
+        (0i64..22).prop_map(|d| NOV + d * DAY - 1),
+        (0i64..22).prop_map(|d| NOV + d * DAY + 1),
+        (0i64..22 * DAY).prop_map(|t| NOV + t),
+    ]
+}
+
+fn query(group_by: &[&str]) -> BalanceQuery {
+    BalanceQuery {
+        account: AccountId {
+            kind: "usage".into(),
+            key: [("tenant", "t"), ("currency", "EUR")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        },
+        group_by: group_by.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn run(steps: &[Step], cutoffs: &[i64]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let l = Ledger::new(
+            LedgerConfig::defaults(),
+            Arc::new(SqliteStorage::in_memory().unwrap()),
+        );
+        for (i, s) in steps.iter().enumerate() {
+            match *s {
+                Step::Write(day, t, service, amount) => {
+                    let e = NewEvent {
+                        account: query(&[]).account,
+                        aux: [("service".to_string(), format!("s{service}"))].into(),
+                        amount,
+                        effective_at: NOV + day * DAY + t,
+                        idempotency_key: format!("e{i}"),
+                        info: serde_json::Value::Null,
+                    };
+                    l.write(&[e]).await.unwrap();
+                }
+                Step::Settle => {
+                    l.sequence("p", 60_000_000).await.unwrap();
+                    l.aggregate().await.unwrap();
+                }
+            }
+        }
+        for &at in cutoffs {
+            for g in [&[][..], &["service"][..]] {
+                let q = query(g);
+                assert_eq!(
+                    l.balance(&q, at).await.unwrap(),
+                    l.raw_balance(&q, at).await.unwrap(),
+                    "at {at}, grouped by {g:?}"
+                );
+            }
+        }
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn balance_via_aggregates_equals_the_sum_of_raw_events(
+        steps in proptest::collection::vec(step(), 1..60),
+        cutoffs in proptest::collection::vec(cutoff(), 1..12),
+    ) {
+        run(&steps, &cutoffs);
+    }
+}
