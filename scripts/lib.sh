@@ -171,3 +171,33 @@ faas_schemathesis() {
   fi
   printf '%s\n' "$venv/bin/st"
 }
+
+# PostgreSQL 15 for the tests (the ledger's shards; later the databases' managed servers): its
+# own data directory and port on loopback, owned by the postgres user, no system service.
+# Idempotent. Prints the admin URL. Databases named in "$@" are created when absent.
+FAAS_PG_PORT=${FAAS_PG_PORT:-55432}
+faas_start_postgres() {
+  local home=${FAAS_PG_HOME:-/var/lib/faas-test/postgres} bin=/usr/lib/postgresql/15/bin
+  local data=$home/data
+  [ -x "$bin/pg_ctl" ] || faas_apt_install postgresql-15 || return 1
+  if [ ! -s "$data/PG_VERSION" ]; then
+    faas_say "initialising a PostgreSQL data directory in $data"
+    faas_as_root mkdir -p "$data" && faas_as_root chown -R postgres:postgres "$home" || return 1
+    faas_as_root su postgres -s /bin/sh -c "$bin/initdb -D '$data' -A trust -U postgres >'$home/initdb.log' 2>&1" \
+      || { faas_say "initdb failed; see $home/initdb.log"; return 1; }
+  fi
+  if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$FAAS_PG_PORT"; then
+    faas_say "starting PostgreSQL on 127.0.0.1:$FAAS_PG_PORT"
+    faas_as_root mkdir -p /var/run/postgresql && faas_as_root chown postgres:postgres /var/run/postgresql
+    faas_as_root su postgres -s /bin/sh -c "$bin/pg_ctl -D '$data' -l '$home/postgres.log' -w -t 60 \
+      -o \"-c listen_addresses=127.0.0.1 -p $FAAS_PG_PORT -c unix_socket_directories=/var/run/postgresql -c fsync=off\" start" >/dev/null \
+      || { faas_say "PostgreSQL did not start; see $home/postgres.log"; return 1; }
+  fi
+  local db
+  for db in "$@"; do
+    if ! psql -h 127.0.0.1 -p "$FAAS_PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+      psql -h 127.0.0.1 -p "$FAAS_PG_PORT" -U postgres -qc "CREATE DATABASE \"$db\"" >/dev/null || return 1
+    fi
+  done
+  printf 'postgres://postgres@127.0.0.1:%s\n' "$FAAS_PG_PORT"
+}

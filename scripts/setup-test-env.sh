@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepares this machine for faas's end-to-end tests: a Docker Engine that answers and the base images
-# the templates name. Idempotent; quick when all is already there. Called by scripts/test.sh.
+# Prepares this machine for faas's end-to-end tests: a Docker Engine that answers, the base images
+# the templates name, and PostgreSQL on loopback (two databases, the ledger's test shards).
+# Idempotent; quick when all is already there. Called by scripts/test.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -8,4 +9,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 faas_start_docker
 faas_seed_images
+faas_start_postgres faas_ledger_a faas_ledger_b >/dev/null
 faas_say "ready: $(docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})')"
