@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use faas_spec::{Diagnostic, Report};
-use toml_edit::{DocumentMut, Item, TableLike};
+use toml_edit::{Item, TableLike};
 
 /// The embedded defaults (ledger/src/defaults.toml).
 pub const DEFAULTS: &str = include_str!("defaults.toml");
@@ -73,7 +73,8 @@ impl LedgerConfig {
             source: text.to_owned(),
             diagnostics,
         };
-        let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        // `Document` keeps every item's span (a `DocumentMut` would drop them).
+        let doc = toml_edit::Document::parse(text).map_err(|e| {
             report(vec![
                 Diagnostic::new(
                     "toml-syntax",

@@ -195,10 +195,15 @@ impl Ledger {
         self.storage.write(&prepared, Some(&check), now()).await
     }
 
-    async fn totals(&self, q: &BalanceQuery, at: Micros) -> Result<BTreeMap<Attributes, Totals>> {
+    /// The query's canonical key and its grouping in `aux` order, checked.
+    fn resolve(&self, q: &BalanceQuery) -> Result<(String, Vec<String>)> {
         let t = self.check_account(&q.account)?;
         let grouping = self.grouping(&q.account.kind, t, &q.group_by)?;
-        let key = canonical(&q.account.key);
+        Ok((canonical(&q.account.key), grouping))
+    }
+
+    async fn totals(&self, q: &BalanceQuery, at: Micros) -> Result<BTreeMap<Attributes, Totals>> {
+        let (key, grouping) = self.resolve(q)?;
         Ok(self
             .storage
             .totals(&q.account.kind, &key, &grouping, at)
@@ -207,34 +212,29 @@ impl Ledger {
             .collect())
     }
 
-    /// The balance of an account at `at` (events effective before it), one per group.
-    pub async fn balance(&self, q: &BalanceQuery, at: Micros) -> Result<Vec<Balance>> {
-        Ok(self
-            .totals(q, at)
-            .await?
+    fn balances(totals: impl IntoIterator<Item = (Attributes, Totals)>) -> Vec<Balance> {
+        totals
             .into_iter()
             .map(|(group, t)| Balance {
                 group,
                 balance: t.balance(),
             })
-            .collect())
+            .collect()
+    }
+
+    /// The balance of an account at `at` (events effective before it), one per group.
+    pub async fn balance(&self, q: &BalanceQuery, at: Micros) -> Result<Vec<Balance>> {
+        Ok(Self::balances(self.totals(q, at).await?))
     }
 
     /// The same balance from the raw events alone, without the snapshots.
     pub async fn raw_balance(&self, q: &BalanceQuery, at: Micros) -> Result<Vec<Balance>> {
-        let t = self.check_account(&q.account)?;
-        let grouping = self.grouping(&q.account.kind, t, &q.group_by)?;
-        let key = canonical(&q.account.key);
-        Ok(self
+        let (key, grouping) = self.resolve(q)?;
+        let totals = self
             .storage
             .raw_totals(&q.account.kind, &key, &grouping, at)
-            .await?
-            .into_iter()
-            .map(|(group, t)| Balance {
-                group,
-                balance: t.balance(),
-            })
-            .collect())
+            .await?;
+        Ok(Self::balances(totals))
     }
 
     /// Opening balance, debit and credit totals and closing balance over `[from, to)`, per

@@ -1,0 +1,51 @@
+//! A bad ledger configuration is reported like a bad app.toml: every problem at once, each at
+//! its file:line:column with what was expected and a hint.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use faas_ledger::LedgerConfig;
+
+#[test]
+fn every_problem_of_a_bad_config_at_once() {
+    let text = r#"[accounts.credits]
+key = ["tenant", "tenant"]
+aux = ["grant", "tenant"]
+group_by = [["grant"], ["colour"]]
+kye = 1
+
+[accounts.Bad]
+key = ["x"]
+
+[locks.payout]
+
+[aggregation]
+interval = "7h"
+
+[acounts]
+"#;
+    let report = LedgerConfig::with_overrides("ledger.toml", text).unwrap_err();
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
+    for code in [
+        "duplicate-attribute",
+        "unknown-attribute",
+        "unknown-key",
+        "invalid-name",
+        "missing-key",
+        "invalid-interval",
+    ] {
+        assert!(codes.contains(&code), "missing {code} in {codes:?}");
+    }
+    let colour = report
+        .located()
+        .into_iter()
+        .find(|d| d.diagnostic.code == "unknown-attribute")
+        .map(|d| (d.line, d.column));
+    assert_eq!(colour, Some((4, 25)), "the span of `colour`");
+    insta::assert_snapshot!(report.render(false));
+}
+
+#[test]
+fn a_config_that_is_not_toml_says_where() {
+    let report = LedgerConfig::with_overrides("ledger.toml", "[accounts.usage\n").unwrap_err();
+    assert_eq!(report.diagnostics[0].code, "toml-syntax");
+    assert_eq!(report.located()[0].line, 1);
+}
