@@ -3,31 +3,33 @@
 //! upstreams, streamed bodies, upgrade pass-through, forwarding headers, active health checks,
 //! passive ejection, draining and per-release metrics.
 
+mod health;
 pub mod metrics;
 pub mod pool;
+mod upstream;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use self::health::health_check_of;
+use self::health::*;
 pub use self::metrics::Metrics;
-use self::pool::{Backend, HealthCheck, InFlight, Pool, Split, Target};
+use self::pool::{Backend, Pool, Split, Target};
+use self::upstream::*;
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
@@ -42,18 +44,6 @@ fn new_client() -> Client<HttpConnector, ProxyBody> {
         .pool_max_idle_per_host(256)
         .build(connector)
 }
-
-/// Headers that describe one hop, not the request: never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 pub struct Router {
     domain: String,
@@ -479,303 +469,10 @@ impl Router {
     }
 }
 
-/// A unique request id without a system call: a random prefix drawn once per process, and a
-/// counter.
-fn new_request_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(rand::random::<u64>);
-    format!(
-        "{prefix:016x}{:016x}",
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn request_host<B>(req: &Request<B>) -> String {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_default();
-    host_without_port(&raw)
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
-fn host_without_port(raw: &str) -> &str {
-    if raw.starts_with('[') {
-        // [::1]:7780
-        return raw.find(']').map_or(raw, |end| &raw[..=end]);
-    }
-    match raw.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => raw,
-    }
-}
-
-/// The value of the request's session cookie, which keeps a client on one side of a canary: the
-/// first cookie whose name says session (`session`, `sessionid`, `PHPSESSID`, `connect.sid`…).
-fn session_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| {
-            let name = name.to_ascii_lowercase();
-            !value.is_empty()
-                && (name.contains("sess")
-                    || name == "sid"
-                    || name.ends_with(".sid")
-                    || name.ends_with("_sid"))
-        })
-        .map(|(_, value)| value.to_owned())
-}
-
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-}
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Headers named in Connection are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
-}
-
-fn build_upstream(
-    parts: &http::request::Parts,
-    addr: SocketAddr,
-    host: &str,
-    peer: SocketAddr,
-    request_id: &str,
-    upgrade: bool,
-    body: ProxyBody,
-) -> Result<Request<ProxyBody>, String> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri = format!("http://{addr}{path}")
-        .parse()
-        .map_err(|e| format!("bad request target: {e}"))?;
-    let mut headers = parts.headers.clone();
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(&mut headers);
-    if upgrade && let Some(v) = upgrade_value {
-        headers.insert(header::UPGRADE, v);
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    headers.insert("x-forwarded-for", header_value(&forwarded_for));
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if let Some(original) = parts.headers.get(header::HOST) {
-        headers.insert("x-forwarded-host", original.clone());
-    } else {
-        headers.insert("x-forwarded-host", header_value(host));
-    }
-    headers.insert("x-request-id", header_value(request_id));
-    let mut request = Request::builder()
-        .method(parts.method.clone())
-        .uri(uri)
-        .version(http::Version::HTTP_11);
-    if let Some(h) = request.headers_mut() {
-        *h = headers;
-    }
-    request.body(body).map_err(|e| e.to_string())
-}
-
-fn json_error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    request_id: &str,
-) -> Response<ProxyBody> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message, "request_id": request_id } });
-    let mut response = Response::new(
-        Full::new(Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-        .headers_mut()
-        .insert("x-request-id", header_value(request_id));
-    response
-}
-
-/// A response body that holds its instance's request slot until the body is done, so that
-/// draining waits for streamed responses too.
-struct GuardedBody {
-    inner: Incoming,
-    _slot: InFlight,
-}
-
-impl Body for GuardedBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Active health checks of one backend: quickly until it first passes (so a deploy waits no
-/// longer than needed), then every `interval`. Two failures in a row mark it unhealthy.
-async fn health_loop(router: Arc<Router>, backend: Arc<Backend>) {
-    let mut ever_healthy = false;
-    loop {
-        let ok = probe(&router, &backend).await;
-        if ok {
-            backend
-                .failures
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-            backend.set_healthy(true);
-            ever_healthy = true;
-        } else {
-            let failures = backend
-                .failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
-            if failures >= 2 || !ever_healthy {
-                backend.set_healthy(false);
-            }
-        }
-        let pause = if backend.is_healthy() {
-            backend.check.interval
-        } else {
-            Duration::from_millis(100).min(backend.check.interval)
-        };
-        tokio::time::sleep(pause).await;
-    }
-}
-
-impl Router {
-    /// `GET path` on one instance directly (a smoke check): its status, or why it gave none.
-    pub async fn get_status(
-        &self,
-        addr: SocketAddr,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<StatusCode, String> {
-        let uri: Uri = format!("http://{addr}{path}")
-            .parse()
-            .map_err(|e| format!("cannot be requested: {e}"))?;
-        let request = Request::get(uri)
-            .header(header::USER_AGENT, "faas-smoke-check")
-            .body(
-                Empty::<Bytes>::new()
-                    .map_err(|never| match never {})
-                    .boxed(),
-            )
-            .map_err(|e| e.to_string())?;
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => {
-                let status = response.status();
-                let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
-                Ok(status)
-            }
-            Ok(Err(e)) => Err(format!("failed: {e}")),
-            Err(_) => Err(format!("did not answer within {timeout:?}")),
-        }
-    }
-}
-
-async fn probe(router: &Router, backend: &Backend) -> bool {
-    let timeout = backend.check.timeout;
-    match &backend.check.path {
-        None => matches!(
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(backend.addr)).await,
-            Ok(Ok(_))
-        ),
-        Some(path) => {
-            let Ok(uri) = format!("http://{}{path}", backend.addr).parse::<Uri>() else {
-                return false;
-            };
-            let request = Request::get(uri)
-                .header(header::USER_AGENT, "faas-health-check")
-                .body(
-                    Empty::<Bytes>::new()
-                        .map_err(|never| match never {})
-                        .boxed(),
-                );
-            let Ok(request) = request else { return false };
-            match tokio::time::timeout(timeout, router.client.request(request)).await {
-                Ok(Ok(response)) => {
-                    let ok = response.status() == StatusCode::OK;
-                    let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
-                    ok
-                }
-                _ => false,
-            }
-        }
-    }
-}
-
-pub fn health_check_of(manifest: &faas_spec::Manifest) -> HealthCheck {
-    HealthCheck {
-        path: manifest.health.path.clone(),
-        interval: manifest
-            .health
-            .interval
-            .as_std()
-            .max(Duration::from_millis(100)),
-        timeout: manifest
-            .health
-            .timeout
-            .as_std()
-            .max(Duration::from_millis(50)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use http::header::{HeaderMap, HeaderValue};
+
     use super::*;
 
     #[test]
