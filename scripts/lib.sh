@@ -186,11 +186,18 @@ faas_start_postgres() {
     faas_as_root su postgres -s /bin/sh -c "$bin/initdb -D '$data' -A trust -U postgres >'$home/initdb.log' 2>&1" \
       || { faas_say "initdb failed; see $home/initdb.log"; return 1; }
   fi
+  # The sharded ledger commits a batch that spans shards with two-phase commit, which needs
+  # prepared transactions: a server started without them is restarted with them.
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$FAAS_PG_PORT" \
+    && [ "$(psql -h 127.0.0.1 -p "$FAAS_PG_PORT" -U postgres -tAc 'SHOW max_prepared_transactions')" = 0 ]; then
+    faas_say "restarting PostgreSQL with prepared transactions"
+    faas_as_root su postgres -s /bin/sh -c "$bin/pg_ctl -D '$data' -w -t 60 stop" >/dev/null || return 1
+  fi
   if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$FAAS_PG_PORT"; then
     faas_say "starting PostgreSQL on 127.0.0.1:$FAAS_PG_PORT"
     faas_as_root mkdir -p /var/run/postgresql && faas_as_root chown postgres:postgres /var/run/postgresql
     faas_as_root su postgres -s /bin/sh -c "$bin/pg_ctl -D '$data' -l '$home/postgres.log' -w -t 60 \
-      -o \"-c listen_addresses=127.0.0.1 -p $FAAS_PG_PORT -c unix_socket_directories=/var/run/postgresql -c fsync=off\" start" >/dev/null \
+      -o \"-c listen_addresses=127.0.0.1 -p $FAAS_PG_PORT -c unix_socket_directories=/var/run/postgresql -c fsync=off -c max_prepared_transactions=64 -c max_connections=200\" start" >/dev/null \
       || { faas_say "PostgreSQL did not start; see $home/postgres.log"; return 1; }
   fi
   local db

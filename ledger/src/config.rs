@@ -50,6 +50,8 @@ pub struct LedgerConfig {
     pub states: BTreeMap<String, EntityType>,
     /// Seconds between balance snapshots; divides a day, so boundaries fall on UTC midnights.
     pub interval_s: i64,
+    /// PostgreSQL shards and the placement hashes each owns; empty: the embedded SQLite file.
+    pub shards: Vec<crate::placement::ShardSpec>,
 }
 
 impl LedgerConfig {
@@ -91,6 +93,7 @@ impl LedgerConfig {
             locks: BTreeMap::new(),
             states: BTreeMap::new(),
             interval_s: 86_400,
+            shards: Vec::new(),
         });
         let root = doc.as_table();
         for (key, item) in root.iter() {
@@ -118,11 +121,17 @@ impl LedgerConfig {
                         config.interval_s = s;
                     }
                 }
+                "storage" => {
+                    let shards = crate::placement::parse(item, span, &mut out);
+                    if !shards.is_empty() {
+                        config.shards = shards;
+                    }
+                }
                 other => out.push(unknown(
                     other,
                     span,
                     "the ledger's configuration",
-                    &["accounts", "locks", "states", "aggregation"],
+                    &["accounts", "locks", "states", "aggregation", "storage"],
                 )),
             }
         }
@@ -142,7 +151,7 @@ fn key_span(table: &dyn TableLike, key: &str, item: &Item) -> Range<usize> {
         .unwrap_or(0..0)
 }
 
-fn unknown(key: &str, span: Range<usize>, in_what: &str, known: &[&str]) -> Diagnostic {
+pub(crate) fn unknown(key: &str, span: Range<usize>, in_what: &str, known: &[&str]) -> Diagnostic {
     let nearest = known
         .iter()
         .min_by_key(|k| strsim::damerau_levenshtein(key, k))

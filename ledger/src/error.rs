@@ -39,6 +39,8 @@ pub enum LedgerError {
         expected: u64,
         current: u64,
     },
+    #[error("there is no shard {shard}: the ledger has {shards} (0 to {})", shards - 1)]
+    NoSuchShard { shard: usize, shards: usize },
     #[error("the sum overflows 64-bit minor units")]
     Overflow,
     #[error("ledger storage: {0}")]
@@ -60,6 +62,7 @@ impl LedgerError {
             Self::LockHeld { .. } => "lock-held",
             Self::LockNotHeld(_) => "lock-not-held",
             Self::StateConflict { .. } => "state-conflict",
+            Self::NoSuchShard { .. } => "no-such-shard",
             Self::Overflow => "overflow",
             Self::Storage(_) => "storage",
         }

@@ -6,11 +6,17 @@
 //! and shared, leased) and versioned JSON state live beside the accounts. No HTTP here.
 //!
 //! [`Ledger`] checks every request against the configuration and hands canonical rows to a
-//! [`storage::Storage`] backend: SQLite ([`sqlite::SqliteStorage`]) today.
+//! [`storage::Storage`] backend: one SQLite file ([`sqlite::SqliteStorage`]) or PostgreSQL
+//! shards ([`sharded::Sharded`] over [`postgres::PgShard`]); [`background::open`] picks the one
+//! the configuration names and [`background::run`] keeps its sequencer and aggregates going.
 
+pub mod background;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod placement;
+pub mod postgres;
+pub mod sharded;
 pub mod sqlite;
 pub mod storage;
 
@@ -290,13 +296,31 @@ impl Ledger {
                 return Err(self.unknown_attribute(&filter.kind, k, t));
             }
         }
-        self.storage.events(filter).await
+        let whole = t.key.iter().all(|k| filter.key.contains_key(k));
+        let key = whole.then(|| canonical(&filter.key));
+        self.storage.events(filter, key.as_deref()).await
     }
 
-    /// Sequenced events after `after`, in sequence order: a consumer that keeps the last
-    /// number it processed sees each event once, and never a lower number later.
-    pub async fn export(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
-        self.storage.export(after, limit).await
+    /// How many shards keep their own export sequence: a consumer keeps one watermark each.
+    pub fn shards(&self) -> usize {
+        self.storage.shards()
+    }
+
+    /// Sequenced events of `shard` after `after`, in sequence order: a consumer that keeps the
+    /// last number it processed sees each event once, and never a lower number later.
+    pub async fn export(&self, shard: usize, after: u64, limit: usize) -> Result<Vec<Event>> {
+        if shard >= self.shards() {
+            return Err(LedgerError::NoSuchShard {
+                shard,
+                shards: self.shards(),
+            });
+        }
+        self.storage.export(shard, after, limit).await
+    }
+
+    /// Housekeeping: partitions ahead of time, transactions left in doubt.
+    pub async fn maintain(&self) -> Result<()> {
+        self.storage.maintain(now()).await
     }
 
     /// One round of the sequencer as `holder` (None: another holder's lease is in force).

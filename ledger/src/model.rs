@@ -53,6 +53,10 @@ pub struct Event {
     pub id: i64,
     /// The sequencer's stamp, once it has run over the event.
     pub seq: Option<u64>,
+    /// The shard whose sequencer stamps it (0 unless the ledger is sharded): a consumer keeps
+    /// one watermark per shard.
+    #[serde(default)]
+    pub shard: usize,
     pub account: AccountId,
     pub aux: Attributes,
     pub amount: i64,

@@ -29,9 +29,10 @@ CREATE TABLE IF NOT EXISTS events (
     aux TEXT NOT NULL,
     amount INTEGER NOT NULL,
     effective_at INTEGER NOT NULL,
-    idem TEXT NOT NULL UNIQUE,
+    idem TEXT NOT NULL,
     hash BLOB NOT NULL,
-    info TEXT NOT NULL
+    info TEXT NOT NULL,
+    UNIQUE (account, idem)
 );
 CREATE INDEX IF NOT EXISTS events_by_account ON events (account, effective_at);
 CREATE INDEX IF NOT EXISTS events_unsequenced ON events (id) WHERE seq IS NULL;
@@ -166,7 +167,7 @@ impl SqliteStorage {
         grouping: &str,
         vals: &str,
         boundary: Micros,
-        amount: i64,
+        t: Totals,
     ) -> Result<()> {
         tx.prepare_cached(
             "INSERT INTO snapshots (account, grouping, vals, boundary, debit, credit)
@@ -180,7 +181,6 @@ impl SqliteStorage {
              ON CONFLICT DO NOTHING",
         )?
         .execute(params![account, grouping, vals, boundary])?;
-        let t = Totals::of(amount);
         tx.prepare_cached(
             "UPDATE snapshots SET debit = debit + ?5, credit = credit + ?6
              WHERE account = ?1 AND grouping = ?2 AND vals = ?3 AND boundary >= ?4",
@@ -217,6 +217,7 @@ fn event_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         id: r.get(0)?,
         seq: r.get::<_, Option<i64>>(1)?.map(|s| s as u64),
+        shard: 0,
         account: crate::model::AccountId {
             kind,
             key: attributes(&key),
@@ -266,7 +267,7 @@ impl Storage for SqliteStorage {
                 let inserted = tx
                     .prepare_cached(
                         "INSERT INTO events (account, aux, amount, effective_at, idem, hash, info)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (idem) DO NOTHING",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (account, idem) DO NOTHING",
                     )?
                     .execute(params![
                         account,
@@ -282,8 +283,8 @@ impl Storage for SqliteStorage {
                     continue;
                 }
                 let (id, hash): (i64, Vec<u8>) = tx
-                    .prepare_cached("SELECT id, hash FROM events WHERE idem = ?1")?
-                    .query_row([&e.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    .prepare_cached("SELECT id, hash FROM events WHERE account = ?1 AND idem = ?2")?
+                    .query_row(params![account, e.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 if hash != e.hash {
                     // Dropping the transaction rolls the whole batch back.
                     return Err(LedgerError::IdempotencyConflict(e.idempotency_key.clone()));
@@ -353,21 +354,22 @@ impl Storage for SqliteStorage {
                 .collect::<rusqlite::Result<_>>()?;
             let none: Vec<Vec<String>> = vec![Vec::new()];
             let mut last = watermark;
+            // A round's events summed per snapshot first: one fold per group and boundary.
+            let mut deltas: BTreeMap<(i64, String, String, Micros), Totals> = BTreeMap::new();
             for (seq, account, kind, aux, amount, effective_at) in &rows {
                 let aux = attributes(aux);
                 let boundary = boundary_after(*effective_at, interval);
                 for grouping in groupings.get(kind).unwrap_or(&none) {
                     let vals = to_json(&project(&aux, grouping));
-                    Self::fold(
-                        &tx,
-                        *account,
-                        &grouping_name(grouping),
-                        &vals,
-                        boundary,
-                        *amount,
-                    )?;
+                    let d = deltas
+                        .entry((*account, grouping_name(grouping), vals, boundary))
+                        .or_default();
+                    add(d, *amount)?;
                 }
                 last = *seq;
+            }
+            for ((account, grouping, vals, boundary), t) in deltas {
+                Self::fold(&tx, account, &grouping, &vals, boundary, t)?;
             }
             set_progress(&tx, "aggregated", last)?;
             tx.commit()?;
@@ -405,7 +407,7 @@ impl Storage for SqliteStorage {
             let mut since: BTreeMap<Attributes, Micros> = BTreeMap::new();
             // Aggregated events of a group without a snapshot before `at` all fall in the
             // interval `at` is in: each aggregated event has a snapshot at its boundary.
-            let step = interval_floor(at);
+            let step = crate::storage::day_floor(at);
             let mut scan_from = step;
             for (vals, boundary, debit, credit) in snapshots {
                 let g = attributes(&vals);
@@ -472,7 +474,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn events(&self, f: &EventFilter) -> Result<EventPage> {
+    async fn events(&self, f: &EventFilter, _account_key: Option<&str>) -> Result<EventPage> {
         self.with(|conn| {
             let mut sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM events e JOIN accounts a ON a.id = e.account
@@ -526,7 +528,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn export(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+    async fn export(&self, _shard: usize, after: u64, limit: usize) -> Result<Vec<Event>> {
         self.with(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -646,12 +648,4 @@ impl Storage for SqliteStorage {
             Ok(current + 1)
         })
     }
-}
-
-/// The start of the UTC day `t` falls in. Every allowed interval divides a day, so no
-/// aggregated event effective before `t` whose group has no snapshot at or before `t` lies
-/// earlier than this (each aggregated event has a snapshot at its own boundary).
-fn interval_floor(t: Micros) -> Micros {
-    let day = 86_400 * 1_000_000i64;
-    t.div_euclid(day) * day
 }

@@ -95,11 +95,23 @@ pub trait Storage: Send + Sync {
         at: Micros,
     ) -> Result<Vec<(Attributes, Totals)>>;
 
-    /// Events effective in a period, in id order, a page at a time.
-    async fn events(&self, filter: &EventFilter) -> Result<EventPage>;
+    /// Events effective in a period, in id order, a page at a time. `account_key` is the
+    /// canonical key when the filter names every key attribute (one account: one shard).
+    async fn events(&self, filter: &EventFilter, account_key: Option<&str>) -> Result<EventPage>;
 
-    /// Sequenced events after `after`, in sequence order.
-    async fn export(&self, after: u64, limit: usize) -> Result<Vec<Event>>;
+    /// How many shards stamp their own sequence (1 unless sharded).
+    fn shards(&self) -> usize {
+        1
+    }
+
+    /// Sequenced events of `shard` after `after`, in sequence order.
+    async fn export(&self, shard: usize, after: u64, limit: usize) -> Result<Vec<Event>>;
+
+    /// Housekeeping the background task runs now and then (PostgreSQL: the coming months'
+    /// partitions, transactions left in doubt by a crash).
+    async fn maintain(&self, _now: Micros) -> Result<()> {
+        Ok(())
+    }
 
     async fn lock(
         &self,
@@ -139,4 +151,12 @@ pub fn project(aux: &Attributes, grouping: &[String]) -> Attributes {
 pub fn boundary_after(t: Micros, interval_s: i64) -> Micros {
     let step = interval_s * 1_000_000;
     t.div_euclid(step) * step + step
+}
+
+/// The start of the UTC day `t` falls in. Every allowed interval divides a day, so no
+/// aggregated event effective before `t` whose group has no snapshot at or before `t` lies
+/// earlier than this (each aggregated event has a snapshot at its own boundary).
+pub fn day_floor(t: Micros) -> Micros {
+    let day = 86_400 * 1_000_000i64;
+    t.div_euclid(day) * day
 }

@@ -49,3 +49,44 @@ fn a_config_that_is_not_toml_says_where() {
     assert_eq!(report.diagnostics[0].code, "toml-syntax");
     assert_eq!(report.located()[0].line, 1);
 }
+
+#[test]
+fn shards_must_cover_the_hash_space_once() {
+    let good = r#"[[storage.shards]]
+url = "postgres://ledger@db-a/ledger"
+from = "00"
+to = "8"
+
+[[storage.shards]]
+url = "postgres://ledger@db-b/ledger"
+from = "8"
+"#;
+    let c = LedgerConfig::with_overrides("ledger.toml", good).unwrap();
+    assert_eq!(c.shards.len(), 2);
+    assert_eq!((c.shards[1].from, c.shards[1].to), (1 << 63, None));
+    let gap = r#"[[storage.shards]]
+url = "postgres://ledger@db-a/ledger"
+from = "00"
+to = "7"
+
+[[storage.shards]]
+url = "mysql://ledger@db-b/ledger"
+from = "8"
+to = "zz"
+"#;
+    let report = LedgerConfig::with_overrides("ledger.toml", gap).unwrap_err();
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        ["invalid-url", "invalid-hash-bound"],
+        "{}",
+        report.render(false)
+    );
+    let gap = gap
+        .replace("mysql", "postgres")
+        .replace("to = \"zz\"\n", "");
+    let report = LedgerConfig::with_overrides("ledger.toml", &gap).unwrap_err();
+    assert_eq!(report.diagnostics[0].code, "gap-between-shards");
+    assert_eq!(report.located()[0].line, 6, "at the shard after the gap");
+    insta::assert_snapshot!(report.render(false));
+}

@@ -1,12 +1,12 @@
-//! The ledger's behaviour, as one suite a storage backend must pass (SQLite here): idempotent
-//! atomic batches, balances at any date and turnovers per group, late events, the sequencer
-//! and an exactly-once consumer, locks, compare-and-set state, and bad input with stable codes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The ledger's behaviour, as one suite every storage backend passes (`behaviour_sqlite.rs`,
+//! `behaviour_postgres.rs`): idempotent atomic batches, balances at any date and turnovers per
+//! group, late events, the sequencer and an exactly-once consumer, locks, compare-and-set
+//! state, and bad input with stable codes. Each case takes a fresh, empty ledger.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use faas_ledger::sqlite::SqliteStorage;
 use faas_ledger::storage::EventFilter;
 use faas_ledger::*;
 use serde_json::json;
@@ -40,13 +40,6 @@ fn event(tenant: &str, service: &str, amount: i64, at: i64, key: &str) -> NewEve
     }
 }
 
-fn ledger() -> Ledger {
-    Ledger::new(
-        LedgerConfig::defaults(),
-        Arc::new(SqliteStorage::in_memory().unwrap()),
-    )
-}
-
 fn total(q: &BalanceQuery) -> BalanceQuery {
     q.clone()
 }
@@ -73,10 +66,9 @@ async fn settle(l: &Ledger) {
     while l.aggregate().await.unwrap() > 0 {}
 }
 
-#[tokio::test]
-async fn the_same_key_and_content_is_already_written_other_content_conflicts_and_nothing_of_that_batch_is_kept()
- {
-    let l = ledger();
+pub async fn the_same_key_and_content_is_already_written_other_content_conflicts_and_nothing_of_that_batch_is_kept(
+    l: Ledger,
+) {
     let first = l
         .write(&[event("t", "a", 5, NOV, "k1"), event("t", "a", 7, NOV, "k2")])
         .await
@@ -113,9 +105,7 @@ async fn the_same_key_and_content_is_already_written_other_content_conflicts_and
     assert_eq!(page.events.len(), 2);
 }
 
-#[tokio::test]
-async fn balances_at_any_date_and_turnovers_per_group_with_and_without_aggregates() {
-    let l = ledger();
+pub async fn balances_at_any_date_and_turnovers_per_group_with_and_without_aggregates(l: Ledger) {
     let mut batch = Vec::new();
     for day in 0..10 {
         batch.push(event(
@@ -181,9 +171,7 @@ async fn balances_at_any_date_and_turnovers_per_group_with_and_without_aggregate
     assert_eq!(balance_of(&l, &total_q, NOV + 100 * DAY).await, 1050);
 }
 
-#[tokio::test]
-async fn a_late_event_corrects_the_aggregated_interval_it_falls_in() {
-    let l = ledger();
+pub async fn a_late_event_corrects_the_aggregated_interval_it_falls_in(l: Ledger) {
     for day in 0..5 {
         l.write(&[event("t", "api", 10, NOV + day * DAY, &format!("d{day}"))])
             .await
@@ -213,36 +201,46 @@ async fn a_late_event_corrects_the_aggregated_interval_it_falls_in() {
     );
 }
 
-#[tokio::test]
-async fn the_export_stream_is_in_sequence_order_and_resumes_from_a_watermark() {
-    let l = ledger();
+pub async fn the_export_stream_is_in_sequence_order_and_resumes_from_a_watermark(l: Ledger) {
     for i in 0..25 {
         l.write(&[event("t", "api", 1, NOV + i, &format!("e{i}"))])
             .await
             .unwrap();
     }
-    assert!(
-        l.export(0, 100).await.unwrap().is_empty(),
-        "nothing sequenced yet"
-    );
+    for shard in 0..l.shards() {
+        assert!(
+            l.export(shard, 0, 100).await.unwrap().is_empty(),
+            "nothing sequenced yet"
+        );
+    }
     assert_eq!(l.sequence("a", 1_000_000).await.unwrap(), Some(25));
     assert_eq!(
         l.sequence("b", 1_000_000).await.unwrap(),
         None,
         "a holds the lease"
     );
-    let first = l.export(0, 10).await.unwrap();
+    // One account: every event on one shard, in that shard's sequence.
+    let mut shard = 0;
+    while l.export(shard, 0, 1).await.unwrap().is_empty() {
+        shard += 1;
+    }
+    assert_eq!(
+        l.export(l.shards(), 0, 1).await.unwrap_err().code(),
+        "no-such-shard"
+    );
+    let first = l.export(shard, 0, 10).await.unwrap();
+    assert!(first.iter().all(|e| e.shard == shard));
     let seqs: Vec<u64> = first.iter().map(|e| e.seq.unwrap()).collect();
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
-    let rest = l.export(10, 100).await.unwrap();
+    let rest = l.export(shard, 10, 100).await.unwrap();
     assert_eq!(rest.len(), 15);
     assert_eq!(rest[0].seq, Some(11));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_with_duplicates_a_restarted_sequencer_and_consumer_deliver_exactly_once()
- {
-    let l = Arc::new(ledger());
+pub async fn concurrent_writers_with_duplicates_a_restarted_sequencer_and_consumer_deliver_exactly_once(
+    l: Ledger,
+) {
+    let l = Arc::new(l);
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let l = l.clone();
@@ -293,7 +291,17 @@ async fn concurrent_writers_with_duplicates_a_restarted_sequencer_and_consumer_d
     }
     consume(&l, &consumer, &mut seen, &mut order).await;
     assert_eq!(seen.len(), 400, "two writers' 200 keys each, once");
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+    for shard in 0..l.shards() {
+        let seqs: Vec<u64> = order
+            .iter()
+            .filter(|(s, _)| *s == shard)
+            .map(|(_, q)| *q)
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "strictly increasing on shard {shard}"
+        );
+    }
     assert_eq!(balance_of(&l, &by("t", &[]), NOV + DAY).await, 400);
 }
 
@@ -302,32 +310,38 @@ async fn consume(
     l: &Ledger,
     consumer: &EntityId,
     seen: &mut BTreeSet<String>,
-    order: &mut Vec<u64>,
+    order: &mut Vec<(usize, u64)>,
 ) {
-    loop {
-        let state = l.state(consumer).await.unwrap();
-        let after = state.value["after"].as_u64().unwrap_or(0);
-        let batch = l.export(after, 50).await.unwrap();
-        let Some(last) = batch.last().and_then(|e| e.seq) else {
-            return;
-        };
-        for e in &batch {
-            assert!(
-                seen.insert(e.idempotency_key.clone()),
-                "{} twice",
-                e.idempotency_key
-            );
-            order.push(e.seq.unwrap());
+    // One watermark per shard: `{"after": [n0, n1, ...]}`.
+    for shard in 0..l.shards() {
+        loop {
+            let state = l.state(consumer).await.unwrap();
+            let mut marks: Vec<u64> = (0..l.shards())
+                .map(|s| state.value["after"][s].as_u64().unwrap_or(0))
+                .collect();
+            let batch = l.export(shard, marks[shard], 50).await.unwrap();
+            let Some(last) = batch.last().and_then(|e| e.seq) else {
+                break;
+            };
+            for e in &batch {
+                assert!(
+                    seen.insert(e.idempotency_key.clone()),
+                    "{} twice",
+                    e.idempotency_key
+                );
+                order.push((shard, e.seq.unwrap()));
+            }
+            marks[shard] = last;
+            l.put_state(consumer, state.version, &json!({ "after": marks }))
+                .await
+                .unwrap();
         }
-        l.put_state(consumer, state.version, &json!({ "after": last }))
-            .await
-            .unwrap();
     }
 }
 
-#[tokio::test]
-async fn locks_shared_blocks_exclusive_a_dead_holders_lease_expires_and_writes_can_need_one() {
-    let l = ledger();
+pub async fn locks_shared_blocks_exclusive_a_dead_holders_lease_expires_and_writes_can_need_one(
+    l: Ledger,
+) {
     let invoice = EntityId {
         kind: "invoice".into(),
         key: attrs(&[("tenant", "t"), ("month", "2026-11")]),
@@ -376,9 +390,8 @@ async fn locks_shared_blocks_exclusive_a_dead_holders_lease_expires_and_writes_c
     assert!(l.write_locked(&batch, &invoice, "closer").await.is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_contention_from_parallel_tasks_has_one_holder_at_a_time() {
-    let l = Arc::new(ledger());
+pub async fn lock_contention_from_parallel_tasks_has_one_holder_at_a_time(l: Ledger) {
+    let l = Arc::new(l);
     let invoice = EntityId {
         kind: "invoice".into(),
         key: attrs(&[("tenant", "t"), ("month", "2026-12")]),
@@ -412,9 +425,7 @@ async fn lock_contention_from_parallel_tasks_has_one_holder_at_a_time() {
     }
 }
 
-#[tokio::test]
-async fn a_concurrent_compare_and_set_loses_cleanly_with_a_conflict() {
-    let l = ledger();
+pub async fn a_concurrent_compare_and_set_loses_cleanly_with_a_conflict(l: Ledger) {
     let c = EntityId {
         kind: "consumer".into(),
         key: attrs(&[("name", "billing")]),
@@ -428,9 +439,7 @@ async fn a_concurrent_compare_and_set_loses_cleanly_with_a_conflict() {
     assert_eq!(l.state(&c).await.unwrap().value, json!({"after": 2}));
 }
 
-#[tokio::test]
-async fn bad_input_is_a_clear_error_with_a_stable_code() {
-    let l = ledger();
+pub async fn bad_input_is_a_clear_error_with_a_stable_code(l: Ledger) {
     let mut e = event("t", "api", 1, NOV, "x");
     e.account.kind = "usgae".into();
     assert_eq!(
@@ -467,3 +476,172 @@ async fn bad_input_is_a_clear_error_with_a_stable_code() {
         "empty-idempotency-key"
     );
 }
+
+pub async fn accounts_spread_over_shards_answer_every_query_and_a_batch_across_them_is_atomic(
+    l: Ledger,
+) {
+    let tenants: Vec<String> = (0..40).map(|i| format!("tenant-{i}")).collect();
+    // One batch over every tenant (on a sharded ledger: every shard, by two-phase commit).
+    let batch: Vec<NewEvent> = tenants
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            (0..3).map(move |j| {
+                event(
+                    t,
+                    "api",
+                    (i * 10 + j) as i64,
+                    NOV + j as i64 * DAY,
+                    &format!("{t}-{j}"),
+                )
+            })
+        })
+        .collect();
+    l.write(&batch).await.unwrap();
+    // A batch over every tenant with one conflicting key at its end: nothing of it anywhere.
+    let mut bad: Vec<NewEvent> = tenants
+        .iter()
+        .map(|t| event(t, "web", 1_000, NOV, &format!("{t}-new")))
+        .collect();
+    bad.push(event(&tenants[0], "api", 99, NOV, "tenant-0-0"));
+    assert_eq!(
+        l.write(&bad).await.unwrap_err().code(),
+        "idempotency-conflict"
+    );
+    for settled in [false, true] {
+        if settled {
+            settle(&l).await;
+        }
+        for (i, t) in tenants.iter().enumerate() {
+            let expected = (i * 30 + 3) as i64;
+            assert_eq!(
+                balance_of(&l, &by(t, &[]), NOV + 10 * DAY).await,
+                expected,
+                "{t}"
+            );
+            let turn = l
+                .turnovers(&by(t, &["service"]), NOV + DAY, NOV + 10 * DAY)
+                .await
+                .unwrap();
+            assert_eq!(
+                turn.len(),
+                1,
+                "{t}: only `api`, the `web` batch was not kept"
+            );
+            assert_eq!(turn[0].opening, (i * 10) as i64);
+            assert_eq!(turn[0].debit, (i * 20 + 3) as i64);
+        }
+    }
+    // Every event once, through the cursor, a page at a time.
+    let mut seen = BTreeSet::new();
+    let mut shards = BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let page = l
+            .events(&EventFilter {
+                kind: "usage".into(),
+                from: NOV,
+                to: NOV + 10 * DAY,
+                after,
+                limit: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for e in &page.events {
+            assert!(
+                seen.insert(e.idempotency_key.clone()),
+                "{} twice",
+                e.idempotency_key
+            );
+            shards.insert(e.shard);
+        }
+        match page.next {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 120);
+    assert_eq!(
+        shards.len(),
+        l.shards(),
+        "the accounts spread over every shard"
+    );
+    // One account's events: its shard alone, filtered by an auxiliary attribute too.
+    let page = l
+        .events(&EventFilter {
+            kind: "usage".into(),
+            key: usage("tenant-7").key,
+            aux: attrs(&[("service", "api")]),
+            from: NOV,
+            to: NOV + 2 * DAY,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page
+        .events
+        .iter()
+        .map(|e| e.idempotency_key.as_str())
+        .collect();
+    assert_eq!(keys, ["tenant-7-0", "tenant-7-1"]);
+}
+
+/// The suite's cases as tests, each on a fresh ledger from `$make` (an async fn returning the
+/// ledger and whatever must live as long as it).
+macro_rules! cases {
+    ($make:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_same_key_and_content_is_already_written_other_content_conflicts_and_nothing_of_that_batch_is_kept() {
+            let (l, _keep) = $make().await;
+            suite::the_same_key_and_content_is_already_written_other_content_conflicts_and_nothing_of_that_batch_is_kept(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn balances_at_any_date_and_turnovers_per_group_with_and_without_aggregates() {
+            let (l, _keep) = $make().await;
+            suite::balances_at_any_date_and_turnovers_per_group_with_and_without_aggregates(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_late_event_corrects_the_aggregated_interval_it_falls_in() {
+            let (l, _keep) = $make().await;
+            suite::a_late_event_corrects_the_aggregated_interval_it_falls_in(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_export_stream_is_in_sequence_order_and_resumes_from_a_watermark() {
+            let (l, _keep) = $make().await;
+            suite::the_export_stream_is_in_sequence_order_and_resumes_from_a_watermark(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_writers_with_duplicates_a_restarted_sequencer_and_consumer_deliver_exactly_once() {
+            let (l, _keep) = $make().await;
+            suite::concurrent_writers_with_duplicates_a_restarted_sequencer_and_consumer_deliver_exactly_once(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn locks_shared_blocks_exclusive_a_dead_holders_lease_expires_and_writes_can_need_one() {
+            let (l, _keep) = $make().await;
+            suite::locks_shared_blocks_exclusive_a_dead_holders_lease_expires_and_writes_can_need_one(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn lock_contention_from_parallel_tasks_has_one_holder_at_a_time() {
+            let (l, _keep) = $make().await;
+            suite::lock_contention_from_parallel_tasks_has_one_holder_at_a_time(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_concurrent_compare_and_set_loses_cleanly_with_a_conflict() {
+            let (l, _keep) = $make().await;
+            suite::a_concurrent_compare_and_set_loses_cleanly_with_a_conflict(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn bad_input_is_a_clear_error_with_a_stable_code() {
+            let (l, _keep) = $make().await;
+            suite::bad_input_is_a_clear_error_with_a_stable_code(l).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn accounts_spread_over_shards_answer_every_query_and_a_batch_across_them_is_atomic() {
+            let (l, _keep) = $make().await;
+            suite::accounts_spread_over_shards_answer_every_query_and_a_batch_across_them_is_atomic(l).await;
+        }
+    };
+}
+pub(crate) use cases;
