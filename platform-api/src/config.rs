@@ -19,6 +19,10 @@ pub mod env_vars {
     /// Bytes of logs kept per service and environment (default 100 MB).
     pub const LOGS_MAX_BYTES: &str = "FAAS_PLATFORM_LOGS_MAX_BYTES";
     pub const CONFIG: &str = "FAAS_PLATFORM_CONFIG";
+    /// The ledger's PostgreSQL (`postgres://…`); the SQLite file in the data directory if unset.
+    pub const LEDGER: &str = "FAAS_PLATFORM_LEDGER";
+    /// The ledger's types and shards [default: ledger.toml beside the config file].
+    pub const LEDGER_CONFIG: &str = "FAAS_PLATFORM_LEDGER_CONFIG";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -42,6 +46,10 @@ pub struct FileConfig {
     pub logs_max_bytes: Option<u64>,
     /// Seconds logs are kept.
     pub logs_max_age_s: Option<u64>,
+    /// The ledger's PostgreSQL as one shard (`postgres://…`).
+    pub ledger: Option<String>,
+    /// The ledger's types and shards (TOML).
+    pub ledger_config: Option<PathBuf>,
 }
 
 /// How the router reaches an instance.
@@ -67,6 +75,10 @@ pub struct Config {
     pub upstream: Upstream,
     pub logs_max_bytes: u64,
     pub logs_max_age: Duration,
+    /// The ledger's PostgreSQL as one shard; None: the ledger config's shards, or SQLite.
+    pub ledger: Option<String>,
+    /// The ledger's configuration file, and whether it was named (then it must exist).
+    pub ledger_config: Option<(PathBuf, bool)>,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -79,6 +91,8 @@ pub struct Overrides {
     pub network: Option<String>,
     pub upstream: Option<Upstream>,
     pub config: Option<PathBuf>,
+    pub ledger: Option<String>,
+    pub ledger_config: Option<PathBuf>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -121,6 +135,19 @@ impl Config {
                 None => FileConfig::default(),
             },
         };
+        if let Some(url) = o.ledger.as_ref().or(file.ledger.as_ref())
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            anyhow::bail!(
+                "the ledger `{url}` is not a PostgreSQL URL: give `postgres://USER@HOST:PORT/DATABASE`, or leave it out for the SQLite file in the data directory"
+            );
+        }
+        let ledger_config = match o.ledger_config.or(file.ledger_config) {
+            Some(path) => Some((path, true)),
+            None => default_config_file()
+                .and_then(|f| f.parent().map(|d| d.join("ledger.toml")))
+                .map(|path| (path, false)),
+        };
         let domain = o
             .domain
             .or(file.domain)
@@ -153,6 +180,8 @@ impl Config {
                 .or(file.logs_max_bytes)
                 .unwrap_or(100 * 1000 * 1000),
             logs_max_age: Duration::from_secs(file.logs_max_age_s.unwrap_or(7 * 24 * 3600)),
+            ledger: o.ledger.or(file.ledger),
+            ledger_config,
         })
     }
 }

@@ -32,6 +32,8 @@ pub struct Platform {
     pub events: events::Events,
     pub sealer: secrets::Sealer,
     pub logs: Arc<logs::LogHub>,
+    /// The accounts ledger billing posts into (SQLite in the data directory, or PostgreSQL).
+    pub ledger: Arc<faas_ledger::Ledger>,
     /// Turns true when the daemon stops: endless streams (followed logs) end then, so that the
     /// graceful shutdown is not held open by them.
     pub stopping: tokio::sync::watch::Sender<bool>,

@@ -47,6 +47,12 @@ enum Command {
         /// A config file [default: ~/.config/faas/platform.toml]
         #[arg(long, env = env_vars::CONFIG)]
         config: Option<PathBuf>,
+        /// The ledger's PostgreSQL, `postgres://USER@HOST:PORT/DATABASE` [default: SQLite in the data directory]
+        #[arg(long, env = env_vars::LEDGER)]
+        ledger: Option<String>,
+        /// The ledger's types and shards [default: ~/.config/faas/ledger.toml when present]
+        #[arg(long, env = env_vars::LEDGER_CONFIG)]
+        ledger_config: Option<PathBuf>,
     },
 }
 
@@ -87,6 +93,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         network,
         upstream,
         config,
+        ledger,
+        ledger_config,
     } = cli.command;
     let config = Config::resolve(Overrides {
         listen,
@@ -96,6 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         network,
         upstream,
         config,
+        ledger,
+        ledger_config,
     })?;
     serve(config).await
 }
@@ -140,6 +150,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
 
+    let ledger = Arc::new(open_ledger(&config).await?);
+    let ledger_task = tokio::spawn(faas_ledger::background::run(
+        ledger.clone(),
+        format!("{platform_id}-{}", std::process::id()),
+        std::future::pending::<()>(),
+    ));
+
     let api_listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} for the API: {e}", config.listen))?;
@@ -168,6 +185,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.logs_max_bytes,
             config.logs_max_age,
         )),
+        ledger,
         stopping: tokio::sync::watch::channel(false).0,
         started: Instant::now(),
         running: Mutex::new(Default::default()),
@@ -209,9 +227,52 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         handle.abort();
     }
+    ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The ledger: its types (the embedded defaults under ledger.toml), on the PostgreSQL that
+/// `--ledger` names, else the shards of ledger.toml, else SQLite in the data directory.
+async fn open_ledger(config: &Config) -> anyhow::Result<faas_ledger::Ledger> {
+    let mut ledger_config = match &config.ledger_config {
+        Some((path, required)) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                faas_ledger::LedgerConfig::with_overrides(&path.display().to_string(), &text)
+                    .map_err(|report| {
+                        anyhow::anyhow!(
+                            "the ledger's configuration is not valid:\n{}",
+                            report.render(false)
+                        )
+                    })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                faas_ledger::LedgerConfig::defaults()
+            }
+            Err(e) => anyhow::bail!(
+                "cannot read the ledger's configuration {}: {e}",
+                path.display()
+            ),
+        },
+        None => faas_ledger::LedgerConfig::defaults(),
+    };
+    if let Some(url) = &config.ledger {
+        ledger_config.shards = vec![faas_ledger::placement::ShardSpec::whole(url)];
+    }
+    let where_ = match ledger_config.shards.len() {
+        0 => "SQLite in the data directory".to_owned(),
+        1 => format!(
+            "PostgreSQL {}",
+            faas_ledger::sharded::redact(&ledger_config.shards[0].url)
+        ),
+        n => format!("{n} PostgreSQL shards"),
+    };
+    let ledger = faas_ledger::background::open(ledger_config, &config.data_dir.join("ledger.db"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the ledger ({where_}): {e}"))?;
+    tracing::info!("the ledger is on {where_}");
+    Ok(ledger)
 }
 
 #[cfg(unix)]

@@ -6,6 +6,7 @@ mod contract;
 pub mod deployments;
 pub mod images;
 pub mod info;
+pub mod ledger;
 pub mod logs;
 pub mod secrets;
 pub mod services;
@@ -90,6 +91,11 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
             secrets::unset_secrets
         ))
         .routes(routes!(deployments::delete_environment))
+        .routes(routes!(ledger::ledger_write))
+        .routes(routes!(ledger::ledger_balances))
+        .routes(routes!(ledger::ledger_turnovers))
+        .routes(routes!(ledger::ledger_events))
+        .routes(routes!(ledger::ledger_export))
         // Image tarballs are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

@@ -448,3 +448,5 @@ pub struct LogRecord {
     pub stream: String,
     pub line: String,
 }
+
+pub mod ledger;
