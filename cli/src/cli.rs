@@ -61,6 +61,9 @@ pub enum Command {
     /// The platforms this CLI talks to
     #[command(subcommand)]
     Context(ContextCommand),
+    /// The platform's accounts ledger: balances, turnovers, events (admin)
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Keep a token for the current context (the OS keyring, else a 0600 file)
     Login {
         /// Read the token from stdin instead of asking
@@ -77,6 +80,81 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// An account's balance at a date, in total or per group
+    Balance {
+        #[command(flatten)]
+        account: LedgerAccountArgs,
+        /// The balance of the events effective before this time (RFC 3339 or YYYY-MM-DD) [default: now]
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// An account's opening balance, debits, credits and closing balance over [FROM, TO)
+    Turnovers {
+        #[command(flatten)]
+        account: LedgerAccountArgs,
+        /// The period's start (RFC 3339 or YYYY-MM-DD)
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// The period's end, excluded
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The events of an account type effective in [FROM, TO), oldest first
+    Events {
+        /// The account type
+        #[arg(long = "type", value_name = "TYPE", default_value = "usage")]
+        kind: String,
+        /// A key attribute the events' accounts must have, NAME=VALUE (repeatable)
+        #[arg(long = "key", value_name = "NAME=VALUE")]
+        key: Vec<String>,
+        /// An auxiliary attribute the events must have, NAME=VALUE (repeatable)
+        #[arg(long = "aux", value_name = "NAME=VALUE")]
+        aux: Vec<String>,
+        /// The period's start (RFC 3339 or YYYY-MM-DD)
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// The period's end, excluded
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// At most this many events
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+        /// Print JSON (one array)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a batch of events atomically, from a JSON array or NDJSON file (`-`: stdin)
+    Write {
+        /// The file of events (each: account, aux, amount, effective_at, idempotency_key, info)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerAccountArgs {
+    /// The account type
+    #[arg(long = "type", value_name = "TYPE", default_value = "usage")]
+    pub kind: String,
+    /// A key attribute of the account, NAME=VALUE (repeat for each, e.g. tenant and currency)
+    #[arg(long = "key", value_name = "NAME=VALUE", required = true)]
+    pub key: Vec<String>,
+    /// Group by these auxiliary attributes (an allowed grouping of the type), e.g. service,env
+    #[arg(long, value_name = "ATTR,...", value_delimiter = ',')]
+    pub group_by: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -150,6 +150,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Login { token_stdin } => commands::auth::login(printer, context, token_stdin),
         Command::Logout => commands::auth::logout(printer, context),
         Command::Whoami { json } => commands::auth::whoami(printer, context, json),
+        Command::Ledger(cmd) => commands::ledger::run(printer, context, cmd),
         Command::Service(ServiceCommand::Create(args)) => {
             commands::create::run(printer, context, args)
         }

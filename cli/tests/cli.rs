@@ -36,6 +36,8 @@ fn help_texts() {
         &["context", "--help"],
         &["launch", "--help"],
         &["login", "--help"],
+        &["ledger", "--help"],
+        &["ledger", "balance", "--help"],
     ] {
         let name = args
             .iter()

@@ -9,6 +9,7 @@ pub mod database;
 pub mod deploy;
 pub mod dev;
 pub mod info;
+pub mod ledger;
 pub mod logs;
 pub mod platform;
 pub mod secrets;
