@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::error::{LedgerError, Result};
 use crate::model::{Attributes, Event, EventPage, LockMode, Micros, State, Totals, Written};
 use crate::storage::{
-    EventFilter, Groupings, LockCheck, Prepared, Storage, boundary_after, project,
+    EventFilter, Groupings, LockCheck, Prepared, Storage, fold_round, project, round_deltas,
 };
 
 const SCHEMA: &str = r#"
@@ -76,9 +76,6 @@ fn grouping_name(grouping: &[String]) -> String {
     grouping.join(",")
 }
 
-fn to_json(a: &Attributes) -> String {
-    serde_json::to_string(a).unwrap_or_else(|_| "{}".into())
-}
 
 fn attributes(text: &str) -> Attributes {
     serde_json::from_str(text).unwrap_or_default()
@@ -157,38 +154,6 @@ impl SqliteStorage {
             .prepare_cached("SELECT id FROM accounts WHERE kind = ?1 AND key = ?2")?
             .query_row([kind, key], |r| r.get(0))
             .optional()?)
-    }
-
-    /// Adds an event's amount to its groups' snapshots: the one at its boundary (made from the
-    /// nearest earlier one when new) and every later one.
-    fn fold(
-        tx: &Transaction<'_>,
-        account: i64,
-        grouping: &str,
-        vals: &str,
-        boundary: Micros,
-        t: Totals,
-    ) -> Result<()> {
-        tx.prepare_cached(
-            "INSERT INTO snapshots (account, grouping, vals, boundary, debit, credit)
-             VALUES (?1, ?2, ?3, ?4,
-               COALESCE((SELECT debit FROM snapshots
-                         WHERE account = ?1 AND grouping = ?2 AND vals = ?3 AND boundary < ?4
-                         ORDER BY boundary DESC LIMIT 1), 0),
-               COALESCE((SELECT credit FROM snapshots
-                         WHERE account = ?1 AND grouping = ?2 AND vals = ?3 AND boundary < ?4
-                         ORDER BY boundary DESC LIMIT 1), 0))
-             ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![account, grouping, vals, boundary])?;
-        tx.prepare_cached(
-            "UPDATE snapshots SET debit = debit + ?5, credit = credit + ?6
-             WHERE account = ?1 AND grouping = ?2 AND vals = ?3 AND boundary >= ?4",
-        )?
-        .execute(params![
-            account, grouping, vals, boundary, t.debit, t.credit
-        ])?;
-        Ok(())
     }
 }
 
@@ -352,24 +317,54 @@ impl Storage for SqliteStorage {
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let none: Vec<Vec<String>> = vec![Vec::new()];
-            let mut last = watermark;
-            // A round's events summed per snapshot first: one fold per group and boundary.
-            let mut deltas: BTreeMap<(i64, String, String, Micros), Totals> = BTreeMap::new();
-            for (seq, account, kind, aux, amount, effective_at) in &rows {
-                let aux = attributes(aux);
-                let boundary = boundary_after(*effective_at, interval);
-                for grouping in groupings.get(kind).unwrap_or(&none) {
-                    let vals = to_json(&project(&aux, grouping));
-                    let d = deltas
-                        .entry((*account, grouping_name(grouping), vals, boundary))
-                        .or_default();
-                    add(d, *amount)?;
+            let last = rows.last().map_or(watermark, |r| r.0);
+            let deltas = round_deltas(
+                rows.iter().map(|(_, account, kind, aux, amount, at)| {
+                    (*account, kind.as_str(), aux.as_str(), *amount, *at)
+                }),
+                groupings,
+                interval,
+            )?;
+            for (k, d) in &deltas {
+                let first = *d.keys().next().unwrap_or(&0);
+                let base: Option<Totals> = tx
+                    .prepare_cached(
+                        "SELECT debit, credit FROM snapshots
+                         WHERE account = ?1 AND grouping = ?2 AND vals = ?3 AND boundary < ?4
+                         ORDER BY boundary DESC LIMIT 1",
+                    )?
+                    .query_row(params![k.account, k.grouping, k.vals, first], |r| {
+                        Ok(Totals {
+                            debit: r.get(0)?,
+                            credit: r.get(1)?,
+                        })
+                    })
+                    .optional()?;
+                let existing: BTreeMap<Micros, Totals> = tx
+                    .prepare_cached(
+                        "SELECT boundary, debit, credit FROM snapshots
+                         WHERE account = ?1 AND grouping = ?2 AND vals = ?3 AND boundary >= ?4",
+                    )?
+                    .query_map(params![k.account, k.grouping, k.vals, first], |r| {
+                        Ok((
+                            r.get(0)?,
+                            Totals {
+                                debit: r.get(1)?,
+                                credit: r.get(2)?,
+                            },
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO snapshots (account, grouping, vals, boundary, debit, credit)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO UPDATE SET debit = excluded.debit, credit = excluded.credit",
+                )?;
+                for (boundary, t) in fold_round(base, &existing, d)? {
+                    upsert.execute(params![
+                        k.account, k.grouping, k.vals, boundary, t.debit, t.credit
+                    ])?;
                 }
-                last = *seq;
-            }
-            for ((account, grouping, vals, boundary), t) in deltas {
-                Self::fold(&tx, account, &grouping, &vals, boundary, t)?;
             }
             set_progress(&tx, "aggregated", last)?;
             tx.commit()?;
@@ -440,9 +435,11 @@ impl Storage for SqliteStorage {
             // Events not aggregated yet: past the watermark, or not even sequenced.
             let late: Vec<(i64, String)> = tx
                 .prepare_cached(
-                    "SELECT amount, aux FROM events WHERE seq > ?2 AND account = ?1 AND effective_at < ?3
+                    // By sequence number (`+` keeps SQLite off the account's index, which
+                    // would walk all of its events): few once aggregation keeps up.
+                    "SELECT amount, aux FROM events WHERE seq > ?2 AND +account = ?1 AND +effective_at < ?3
                      UNION ALL
-                     SELECT amount, aux FROM events WHERE seq IS NULL AND account = ?1 AND effective_at < ?3",
+                     SELECT amount, aux FROM events WHERE seq IS NULL AND +account = ?1 AND +effective_at < ?3",
                 )?
                 .query_map(params![account, watermark, at], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;

@@ -160,3 +160,105 @@ pub fn day_floor(t: Micros) -> Micros {
     let day = 86_400 * 1_000_000i64;
     t.div_euclid(day) * day
 }
+
+/// What one snapshot series is kept by: an account, a grouping and the grouping's values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    pub account: i64,
+    /// The grouping's attributes joined by `,` ("" for none).
+    pub grouping: String,
+    /// The grouping's values as canonical JSON.
+    pub vals: String,
+}
+
+/// A round of aggregation's sums: per series, per boundary.
+pub type Deltas = BTreeMap<SeriesKey, BTreeMap<Micros, Totals>>;
+
+/// The snapshots of one series after a round: every existing one at or after the round's first
+/// boundary gains the round's amounts effective before it, and each boundary the round touched
+/// gets one (the nearest earlier snapshot, plus the round's amounts up to it).
+///
+/// `base` is the latest snapshot before the round's first boundary; `existing`, the series'
+/// snapshots from that boundary on. A snapshot is cumulative, so where none exists between
+/// two boundaries no aggregated event fell between them.
+pub fn fold_round(
+    base: Option<Totals>,
+    existing: &BTreeMap<Micros, Totals>,
+    deltas: &BTreeMap<Micros, Totals>,
+) -> Result<Vec<(Micros, Totals)>> {
+    let mut boundaries: Vec<Micros> = existing.keys().chain(deltas.keys()).copied().collect();
+    boundaries.sort_unstable();
+    boundaries.dedup();
+    let mut before = base.unwrap_or_default();
+    let mut round = Totals::default();
+    let mut out = Vec::with_capacity(boundaries.len());
+    for b in boundaries {
+        if let Some(e) = existing.get(&b) {
+            before = *e;
+        }
+        if let Some(d) = deltas.get(&b) {
+            round = checked_sum(round, *d)?;
+        }
+        out.push((b, checked_sum(before, round)?));
+    }
+    Ok(out)
+}
+
+fn checked_sum(a: Totals, b: Totals) -> Result<Totals> {
+    Ok(Totals {
+        debit: a
+            .debit
+            .checked_add(b.debit)
+            .ok_or(crate::LedgerError::Overflow)?,
+        credit: a
+            .credit
+            .checked_add(b.credit)
+            .ok_or(crate::LedgerError::Overflow)?,
+    })
+}
+
+/// Sums a round's events into deltas per series and boundary: one entry per grouping of the
+/// event's type. `rows` are (account, type, auxiliary JSON, amount, effective time).
+pub fn round_deltas<'a>(
+    rows: impl Iterator<Item = (i64, &'a str, &'a str, i64, Micros)>,
+    groupings: &Groupings,
+    interval_s: i64,
+) -> Result<Deltas> {
+    let none: Vec<Vec<String>> = vec![Vec::new()];
+    let mut deltas = Deltas::new();
+    for (account, kind, aux, amount, effective_at) in rows {
+        let aux: Attributes = serde_json::from_str(aux).unwrap_or_default();
+        let boundary = boundary_after(effective_at, interval_s);
+        for grouping in groupings.get(kind).unwrap_or(&none) {
+            let key = SeriesKey {
+                account,
+                grouping: grouping.join(","),
+                vals: serde_json::to_string(&project(&aux, grouping)).unwrap_or_default(),
+            };
+            let d = deltas.entry(key).or_default().entry(boundary).or_default();
+            *d = checked_sum(*d, Totals::of(amount))?;
+        }
+    }
+    Ok(deltas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(debit: i64) -> Totals {
+        Totals { debit, credit: 0 }
+    }
+
+    #[test]
+    fn a_round_adds_itself_to_later_snapshots_and_makes_its_own() {
+        // Snapshots at 10 (5) and 30 (8); the round adds 1 at 20 and 2 at 30 and 4 at 40.
+        let existing = BTreeMap::from([(30, t(8))]);
+        let deltas = BTreeMap::from([(20, t(1)), (30, t(2)), (40, t(4))]);
+        let out = fold_round(Some(t(5)), &existing, &deltas).unwrap();
+        assert_eq!(out, vec![(20, t(6)), (30, t(11)), (40, t(15))]);
+        // A first round: from nothing.
+        let out = fold_round(None, &BTreeMap::new(), &BTreeMap::from([(10, t(3))])).unwrap();
+        assert_eq!(out, vec![(10, t(3))]);
+    }
+}

@@ -19,7 +19,9 @@ use crate::error::{LedgerError, Result};
 use crate::model::{
     AccountId, Attributes, Event, EventPage, LockMode, Micros, State, Totals, Written,
 };
-use crate::storage::{EventFilter, Groupings, LockCheck, Prepared, boundary_after, project};
+use crate::storage::{
+    EventFilter, Groupings, LockCheck, Prepared, SeriesKey, fold_round, project, round_deltas,
+};
 
 impl From<tokio_postgres::Error> for LedgerError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -370,21 +372,23 @@ impl PgShard {
             )
             .await?
             .get(0);
-        let ids: Vec<i64> = tx
+        let (ids, ats): (Vec<i64>, Vec<i64>) = tx
             .query(
-                "SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT $1",
+                "SELECT id, effective_at FROM events WHERE seq IS NULL ORDER BY id LIMIT $1",
                 &[&(max as i64)],
             )
             .await?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+            .unzip();
         if !ids.is_empty() {
             let seqs: Vec<i64> = (0..ids.len() as i64).map(|i| last + 1 + i).collect();
+            // By the whole primary key (id, effective_at): one index probe per event.
             tx.execute(
-                "UPDATE events e SET seq = u.seq FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq)
-                 WHERE e.id = u.id AND e.seq IS NULL",
-                &[&ids, &seqs],
+                "UPDATE events e SET seq = u.seq
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, effective_at, seq)
+                 WHERE e.id = u.id AND e.effective_at = u.effective_at AND e.seq IS NULL",
+                &[&ids, &ats, &seqs],
             )
             .await?;
             tx.execute(
@@ -421,49 +425,94 @@ impl PgShard {
                 &[&watermark, &(max as i64)],
             )
             .await?;
-        let none: Vec<Vec<String>> = vec![Vec::new()];
-        let mut deltas: BTreeMap<(i64, String, String, Micros), Totals> = BTreeMap::new();
-        let mut last = watermark;
-        for r in &rows {
-            let kind: String = r.get(2);
-            let aux = attributes(r.get::<_, &str>(3));
-            let boundary = boundary_after(r.get(5), interval);
-            for grouping in groupings.get(&kind).unwrap_or(&none) {
-                let d = deltas
-                    .entry((
-                        r.get(1),
-                        grouping.join(","),
-                        to_json(&project(&aux, grouping)),
-                        boundary,
-                    ))
-                    .or_default();
-                add(d, r.get(4))?;
+        let last = rows.last().map_or(watermark, |r| r.get(0));
+        let deltas = round_deltas(
+            rows.iter().map(|r| {
+                (
+                    r.get(1),
+                    r.get::<_, &str>(2),
+                    r.get::<_, &str>(3),
+                    r.get(4),
+                    r.get(5),
+                )
+            }),
+            groupings,
+            interval,
+        )?;
+        if !deltas.is_empty() {
+            // Three statements a round, whatever its size: the series' snapshots from the
+            // round's first boundary on, the one before each, and the new values of all.
+            let mut acc = Vec::new();
+            let mut grp = Vec::new();
+            let mut vals = Vec::new();
+            let mut first = Vec::new();
+            for (k, d) in &deltas {
+                acc.push(k.account);
+                grp.push(k.grouping.as_str());
+                vals.push(k.vals.as_str());
+                first.push(*d.keys().next().unwrap_or(&0));
             }
-            last = r.get(0);
-        }
-        let create = tx
-            .prepare_cached(
-                "INSERT INTO snapshots (account, grouping, vals, boundary, debit, credit)
-                 SELECT $1, $2, $3, $4, COALESCE(p.debit, 0), COALESCE(p.credit, 0)
-                 FROM (SELECT 1) one LEFT JOIN LATERAL (
-                   SELECT debit, credit FROM snapshots
-                   WHERE account = $1 AND grouping = $2 AND vals = $3 AND boundary < $4
-                   ORDER BY boundary DESC LIMIT 1) p ON true
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let fold = tx
-            .prepare_cached(
-                "UPDATE snapshots SET debit = debit + $5, credit = credit + $6
-                 WHERE account = $1 AND grouping = $2 AND vals = $3 AND boundary >= $4",
-            )
-            .await?;
-        for ((account, grouping, vals, boundary), t) in &deltas {
-            tx.execute(&create, &[account, grouping, vals, boundary])
-                .await?;
+            let params: [&(dyn ToSql + Sync); 4] = [&acc, &grp, &vals, &first];
+            let mut existing: HashMap<SeriesKey, BTreeMap<Micros, Totals>> = HashMap::new();
+            for r in tx
+                .query(
+                    "SELECT s.account, s.grouping, s.vals, s.boundary, s.debit, s.credit FROM snapshots s
+                     JOIN unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS k(account, grouping, vals, first)
+                       ON s.account = k.account AND s.grouping = k.grouping AND s.vals = k.vals AND s.boundary >= k.first",
+                    &params,
+                )
+                .await?
+            {
+                existing
+                    .entry(SeriesKey { account: r.get(0), grouping: r.get(1), vals: r.get(2) })
+                    .or_default()
+                    .insert(r.get(3), Totals { debit: r.get(4), credit: r.get(5) });
+            }
+            let mut base: HashMap<SeriesKey, Totals> = HashMap::new();
+            for r in tx
+                .query(
+                    "SELECT k.account, k.grouping, k.vals, p.debit, p.credit
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS k(account, grouping, vals, first)
+                     JOIN LATERAL (SELECT debit, credit FROM snapshots s
+                                   WHERE s.account = k.account AND s.grouping = k.grouping AND s.vals = k.vals
+                                     AND s.boundary < k.first
+                                   ORDER BY s.boundary DESC LIMIT 1) p ON true",
+                    &params,
+                )
+                .await?
+            {
+                base.insert(
+                    SeriesKey { account: r.get(0), grouping: r.get(1), vals: r.get(2) },
+                    Totals { debit: r.get(3), credit: r.get(4) },
+                );
+            }
+            let none = BTreeMap::new();
+            let (mut a, mut g, mut v, mut b, mut debit, mut credit) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            for (k, d) in &deltas {
+                for (boundary, t) in
+                    fold_round(base.get(k).copied(), existing.get(k).unwrap_or(&none), d)?
+                {
+                    a.push(k.account);
+                    g.push(k.grouping.as_str());
+                    v.push(k.vals.as_str());
+                    b.push(boundary);
+                    debit.push(t.debit);
+                    credit.push(t.credit);
+                }
+            }
             tx.execute(
-                &fold,
-                &[account, grouping, vals, boundary, &t.debit, &t.credit],
+                "INSERT INTO snapshots (account, grouping, vals, boundary, debit, credit)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+                 ON CONFLICT (account, grouping, vals, boundary)
+                 DO UPDATE SET debit = EXCLUDED.debit, credit = EXCLUDED.credit",
+                &[&a, &g, &v, &b, &debit, &credit],
             )
             .await?;
         }
@@ -573,8 +622,13 @@ impl PgShard {
         let late = tx
             .query(
                 &tx.prepare_cached(
-                    "SELECT amount, aux FROM events
-                     WHERE account = $1 AND effective_at < $3 AND (seq > $2 OR seq IS NULL)",
+                    // Found by sequence number (few once aggregation keeps up), not by
+                    // account: the account's index would walk all of its events.
+                    "WITH pending AS MATERIALIZED (
+                       SELECT account, amount, aux, effective_at FROM events WHERE seq > $2
+                       UNION ALL
+                       SELECT account, amount, aux, effective_at FROM events WHERE seq IS NULL)
+                     SELECT amount, aux FROM pending WHERE account = $1 AND effective_at < $3",
                 )
                 .await?,
                 &[&account, &watermark, &at],
