@@ -156,3 +156,71 @@ mod tests {
         }
     }
 }
+
+/// A whole signed number that fits 64 bits (`-3`, `3` or `3.0`): money in minor units. A number
+/// written with a fraction part is taken only up to 2^53, where a double still holds every
+/// whole number exactly: past it, `…0.0` could stand for a neighbour, and money is never rounded.
+pub fn signed<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    d.deserialize_any(Signed)
+}
+
+struct Signed;
+
+impl Visitor<'_> for Signed {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number (minor units)")
+    }
+
+    fn visit_i64<E: Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+    }
+
+    fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        if !v.is_finite() || v.fract() != 0.0 {
+            return Err(E::custom(format!("{v} is not a whole number")));
+        }
+        if v.abs() > EXACT {
+            return Err(E::custom(format!(
+                "{v} is past 2^53 written with a fraction part: write it as a whole number"
+            )));
+        }
+        Ok(v as i64)
+    }
+}
+
+#[cfg(test)]
+mod signed_tests {
+    #[derive(serde::Deserialize)]
+    struct Money {
+        #[serde(deserialize_with = "super::signed")]
+        amount: i64,
+    }
+
+    fn parse(text: &str) -> Result<i64, String> {
+        serde_json::from_str::<Money>(&format!("{{\"amount\": {text}}}"))
+            .map(|m| m.amount)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn whole_signed_numbers_and_nothing_else() {
+        assert_eq!(parse("-3"), Ok(-3));
+        assert_eq!(parse("3.0"), Ok(3));
+        assert_eq!(parse("9223372036854775807"), Ok(i64::MAX));
+        assert!(parse("1.5").unwrap_err().contains("not a whole number"));
+        assert!(
+            parse("9223372036854775808")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse("1e300").is_err());
+        assert!(parse("\"3\"").is_err());
+    }
+}

@@ -318,6 +318,13 @@ impl PgShard {
             client
                 .execute(&insert, &[&id, &acc, &aux, &amount, &at, &key, &info])
                 .await?;
+            let pending = client
+                .prepare_cached(
+                    "INSERT INTO pending (id, effective_at, account)
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])",
+                )
+                .await?;
+            client.execute(&pending, &[&id, &at, &acc]).await?;
         }
         Ok((out, fresh))
     }
@@ -374,7 +381,7 @@ impl PgShard {
             .get(0);
         let (ids, ats): (Vec<i64>, Vec<i64>) = tx
             .query(
-                "SELECT id, effective_at FROM events WHERE seq IS NULL ORDER BY id LIMIT $1",
+                "SELECT id, effective_at FROM pending WHERE seq IS NULL ORDER BY id LIMIT $1",
                 &[&(max as i64)],
             )
             .await?
@@ -389,6 +396,12 @@ impl PgShard {
                  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, effective_at, seq)
                  WHERE e.id = u.id AND e.effective_at = u.effective_at AND e.seq IS NULL",
                 &[&ids, &ats, &seqs],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE pending p SET seq = u.seq FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq)
+                 WHERE p.id = u.id",
+                &[&ids, &seqs],
             )
             .await?;
             tx.execute(
@@ -420,8 +433,9 @@ impl PgShard {
         let rows = tx
             .query(
                 "SELECT e.seq, e.account, a.kind, e.aux, e.amount, e.effective_at
-                 FROM events e JOIN accounts a ON a.id = e.account
-                 WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+                 FROM pending p JOIN events e ON e.id = p.id AND e.effective_at = p.effective_at
+                 JOIN accounts a ON a.id = e.account
+                 WHERE p.seq > $1 ORDER BY p.seq LIMIT $2",
                 &[&watermark, &(max as i64)],
             )
             .await?;
@@ -521,6 +535,8 @@ impl PgShard {
             &[&last],
         )
         .await?;
+        tx.execute("DELETE FROM pending WHERE seq <= $1", &[&last])
+            .await?;
         tx.commit().await?;
         Ok(rows.len())
     }
@@ -622,16 +638,14 @@ impl PgShard {
         let late = tx
             .query(
                 &tx.prepare_cached(
-                    // Found by sequence number (few once aggregation keeps up), not by
-                    // account: the account's index would walk all of its events.
-                    "WITH pending AS MATERIALIZED (
-                       SELECT account, amount, aux, effective_at FROM events WHERE seq > $2
-                       UNION ALL
-                       SELECT account, amount, aux, effective_at FROM events WHERE seq IS NULL)
-                     SELECT amount, aux FROM pending WHERE account = $1 AND effective_at < $3",
+                    // From `pending` (few once aggregation keeps up), not by the account's
+                    // index of events, which would walk all of its events.
+                    "SELECT e.amount, e.aux FROM pending p
+                     JOIN events e ON e.id = p.id AND e.effective_at = p.effective_at
+                     WHERE p.account = $1 AND p.effective_at < $2",
                 )
                 .await?,
-                &[&account, &watermark, &at],
+                &[&account, &at],
             )
             .await?;
         group_rows(
@@ -712,8 +726,10 @@ impl PgShard {
         Ok(client
             .query(
                 &format!(
+                    // Sequence numbers are dense: a closed range, which every plan reads by
+                    // the index.
                     "SELECT {EVENT_COLUMNS} FROM events e JOIN accounts a ON a.id = e.account
-                     WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+                     WHERE e.seq BETWEEN $1::bigint + 1 AND $1::bigint + $2::bigint ORDER BY e.seq"
                 ),
                 &[&(after as i64), &(limit as i64)],
             )

@@ -4,7 +4,9 @@
 //! indexes must hold the partition key, so what must be unique across months lives beside it:
 //! idempotency keys in `idempotency` (per account), ids in a sequence. Events dated where no
 //! partition exists yet land in the default partition; creating a month's partition moves its
-//! rows out of the default one first, so a month can always be created, late or early.
+//! rows out of the default one first, so a month can always be created, late or early. The
+//! events not yet aggregated are listed in `pending` as well, so that the sequencer, the
+//! aggregator and a balance find them without scanning the events.
 
 use deadpool_postgres::Client;
 
@@ -31,7 +33,7 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (id, effective_at)
 ) PARTITION BY RANGE (effective_at);
 CREATE TABLE IF NOT EXISTS events_default PARTITION OF events DEFAULT;
-CREATE INDEX IF NOT EXISTS events_by_account ON events (account, effective_at);
+CREATE INDEX IF NOT EXISTS events_by_account ON events (account, effective_at) INCLUDE (seq, amount, aux);
 CREATE INDEX IF NOT EXISTS events_unsequenced ON events (id) WHERE seq IS NULL;
 CREATE INDEX IF NOT EXISTS events_by_seq ON events (seq) WHERE seq IS NOT NULL;
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -41,6 +43,16 @@ CREATE TABLE IF NOT EXISTS idempotency (
     event_id BIGINT NOT NULL,
     PRIMARY KEY (account, idem)
 );
+-- The events not aggregated yet (not even sequenced, while `seq` is NULL): few while the
+-- aggregator keeps up, so every query of them is quick whatever plan the planner picks.
+CREATE TABLE IF NOT EXISTS pending (
+    id BIGINT PRIMARY KEY,
+    effective_at BIGINT NOT NULL,
+    account BIGINT NOT NULL,
+    seq BIGINT
+);
+CREATE INDEX IF NOT EXISTS pending_by_account ON pending (account, effective_at);
+CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);
 CREATE TABLE IF NOT EXISTS snapshots (
     account BIGINT NOT NULL,
     grouping TEXT NOT NULL,

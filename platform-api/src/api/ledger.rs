@@ -257,6 +257,7 @@ pub struct ExportQuery {
     #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
     pub after: Option<u64>,
     /// At most this many events, 1 to 1000 [default: 1000]; with `follow`, per read.
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
     pub limit: Option<u32>,
     /// Keep the stream open and send events as the sequencer stamps them.

@@ -32,6 +32,7 @@ pub struct LedgerNewEvent {
     #[serde(default)]
     pub aux: BTreeMap<String, String>,
     /// Minor units, a whole number: positive debits the account, negative credits it.
+    #[serde(deserialize_with = "crate::whole::signed")]
     pub amount: i64,
     /// When the event takes effect (RFC 3339).
     pub effective_at: String,
