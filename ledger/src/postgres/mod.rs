@@ -106,7 +106,13 @@ pub struct PgShard {
     pool: Pool,
     /// Account ids by (type, canonical key), once committed (accounts are never deleted).
     accounts: Mutex<HashMap<(String, String), i64>>,
+    /// Rows the aggregator deleted from `pending` since it last vacuumed it.
+    dead_pending: std::sync::atomic::AtomicU64,
 }
+
+/// How many rows the aggregator deletes from `pending` before it vacuums it (it also does when
+/// it has caught up and deleted a thousand or more since).
+const VACUUM_PENDING_AFTER: u64 = 50_000;
 
 impl PgShard {
     /// Connects to `url` and creates the tables and this season's partitions when missing.
@@ -128,6 +134,7 @@ impl PgShard {
         let shard = Self {
             pool,
             accounts: Mutex::new(HashMap::new()),
+            dead_pending: std::sync::atomic::AtomicU64::new(0),
         };
         let mut client = shard.client().await?;
         schema::create(&mut client).await?;
@@ -432,10 +439,12 @@ impl PgShard {
             .get(0);
         let rows = tx
             .query(
-                "SELECT e.seq, e.account, a.kind, e.aux, e.amount, e.effective_at
-                 FROM pending p JOIN events e ON e.id = p.id AND e.effective_at = p.effective_at
+                "SELECT p.seq, e.account, a.kind, e.aux, e.amount, e.effective_at
+                 FROM (SELECT id, effective_at, seq FROM pending WHERE seq > $1 ORDER BY seq LIMIT $2) p
+                 CROSS JOIN LATERAL (SELECT account, aux, amount, effective_at FROM events
+                                     WHERE id = p.id AND effective_at = p.effective_at) e
                  JOIN accounts a ON a.id = e.account
-                 WHERE p.seq > $1 ORDER BY p.seq LIMIT $2",
+                 ORDER BY p.seq",
                 &[&watermark, &(max as i64)],
             )
             .await?;
@@ -535,9 +544,21 @@ impl PgShard {
             &[&last],
         )
         .await?;
-        tx.execute("DELETE FROM pending WHERE seq <= $1", &[&last])
+        let deleted = tx
+            .execute("DELETE FROM pending WHERE seq <= $1", &[&last])
             .await?;
         tx.commit().await?;
+        // `pending` is a queue: its dead rows would slow every balance until autovacuum came
+        // by, so the aggregator vacuums it after every so many.
+        let since = self
+            .dead_pending
+            .fetch_add(deleted, std::sync::atomic::Ordering::Relaxed)
+            + deleted;
+        if since >= VACUUM_PENDING_AFTER || (rows.len() < max && since >= 1_000) {
+            self.dead_pending
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            client.batch_execute("VACUUM (ANALYZE) pending").await?;
+        }
         Ok(rows.len())
     }
 
@@ -640,8 +661,11 @@ impl PgShard {
                 &tx.prepare_cached(
                     // From `pending` (few once aggregation keeps up), not by the account's
                     // index of events, which would walk all of its events.
+                    // LATERAL: each pending event by its primary key, whatever the planner
+                    // guesses of the tables' sizes.
                     "SELECT e.amount, e.aux FROM pending p
-                     JOIN events e ON e.id = p.id AND e.effective_at = p.effective_at
+                     CROSS JOIN LATERAL (SELECT amount, aux FROM events
+                                         WHERE id = p.id AND effective_at = p.effective_at) e
                      WHERE p.account = $1 AND p.effective_at < $2",
                 )
                 .await?,

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS pending (
 );
 CREATE INDEX IF NOT EXISTS pending_by_account ON pending (account, effective_at);
 CREATE INDEX IF NOT EXISTS pending_by_seq ON pending (seq);
+ALTER TABLE pending SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
 CREATE TABLE IF NOT EXISTS snapshots (
     account BIGINT NOT NULL,
     grouping TEXT NOT NULL,
