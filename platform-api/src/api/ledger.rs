@@ -29,7 +29,7 @@ impl From<LedgerError> for ApiError {
             | LedgerError::LockHeld { .. }
             | LedgerError::LockNotHeld(_)
             | LedgerError::StateConflict { .. } => ApiError::conflict(code, e.to_string()),
-            LedgerError::NoSuchShard { .. } => ApiError::not_found(code, e.to_string()),
+            LedgerError::NoSuchShard { .. } => ApiError::bad_request(code, e.to_string()),
             other => ApiError::unprocessable(code, other.to_string())
                 .hint("GET /openapi.json describes the ledger's requests; the platform's ledger.toml lists its types"),
         }
