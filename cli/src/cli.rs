@@ -61,6 +61,9 @@ pub enum Command {
     /// The platforms this CLI talks to
     #[command(subcommand)]
     Context(ContextCommand),
+    /// What usage costs: tariffs, their versions, and who is priced at which (admin)
+    #[command(subcommand)]
+    Tariff(TariffCommand),
     /// The platform's accounts ledger: balances, turnovers, events (admin)
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -142,6 +145,86 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TariffCommand {
+    /// Create a tariff and its first version (the first tariff becomes the default)
+    Create {
+        /// Lowercase letters, digits and `-`
+        name: String,
+        /// ISO 4217, e.g. EUR
+        #[arg(long)]
+        currency: String,
+        #[command(flatten)]
+        prices: TariffPrices,
+        /// When it takes effect (RFC 3339 or YYYY-MM-DD) [default: now]
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Make it the default tariff
+        #[arg(long)]
+        default: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tariffs, their versions and tenants
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One tariff, its versions and tenants
+    Show {
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// New prices from a date on (prices not given stay as they are); a past date re-prices
+    Update {
+        name: String,
+        #[command(flatten)]
+        prices: TariffPrices,
+        /// When the new prices take effect (RFC 3339 or YYYY-MM-DD)
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Archive a tariff: it keeps pricing what it priced; no tenant can be given it
+    Archive { name: String },
+    /// Price a tenant at a tariff, or make it the default
+    Assign {
+        name: String,
+        /// The tenant (an e-mail address)
+        #[arg(long, value_name = "EMAIL", conflicts_with = "default")]
+        tenant: Option<String>,
+        /// Make it the tariff of every tenant without one of its own
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+/// Prices as decimal numbers of the currency's major unit (at most 9 decimal places).
+#[derive(Debug, Args)]
+pub struct TariffPrices {
+    /// Per vCPU-second of CPU time used
+    #[arg(long, value_name = "PRICE")]
+    pub vcpu_second: Option<String>,
+    /// Per GiB-second of memory held
+    #[arg(long, value_name = "PRICE")]
+    pub gib_second: Option<String>,
+    /// Per second an instance runs
+    #[arg(long, value_name = "PRICE")]
+    pub instance_second: Option<String>,
+    /// Per million requests served
+    #[arg(long, value_name = "PRICE")]
+    pub million_requests: Option<String>,
+    /// Per one-off run
+    #[arg(long, value_name = "PRICE")]
+    pub run: Option<String>,
 }
 
 #[derive(Debug, Args)]

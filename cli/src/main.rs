@@ -151,6 +151,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Logout => commands::auth::logout(printer, context),
         Command::Whoami { json } => commands::auth::whoami(printer, context, json),
         Command::Ledger(cmd) => commands::ledger::run(printer, context, cmd),
+        Command::Tariff(cmd) => commands::tariff::run(printer, context, cmd),
         Command::Service(ServiceCommand::Create(args)) => {
             commands::create::run(printer, context, args)
         }

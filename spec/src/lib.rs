@@ -7,6 +7,7 @@ pub mod api;
 mod checks;
 pub mod diagnostic;
 pub mod manifest;
+pub mod money;
 pub mod names;
 pub mod schema;
 pub mod units;

@@ -14,5 +14,6 @@ pub mod logs;
 pub mod platform;
 pub mod secrets;
 pub mod service;
+pub mod tariff;
 pub mod templates;
 pub mod validate;

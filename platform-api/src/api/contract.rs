@@ -28,12 +28,14 @@ const REQUEST_SCHEMAS: [&str; 8] = [
 ];
 
 /// The pattern of each name the server checks, by schema and property.
-fn property_patterns() -> [(&'static str, &'static str, &'static str); 9] {
+fn property_patterns() -> [(&'static str, &'static str, &'static str); 11] {
     use faas_spec::names::{EMAIL_PATTERN, ENV_NAME_PATTERN, SERVICE_NAME_PATTERN};
     [
         ("CreateService", "name", SERVICE_NAME_PATTERN),
         ("CreateService", "owner", EMAIL_PATTERN),
         ("CreateToken", "tenant", EMAIL_PATTERN),
+        ("CreateTariff", "name", SERVICE_NAME_PATTERN),
+        ("CreateTariff", "currency", "^[A-Z]{3}$"),
         ("CreateDeployment", "env", ENV_NAME_PATTERN),
         ("Scale", "env", ENV_NAME_PATTERN),
         ("Rollback", "env", ENV_NAME_PATTERN),
@@ -134,6 +136,7 @@ fn complete_operation(path: &str, op: &mut Value) {
         for param in params {
             let pattern = match param["name"].as_str() {
                 Some("env") => faas_spec::names::ENV_NAME_PATTERN,
+                Some("tenant") => faas_spec::names::EMAIL_PATTERN,
                 Some("sha256") => "^[0-9a-fA-F]{64}$",
                 _ => continue,
             };

@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod logs;
 pub mod secrets;
 pub mod services;
+pub mod tariffs;
 pub mod tokens;
 
 use axum::Router;
@@ -96,6 +97,12 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(ledger::ledger_turnovers))
         .routes(routes!(ledger::ledger_events))
         .routes(routes!(ledger::ledger_export))
+        .routes(routes!(tariffs::create_tariff, tariffs::list_tariffs))
+        .routes(routes!(tariffs::show_tariff))
+        .routes(routes!(tariffs::update_tariff))
+        .routes(routes!(tariffs::archive_tariff))
+        .routes(routes!(tariffs::make_default))
+        .routes(routes!(tariffs::assign_tariff, tariffs::tenant_tariff))
         // Image tarballs are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

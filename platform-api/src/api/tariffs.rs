@@ -27,7 +27,8 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 fn price(field: &str, text: &str) -> ApiResult<i64> {
     money::parse_price(text).map_err(|e| {
-        ApiError::unprocessable("invalid-price", format!("prices.{field}: {}", e.message)).hint(e.hint)
+        ApiError::unprocessable("invalid-price", format!("prices.{field}: {}", e.message))
+            .hint(e.hint)
     })
 }
 
@@ -96,18 +97,32 @@ pub fn answer(t: TariffRow) -> Tariff {
 
 fn refused(name: &str, r: TariffRefusal) -> ApiError {
     match r {
-        TariffRefusal::Exists => ApiError::conflict("tariff-exists", format!("there is a tariff `{name}` already"))
-            .hint(format!("change its prices with `faas tariff update {name}`")),
+        TariffRefusal::Exists => ApiError::conflict(
+            "tariff-exists",
+            format!("there is a tariff `{name}` already"),
+        )
+        .hint(format!(
+            "change its prices with `faas tariff update {name}`"
+        )),
         TariffRefusal::NotFound => not_found(name),
-        TariffRefusal::Archived => ApiError::conflict("tariff-archived", format!("the tariff `{name}` is archived"))
-            .hint("create a new tariff"),
+        TariffRefusal::Archived => ApiError::conflict(
+            "tariff-archived",
+            format!("the tariff `{name}` is archived"),
+        )
+        .hint("create a new tariff"),
         TariffRefusal::NotAfter(start) => ApiError::conflict(
             "overlapping-effective-dates",
-            format!("the latest version of `{name}` takes effect at {}; a new one must start after it", rfc3339(start)),
+            format!(
+                "the latest version of `{name}` takes effect at {}; a new one must start after it",
+                rfc3339(start)
+            ),
         )
         .hint("give a later `effective_from`"),
-        TariffRefusal::IsDefault => ApiError::conflict("tariff-is-default", format!("`{name}` is the default tariff"))
-            .hint("make another tariff the default first (`faas tariff assign OTHER --default`)"),
+        TariffRefusal::IsDefault => ApiError::conflict(
+            "tariff-is-default",
+            format!("`{name}` is the default tariff"),
+        )
+        .hint("make another tariff the default first (`faas tariff assign OTHER --default`)"),
     }
 }
 
@@ -117,7 +132,10 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn load(p: &AppState, name: &str) -> ApiResult<Tariff> {
-    p.store.tariff(name)?.map(answer).ok_or_else(|| not_found(name))
+    p.store
+        .tariff(name)?
+        .map(answer)
+        .ok_or_else(|| not_found(name))
 }
 
 /// Creates a tariff and its first version (the first tariff becomes the default).
@@ -247,6 +265,8 @@ pub async fn tenant_tariff(
     Extension(who): Extension<Principal>,
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<TenantTariff>> {
+    faas_spec::names::check_email(&tenant)
+        .map_err(|e| ApiError::bad_request("invalid-tenant", e.message).hint(e.rule))?;
     if !who.can_see(&tenant) {
         who.require_admin()?;
     }

@@ -10,6 +10,7 @@ mod meta;
 mod releases;
 mod secrets;
 mod services;
+mod tariffs;
 mod tokens;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use instances::InstanceRow;
 pub use releases::ReleaseRow;
 pub use secrets::SealedSecret;
 pub use services::ServiceRow;
+pub use tariffs::{PriceRow, TariffRefusal, TariffRow, TariffVersionRow};
 pub use tokens::TokenRow;
 
 /// One resource's part of a schema version. The file's `user_version` says how many versions
@@ -43,6 +45,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     deployments::MIGRATIONS,
     instances::MIGRATIONS,
     secrets::MIGRATIONS,
+    tariffs::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

@@ -210,7 +210,9 @@ impl Store {
             return Ok(None);
         };
         let versions = self.all(
-            &format!("SELECT {VERSION_COLUMNS} FROM tariff_versions WHERE tariff = ?1 ORDER BY version"),
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM tariff_versions WHERE tariff = ?1 ORDER BY version"
+            ),
             [name],
             version_from,
         )?;
@@ -269,7 +271,11 @@ impl Store {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
             let archived: Option<Option<String>> = tx
-                .query_row("SELECT archived_at FROM tariffs WHERE name = ?1", [name], |r| r.get(0))
+                .query_row(
+                    "SELECT archived_at FROM tariffs WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             match archived {
                 None => return Ok(Err(TariffRefusal::NotFound)),
@@ -290,7 +296,11 @@ impl Store {
     ) -> Result<std::result::Result<(), TariffRefusal>> {
         self.with(|c| {
             let archived: Option<Option<String>> = c
-                .query_row("SELECT archived_at FROM tariffs WHERE name = ?1", [name], |r| r.get(0))
+                .query_row(
+                    "SELECT archived_at FROM tariffs WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             match archived {
                 None => return Ok(Err(TariffRefusal::NotFound)),
@@ -316,7 +326,9 @@ impl Store {
             return Ok(Some((name, false)));
         }
         Ok(self
-            .one("SELECT name FROM tariffs WHERE is_default = 1", [], |r| r.get(0))?
+            .one("SELECT name FROM tariffs WHERE is_default = 1", [], |r| {
+                r.get(0)
+            })?
             .map(|n| (n, true)))
     }
 }
@@ -336,23 +348,54 @@ mod tests {
     fn versions_follow_each_other_and_the_first_tariff_is_the_default() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("p.db")).unwrap();
-        assert_eq!(s.create_tariff("standard", "EUR", 100, &prices(5), false).unwrap(), Ok(()));
         assert_eq!(
-            s.create_tariff("standard", "EUR", 100, &prices(5), false).unwrap(),
+            s.create_tariff("standard", "EUR", 100, &prices(5), false)
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            s.create_tariff("standard", "EUR", 100, &prices(5), false)
+                .unwrap(),
             Err(TariffRefusal::Exists)
         );
-        assert_eq!(s.add_tariff_version("standard", 100, &prices(6)).unwrap(), Err(TariffRefusal::NotAfter(100)));
-        assert_eq!(s.add_tariff_version("standard", 200, &prices(6)).unwrap(), Ok(2));
+        assert_eq!(
+            s.add_tariff_version("standard", 100, &prices(6)).unwrap(),
+            Err(TariffRefusal::NotAfter(100))
+        );
+        assert_eq!(
+            s.add_tariff_version("standard", 200, &prices(6)).unwrap(),
+            Ok(2)
+        );
         let t = s.tariff("standard").unwrap().unwrap();
         assert!(t.default);
-        assert_eq!(t.versions.iter().map(|v| v.prices.vcpu_second).collect::<Vec<_>>(), [5, 6]);
-        s.create_tariff("startup", "EUR", 100, &prices(1), false).unwrap().unwrap();
-        assert_eq!(s.tenant_tariff("a@b.io").unwrap(), Some(("standard".into(), true)));
+        assert_eq!(
+            t.versions
+                .iter()
+                .map(|v| v.prices.vcpu_second)
+                .collect::<Vec<_>>(),
+            [5, 6]
+        );
+        s.create_tariff("startup", "EUR", 100, &prices(1), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.tenant_tariff("a@b.io").unwrap(),
+            Some(("standard".into(), true))
+        );
         s.assign_tariff("a@b.io", "startup").unwrap().unwrap();
-        assert_eq!(s.tenant_tariff("a@b.io").unwrap(), Some(("startup".into(), false)));
-        assert_eq!(s.archive_tariff("standard").unwrap(), Err(TariffRefusal::IsDefault));
+        assert_eq!(
+            s.tenant_tariff("a@b.io").unwrap(),
+            Some(("startup".into(), false))
+        );
+        assert_eq!(
+            s.archive_tariff("standard").unwrap(),
+            Err(TariffRefusal::IsDefault)
+        );
         s.set_default_tariff("startup").unwrap().unwrap();
         assert_eq!(s.archive_tariff("standard").unwrap(), Ok(()));
-        assert_eq!(s.assign_tariff("c@d.io", "standard").unwrap(), Err(TariffRefusal::Archived));
+        assert_eq!(
+            s.assign_tariff("c@d.io", "standard").unwrap(),
+            Err(TariffRefusal::Archived)
+        );
     }
 }

@@ -450,3 +450,4 @@ pub struct LogRecord {
 }
 
 pub mod ledger;
+pub mod tariffs;
