@@ -10,6 +10,7 @@ pub mod deployer;
 pub mod error;
 pub mod events;
 pub mod logs;
+pub mod meter;
 pub mod reconcile;
 pub mod router;
 pub mod runtime;

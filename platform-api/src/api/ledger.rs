@@ -254,8 +254,9 @@ pub struct ExportQuery {
     #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
     pub shard: Option<usize>,
     /// Events after this sequence number: the consumer's watermark.
+    #[param(minimum = 0)]
     #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
-    pub after: Option<u64>,
+    pub after: Option<i64>,
     /// At most this many events, 1 to 1000 [default: 1000]; with `follow`, per read.
     #[param(minimum = 1, maximum = 1000)]
     #[serde(default, deserialize_with = "faas_spec::whole::optional_in_query")]
@@ -281,7 +282,7 @@ pub async fn ledger_export(
     who.require_admin()?;
     let shard = q.shard.unwrap_or(0);
     let limit = page_limit(Some(q.limit.unwrap_or(MAX_LEDGER_PAGE)))?;
-    let mut after = q.after.unwrap_or(0);
+    let mut after = q.after.map_or(0, |a| a.unsigned_abs());
     // The first read answers errors (a shard that does not exist) as a problem document.
     let first = p.ledger.export(shard, after, limit).await?;
     let stopping = p.stopping.subscribe();
