@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::error::{LedgerError, Result};
 use crate::model::{Attributes, Event, EventPage, LockMode, Micros, State, Totals, Written};
 use crate::storage::{
-    EventFilter, Groupings, LockCheck, Prepared, Storage, fold_round, project, round_deltas,
+    EventFilter, Groupings, LockCheck, Prepared, Storage, add, attributes, fold_round, group_rows,
+    project, round_deltas,
 };
 
 const SCHEMA: &str = r#"
@@ -79,10 +80,6 @@ fn grouping_name(grouping: &[String]) -> String {
     grouping.join(",")
 }
 
-fn attributes(text: &str) -> Attributes {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
 fn progress(tx: &Connection, name: &str) -> Result<i64> {
     Ok(tx
         .query_row("SELECT value FROM progress WHERE name = ?1", [name], |r| {
@@ -98,19 +95,6 @@ fn set_progress(tx: &Connection, name: &str, value: i64) -> Result<()> {
          ON CONFLICT(name) DO UPDATE SET value = ?2",
         params![name, value],
     )?;
-    Ok(())
-}
-
-fn add(totals: &mut Totals, amount: i64) -> Result<()> {
-    let t = Totals::of(amount);
-    totals.debit = totals
-        .debit
-        .checked_add(t.debit)
-        .ok_or(LedgerError::Overflow)?;
-    totals.credit = totals
-        .credit
-        .checked_add(t.credit)
-        .ok_or(LedgerError::Overflow)?;
     Ok(())
 }
 
@@ -157,23 +141,6 @@ impl SqliteStorage {
             .query_row([kind, key], |r| r.get(0))
             .optional()?)
     }
-}
-
-/// Sums event rows (amount, aux) into groups.
-fn group_rows(
-    rows: impl Iterator<Item = (i64, String)>,
-    grouping: &[String],
-    groups: &mut BTreeMap<Attributes, Totals>,
-) -> Result<()> {
-    for (amount, aux) in rows {
-        let g = if grouping.is_empty() {
-            Attributes::new()
-        } else {
-            project(&attributes(&aux), grouping)
-        };
-        add(groups.entry(g).or_default(), amount)?;
-    }
-    Ok(())
 }
 
 fn event_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {

@@ -138,6 +138,34 @@ pub trait Storage: Send + Sync {
     ) -> Result<u64>;
 }
 
+/// Attributes from their canonical JSON (empty when it is not).
+pub fn attributes(text: &str) -> Attributes {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Adds an amount to totals (a debit or a credit by its sign), refusing an overflow.
+pub fn add(totals: &mut Totals, amount: i64) -> Result<()> {
+    *totals = checked_sum(*totals, Totals::of(amount))?;
+    Ok(())
+}
+
+/// Sums event rows (amount, auxiliary JSON) into the groups of `grouping`.
+pub fn group_rows(
+    rows: impl Iterator<Item = (i64, String)>,
+    grouping: &[String],
+    groups: &mut BTreeMap<Attributes, Totals>,
+) -> Result<()> {
+    for (amount, aux) in rows {
+        let g = if grouping.is_empty() {
+            Attributes::new()
+        } else {
+            project(&attributes(&aux), grouping)
+        };
+        add(groups.entry(g).or_default(), amount)?;
+    }
+    Ok(())
+}
+
 /// The value of each grouping attribute in an event's auxiliary attributes ("" when absent).
 pub fn project(aux: &Attributes, grouping: &[String]) -> Attributes {
     grouping

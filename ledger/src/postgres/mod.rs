@@ -20,7 +20,8 @@ use crate::model::{
     AccountId, Attributes, Event, EventPage, LockMode, Micros, State, Totals, Written,
 };
 use crate::storage::{
-    EventFilter, Groupings, LockCheck, Prepared, SeriesKey, fold_round, project, round_deltas,
+    EventFilter, Groupings, LockCheck, Prepared, SeriesKey, add, attributes, fold_round,
+    group_rows, project, round_deltas,
 };
 
 impl From<tokio_postgres::Error> for LedgerError {
@@ -39,41 +40,8 @@ impl From<deadpool_postgres::PoolError> for LedgerError {
     }
 }
 
-fn attributes(text: &str) -> Attributes {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
 fn to_json(a: &Attributes) -> String {
     serde_json::to_string(a).unwrap_or_else(|_| "{}".into())
-}
-
-fn add(totals: &mut Totals, amount: i64) -> Result<()> {
-    let t = Totals::of(amount);
-    totals.debit = totals
-        .debit
-        .checked_add(t.debit)
-        .ok_or(LedgerError::Overflow)?;
-    totals.credit = totals
-        .credit
-        .checked_add(t.credit)
-        .ok_or(LedgerError::Overflow)?;
-    Ok(())
-}
-
-fn group_rows(
-    rows: impl Iterator<Item = (i64, String)>,
-    grouping: &[String],
-    groups: &mut BTreeMap<Attributes, Totals>,
-) -> Result<()> {
-    for (amount, aux) in rows {
-        let g = if grouping.is_empty() {
-            Attributes::new()
-        } else {
-            project(&attributes(&aux), grouping)
-        };
-        add(groups.entry(g).or_default(), amount)?;
-    }
-    Ok(())
 }
 
 const EVENT_COLUMNS: &str =

@@ -37,7 +37,7 @@ impl From<LedgerError> for ApiError {
 }
 
 /// Microseconds since the epoch from RFC 3339 (or a bare `YYYY-MM-DD`, midnight UTC).
-fn micros(text: &str, what: &str) -> ApiResult<i64> {
+pub fn micros(text: &str, what: &str) -> ApiResult<i64> {
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")
     } else {

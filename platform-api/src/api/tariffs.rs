@@ -8,7 +8,7 @@ use faas_spec::api::Problem;
 use faas_spec::api::tariffs::*;
 use faas_spec::money;
 
-use super::ledger::rfc3339;
+use super::ledger::{micros, rfc3339};
 use super::{ApiJson, Path};
 use crate::AppState;
 use crate::auth::Principal;
@@ -50,26 +50,6 @@ fn shown(p: &PriceRow) -> Prices {
         million_requests: money::format_nanos(p.million_requests),
         run: money::format_nanos(p.run),
     }
-}
-
-/// Microseconds since the epoch from RFC 3339 or `YYYY-MM-DD`.
-pub fn instant(text: &str, what: &str) -> ApiResult<i64> {
-    let full = if text.len() == 10 {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_owned()
-    };
-    humantime::parse_rfc3339_weak(&full)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_micros() as i64)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid-time",
-                format!("`{what}` is `{text}`, which is not an RFC 3339 time after 1970"),
-            )
-            .hint("write it as `2026-11-01T00:00:00Z` or `2026-11-01`")
-        })
 }
 
 pub fn answer(t: TariffRow) -> Tariff {
@@ -152,7 +132,7 @@ pub async fn create_tariff(
         .map_err(|e| ApiError::unprocessable("invalid-currency", e.message).hint(e.hint))?;
     let row = prices(&body.prices)?;
     let from = match &body.effective_from {
-        Some(t) => instant(t, "effective_from")?,
+        Some(t) => micros(t, "effective_from")?,
         None => faas_ledger::now(),
     };
     p.store
@@ -197,7 +177,7 @@ pub async fn update_tariff(
 ) -> ApiResult<(StatusCode, Json<Tariff>)> {
     who.require_admin()?;
     let row = prices(&body.prices)?;
-    let from = instant(&body.effective_from, "effective_from")?;
+    let from = micros(&body.effective_from, "effective_from")?;
     p.store
         .add_tariff_version(&name, from, &row)?
         .map_err(|r| refused(&name, r))?;
