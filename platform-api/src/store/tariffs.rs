@@ -96,6 +96,25 @@ fn version_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<TariffVersionRow> {
     })
 }
 
+/// Whether a tariff exists and takes changes (is not archived).
+fn open_tariff(
+    c: &rusqlite::Connection,
+    name: &str,
+) -> rusqlite::Result<std::result::Result<(), TariffRefusal>> {
+    let archived: Option<Option<String>> = c
+        .query_row(
+            "SELECT archived_at FROM tariffs WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match archived {
+        None => Err(TariffRefusal::NotFound),
+        Some(Some(_)) => Err(TariffRefusal::Archived),
+        Some(None) => Ok(()),
+    })
+}
+
 const VERSION_COLUMNS: &str = "version, effective_from, vcpu_second, gib_second, instance_second, million_requests, run, created_at";
 
 fn insert_version(
@@ -173,17 +192,8 @@ impl Store {
     ) -> Result<std::result::Result<u32, TariffRefusal>> {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            let archived: Option<Option<String>> = tx
-                .query_row(
-                    "SELECT archived_at FROM tariffs WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match archived {
-                None => return Ok(Err(TariffRefusal::NotFound)),
-                Some(Some(_)) => return Ok(Err(TariffRefusal::Archived)),
-                Some(None) => {}
+            if let Err(refusal) = open_tariff(&tx, name)? {
+                return Ok(Err(refusal));
             }
             let (latest, start): (u32, i64) = tx.query_row(
                 "SELECT version, effective_from FROM tariff_versions WHERE tariff = ?1
@@ -270,17 +280,8 @@ impl Store {
     pub fn set_default_tariff(&self, name: &str) -> Result<std::result::Result<(), TariffRefusal>> {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            let archived: Option<Option<String>> = tx
-                .query_row(
-                    "SELECT archived_at FROM tariffs WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match archived {
-                None => return Ok(Err(TariffRefusal::NotFound)),
-                Some(Some(_)) => return Ok(Err(TariffRefusal::Archived)),
-                Some(None) => {}
+            if let Err(refusal) = open_tariff(&tx, name)? {
+                return Ok(Err(refusal));
             }
             tx.execute("UPDATE tariffs SET is_default = 0 WHERE is_default = 1", [])?;
             tx.execute("UPDATE tariffs SET is_default = 1 WHERE name = ?1", [name])?;
@@ -295,17 +296,8 @@ impl Store {
         name: &str,
     ) -> Result<std::result::Result<(), TariffRefusal>> {
         self.with(|c| {
-            let archived: Option<Option<String>> = c
-                .query_row(
-                    "SELECT archived_at FROM tariffs WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match archived {
-                None => return Ok(Err(TariffRefusal::NotFound)),
-                Some(Some(_)) => return Ok(Err(TariffRefusal::Archived)),
-                Some(None) => {}
+            if let Err(refusal) = open_tariff(c, name)? {
+                return Ok(Err(refusal));
             }
             c.execute(
                 "INSERT INTO tariff_assignments (tenant, tariff, assigned_at) VALUES (?1, ?2, ?3)
