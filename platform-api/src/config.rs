@@ -23,6 +23,8 @@ pub mod env_vars {
     pub const LEDGER: &str = "FAAS_PLATFORM_LEDGER";
     /// The ledger's types and shards [default: ledger.toml beside the config file].
     pub const LEDGER_CONFIG: &str = "FAAS_PLATFORM_LEDGER_CONFIG";
+    /// How often the meter reads every instance (`10s` by default; `off` stops metering).
+    pub const METER_INTERVAL: &str = "FAAS_PLATFORM_METER_INTERVAL";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -50,6 +52,8 @@ pub struct FileConfig {
     pub ledger: Option<String>,
     /// The ledger's types and shards (TOML).
     pub ledger_config: Option<PathBuf>,
+    /// How often the meter reads every instance (`10s`, `1s`, or `off`).
+    pub meter_interval: Option<String>,
 }
 
 /// How the router reaches an instance.
@@ -79,6 +83,8 @@ pub struct Config {
     pub ledger: Option<String>,
     /// The ledger's configuration file, and whether it was named (then it must exist).
     pub ledger_config: Option<(PathBuf, bool)>,
+    /// How often the meter reads every instance; None: metering is off.
+    pub meter_interval: Option<Duration>,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -93,6 +99,25 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub ledger: Option<String>,
     pub ledger_config: Option<PathBuf>,
+    pub meter_interval: Option<String>,
+}
+
+/// `10s`, `500ms`, `1m` or `off`, from at least 100 ms to at most an hour.
+pub fn parse_meter_interval(text: &str) -> anyhow::Result<Option<Duration>> {
+    if text == "off" {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(text).map_err(|e| {
+        anyhow::anyhow!(
+            "the meter interval `{text}` is not a duration ({e}): give e.g. `10s` or `1s`, or `off`"
+        )
+    })?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        anyhow::bail!(
+            "the meter interval `{text}` is out of range: give from `100ms` to `1h`, or `off`"
+        );
+    }
+    Ok(Some(d))
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -148,6 +173,10 @@ impl Config {
                 .and_then(|f| f.parent().map(|d| d.join("ledger.toml")))
                 .map(|path| (path, false)),
         };
+        let meter_interval = match o.meter_interval.or(file.meter_interval) {
+            Some(text) => parse_meter_interval(&text)?,
+            None => Some(Duration::from_secs(10)),
+        };
         let domain = o
             .domain
             .or(file.domain)
@@ -182,6 +211,7 @@ impl Config {
             logs_max_age: Duration::from_secs(file.logs_max_age_s.unwrap_or(7 * 24 * 3600)),
             ledger: o.ledger.or(file.ledger),
             ledger_config,
+            meter_interval,
         })
     }
 }

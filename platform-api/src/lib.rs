@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod deployer;
 pub mod error;
@@ -35,6 +36,8 @@ pub struct Platform {
     pub logs: Arc<logs::LogHub>,
     /// The accounts ledger billing posts into (SQLite in the data directory, or PostgreSQL).
     pub ledger: Arc<faas_ledger::Ledger>,
+    /// Reads what every instance uses, and prices it into the ledger.
+    pub meter: meter::Meter,
     /// Turns true when the daemon stops: endless streams (followed logs) end then, so that the
     /// graceful shutdown is not held open by them.
     pub stopping: tokio::sync::watch::Sender<bool>,
@@ -94,7 +97,10 @@ impl Platform {
                 .container_id
                 .clone()
                 .unwrap_or(inst.container_name.clone());
+            // Its last reading before the stop, and its usage closed at its finish after.
+            self.meter.read_one(self, &inst).await;
             self.runtime.stop(&container, grace).await?;
+            self.meter.read_one(self, &inst).await;
             self.logs.finish(&inst.id, grace).await;
             self.runtime.remove(&container).await?;
             let _ = self.store.remove_instance(&inst.id);

@@ -53,6 +53,9 @@ enum Command {
         /// The ledger's types and shards [default: ~/.config/faas/ledger.toml when present]
         #[arg(long, env = env_vars::LEDGER_CONFIG)]
         ledger_config: Option<PathBuf>,
+        /// How often the meter reads every instance's usage: `10s`, `1s`, or `off` [default: 10s]
+        #[arg(long, env = env_vars::METER_INTERVAL)]
+        meter_interval: Option<String>,
     },
 }
 
@@ -95,6 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config,
         ledger,
         ledger_config,
+        meter_interval,
     } = cli.command;
     let config = Config::resolve(Overrides {
         listen,
@@ -106,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config,
         ledger,
         ledger_config,
+        meter_interval,
     })?;
     serve(config).await
 }
@@ -186,12 +191,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.logs_max_age,
         )),
         ledger,
+        meter: faas_platform::meter::Meter::new(config.meter_interval),
         stopping: tokio::sync::watch::channel(false).0,
         started: Instant::now(),
         running: Mutex::new(Default::default()),
         canaries: Mutex::new(Default::default()),
     });
     reconcile::reconcile_when_docker_answers(platform.clone());
+    let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router_task = tokio::spawn(router.clone().serve(
@@ -227,6 +234,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         handle.abort();
     }
+    meter_task.abort();
     ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");

@@ -63,6 +63,7 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
             && release.is_some();
         if !adoptable {
             if let Some(c) = container {
+                p.meter.read_one(p, &row).await;
                 let _ = p
                     .runtime
                     .stop_and_remove(&c.id, Duration::from_secs(5))

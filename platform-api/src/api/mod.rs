@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each handler thin over the store, the runtime and
 //! the deployer. The OpenAPI document is generated from the handlers' annotations.
 
+pub mod billing;
 pub mod canary;
 mod contract;
 pub mod deployments;
@@ -103,6 +104,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(tariffs::archive_tariff))
         .routes(routes!(tariffs::make_default))
         .routes(routes!(tariffs::assign_tariff, tariffs::tenant_tariff))
+        .routes(routes!(billing::billing_show))
         // Image tarballs are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

@@ -660,8 +660,11 @@ async fn forget_instance(p: &Platform, row: &InstanceRow) {
         .container_id
         .clone()
         .unwrap_or_else(|| row.container_name.clone());
-    // Stopped first, its last lines captured, then removed.
+    // Stopped first (metered just before, and closed at its finish after), its last lines
+    // captured, then removed.
+    p.meter.read_one(p, row).await;
     let stopped = p.runtime.stop(&container, Duration::from_secs(10)).await;
+    p.meter.read_one(p, row).await;
     p.logs.finish(&row.id, Duration::from_secs(5)).await;
     match stopped.and(p.runtime.remove(&container).await) {
         Ok(()) => {

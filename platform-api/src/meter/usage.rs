@@ -93,6 +93,146 @@ pub fn cost(quantity: u128, price_nanos: i64, per: u128) -> i64 {
     i64::try_from((exact + per / 2) / per).unwrap_or(i64::MAX)
 }
 
+/// A day in microseconds.
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// The usage cut at UTC midnights, each part its share of the whole by time (the last part
+/// takes what integer division leaves): a record is of one day.
+pub fn split_days(u: Usage) -> Vec<Usage> {
+    let whole = u.to_us - u.from_us;
+    if whole <= 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let (mut cpu_left, mut mem_left) = (u128::from(u.cpu_ns), u.memory_byte_us);
+    let mut from = u.from_us;
+    while from < u.to_us {
+        let midnight = (from.div_euclid(DAY_US) + 1) * DAY_US;
+        let to = midnight.min(u.to_us);
+        let (cpu, mem) = if to == u.to_us {
+            (cpu_left, mem_left)
+        } else {
+            let d = (to - from) as u128;
+            (
+                u128::from(u.cpu_ns) * d / whole as u128,
+                u.memory_byte_us * d / whole as u128,
+            )
+        };
+        cpu_left -= cpu;
+        mem_left -= mem;
+        out.push(Usage {
+            from_us: from,
+            to_us: to,
+            cpu_ns: cpu as u64,
+            memory_byte_us: mem,
+            running_us: to - from,
+        });
+        from = to;
+    }
+    out
+}
+
+/// What the platform meters and prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    Vcpu,
+    Memory,
+    Instance,
+    Requests,
+    Run,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 5] = [
+        Resource::Vcpu,
+        Resource::Memory,
+        Resource::Instance,
+        Resource::Requests,
+        Resource::Run,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Vcpu => "vcpu",
+            Resource::Memory => "memory",
+            Resource::Instance => "instance",
+            Resource::Requests => "requests",
+            Resource::Run => "run",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The unit quantities are shown in.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Resource::Vcpu => "vCPU-s",
+            Resource::Memory => "GiB-s",
+            Resource::Instance => "instance-s",
+            Resource::Requests => "requests",
+            Resource::Run => "runs",
+        }
+    }
+
+    /// What a price is per.
+    pub fn price_unit(self) -> &'static str {
+        match self {
+            Resource::Vcpu => "vCPU-s",
+            Resource::Memory => "GiB-s",
+            Resource::Instance => "instance-s",
+            Resource::Requests => "million requests",
+            Resource::Run => "run",
+        }
+    }
+
+    /// Base units of a record (CPU ns, byte-ms, µs, requests, runs) in one shown unit.
+    pub fn base_per_unit(self) -> u128 {
+        match self {
+            Resource::Vcpu => VCPU_SECOND,
+            Resource::Memory => (1 << 30) * 1000,
+            Resource::Instance => INSTANCE_SECOND,
+            Resource::Requests | Resource::Run => 1,
+        }
+    }
+
+    /// Base units one price is for.
+    pub fn base_per_price(self) -> u128 {
+        match self {
+            Resource::Requests => MILLION,
+            other => other.base_per_unit(),
+        }
+    }
+
+    pub fn price(self, p: &crate::store::PriceRow) -> i64 {
+        match self {
+            Resource::Vcpu => p.vcpu_second,
+            Resource::Memory => p.gib_second,
+            Resource::Instance => p.instance_second,
+            Resource::Requests => p.million_requests,
+            Resource::Run => p.run,
+        }
+    }
+
+    /// A quantity in base units as millionths of the shown unit, rounded half up.
+    pub fn micros(self, base: u128) -> i64 {
+        let per = self.base_per_unit();
+        i64::try_from((base * 1_000_000 + per / 2) / per).unwrap_or(i64::MAX)
+    }
+}
+
+/// The record quantities of an interval of a container's usage: CPU nanoseconds,
+/// byte-milliseconds of memory (rounded half up from byte-µs), microseconds run.
+pub fn quantities(u: &Usage) -> [(Resource, i64); 3] {
+    let clamp = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        (Resource::Vcpu, clamp(u128::from(u.cpu_ns))),
+        (Resource::Memory, clamp((u.memory_byte_us + 500) / 1000)),
+        (Resource::Instance, u.running_us),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +296,47 @@ mod tests {
         assert_eq!(cost(2_500_000, 400_000_000, MILLION), 1_000_000_000);
         // 5 GiB-s at 0.0000015 = 0.0000075 = 7,500 nano-units.
         assert_eq!(cost(5 * GIB_SECOND, 1_500, GIB_SECOND), 7_500);
+    }
+
+    #[test]
+    fn usage_is_cut_at_midnight_by_its_share_of_the_time() {
+        let u = Usage {
+            from_us: DAY_US - 3_000_000,
+            to_us: DAY_US + 1_000_000,
+            cpu_ns: 4_000_000_001,
+            memory_byte_us: 8,
+            running_us: 4_000_000,
+        };
+        let parts = split_days(u);
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].to_us, parts[1].from_us), (DAY_US, DAY_US));
+        assert_eq!(parts[0].cpu_ns, 3_000_000_000);
+        assert_eq!(parts[1].cpu_ns, 1_000_000_001, "the remainder goes last");
+        assert_eq!(parts[0].memory_byte_us + parts[1].memory_byte_us, 8);
+        assert_eq!(
+            split_days(Usage {
+                from_us: 5,
+                to_us: 9,
+                ..u
+            })
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn quantities_become_millionths_of_their_unit() {
+        assert_eq!(Resource::Vcpu.micros(1_500_000_000), 1_500_000);
+        assert_eq!(Resource::Memory.micros((1 << 30) * 1000), 1_000_000);
+        assert_eq!(Resource::Requests.micros(3), 3_000_000);
+        assert_eq!(Resource::parse("memory"), Some(Resource::Memory));
+        let q = quantities(&Usage {
+            from_us: 0,
+            to_us: 2_000_000,
+            cpu_ns: 7,
+            memory_byte_us: 1_499,
+            running_us: 2_000_000,
+        });
+        assert_eq!(q[1], (Resource::Memory, 1));
     }
 }

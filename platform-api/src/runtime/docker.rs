@@ -349,6 +349,8 @@ impl Runtime for DockerRuntime {
             oom_killed: s.oom_killed.unwrap_or(false),
             host_port,
             ip,
+            started_at_us: s.started_at.as_deref().and_then(engine_time_us),
+            finished_at_us: s.finished_at.as_deref().and_then(engine_time_us),
             error: s.error,
         })
     }
@@ -668,4 +670,24 @@ async fn ensure_network(docker: &Docker, name: &str) -> std::result::Result<Stri
         let _ = docker.remove_network(extra).await;
     }
     Ok(keep)
+}
+
+/// Microseconds since the epoch of an engine time (RFC 3339 to the nanosecond); None for the
+/// zero time the engine gives a container that never started or never finished.
+fn engine_time_us(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
+    let us = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    i64::try_from(us).ok().filter(|us| *us > 0)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn engine_times_read_to_the_microsecond_and_the_zero_time_is_none() {
+        assert_eq!(
+            super::engine_time_us("2026-12-02T06:10:00.123456789Z"),
+            Some(1_796_191_800_123_456)
+        );
+        assert_eq!(super::engine_time_us("0001-01-01T00:00:00Z"), None);
+    }
 }

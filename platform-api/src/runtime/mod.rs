@@ -92,6 +92,10 @@ pub struct InstanceState {
     pub host_port: Option<u16>,
     /// The instance's address on the platform's network.
     pub ip: Option<std::net::IpAddr>,
+    /// When its process last started and, once it stopped, finished (microseconds since the
+    /// epoch): the meter opens and closes an instance's usage there.
+    pub started_at_us: Option<i64>,
+    pub finished_at_us: Option<i64>,
     pub error: Option<String>,
 }
 

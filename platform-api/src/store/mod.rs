@@ -12,6 +12,7 @@ mod secrets;
 mod services;
 mod tariffs;
 mod tokens;
+mod usage;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -26,6 +27,7 @@ pub use secrets::SealedSecret;
 pub use services::ServiceRow;
 pub use tariffs::{PriceRow, TariffRefusal, TariffRow, TariffVersionRow};
 pub use tokens::TokenRow;
+pub use usage::{Cursor, MeterRound, Piece, Priced, Progress, UsageRecord};
 
 /// One resource's part of a schema version. The file's `user_version` says how many versions
 /// have run; every part of a version runs in one transaction, so a version is all or nothing.
@@ -46,6 +48,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     instances::MIGRATIONS,
     secrets::MIGRATIONS,
     tariffs::MIGRATIONS,
+    usage::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

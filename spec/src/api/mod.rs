@@ -449,5 +449,6 @@ pub struct LogRecord {
     pub line: String,
 }
 
+pub mod billing;
 pub mod ledger;
 pub mod tariffs;
