@@ -64,6 +64,9 @@ pub enum Command {
     /// What usage costs: tariffs, their versions, and who is priced at which (admin)
     #[command(subcommand)]
     Tariff(TariffCommand),
+    /// What a tenant used and what it costs
+    #[command(subcommand)]
+    Billing(crate::commands::billing::BillingCommand),
     /// The platform's accounts ledger: balances, turnovers, events (admin)
     #[command(subcommand)]
     Ledger(LedgerCommand),

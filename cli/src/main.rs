@@ -152,6 +152,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Whoami { json } => commands::auth::whoami(printer, context, json),
         Command::Ledger(cmd) => commands::ledger::run(printer, context, cmd),
         Command::Tariff(cmd) => commands::tariff::run(printer, context, cmd),
+        Command::Billing(cmd) => commands::billing::run(printer, context, cmd),
         Command::Service(ServiceCommand::Create(args)) => {
             commands::create::run(printer, context, args)
         }

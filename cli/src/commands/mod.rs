@@ -1,6 +1,7 @@
 //! One module per command. Each is a plain function of resolved arguments and the printer.
 
 pub mod auth;
+pub mod billing;
 pub mod canary;
 pub mod completions;
 pub mod context;
