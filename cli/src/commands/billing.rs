@@ -283,8 +283,9 @@ pub fn to_table(bill: &BillingReport) -> String {
         ));
     }
     if bill.hidden_rows > 0 {
+        let rows = if bill.hidden_rows == 1 { "row" } else { "rows" };
         out.push_str(&format!(
-            "{} rows with no usage in this period hidden (--all shows them)\n",
+            "{} {rows} with no usage in this period hidden (--all shows them)\n",
             bill.hidden_rows
         ));
     }

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod canary;
 pub mod completions;
 pub mod context;
+pub mod costs;
 pub mod create;
 pub mod database;
 pub mod deploy;

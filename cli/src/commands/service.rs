@@ -45,11 +45,19 @@ pub fn status(
     if service.environments.is_empty() {
         printer.result("  not deployed yet");
     }
+    let month = super::costs::month_so_far(&client, &service.owner, &service.name);
     for e in &service.environments {
         let release = e.release.as_ref().map_or("no release".to_owned(), |r| {
             format!("v{} ({})", r.version, short(&r.image))
         });
         printer.result(format!("  {:<10} {release:<24} {}", e.env, e.url));
+        if let Some(month) = &month {
+            let cost = month.get(&e.env).map_or("nothing yet", String::as_str);
+            printer.result(format!(
+                "  {:<10} this month so far: {cost} (accrued, not forecast)",
+                ""
+            ));
+        }
         if let Some(d) = &e.deployment {
             printer.result(format!("  {:<10} deployment {d} under way", ""));
         }
@@ -143,10 +151,17 @@ pub fn releases(
     if releases.is_empty() {
         printer.info(format!("{name} has no release in {env}"));
     }
+    let costs = client
+        .get::<Service>(&format!("/v1/services/{name}"))
+        .ok()
+        .and_then(|s| super::costs::per_release(&client, &s.owner, name));
     for r in releases {
         let mark = if r.current { "*" } else { " " };
+        let cost = costs.as_ref().map_or(String::new(), |c| {
+            format!("  cost {}", c.get(&r.id).map_or("0", String::as_str))
+        });
         printer.result(format!(
-            "{mark} v{:<5} {}  {:<32} {}",
+            "{mark} v{:<5} {}  {:<32} {}{cost}",
             r.version,
             short(&r.image),
             r.image_ref,
