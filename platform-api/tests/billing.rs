@@ -4,6 +4,7 @@
 //! life, an idle one close to no CPU; a back-dated price change splits the cost at its instant
 //! to the nano-unit; a SIGKILL of the daemon neither loses nor doubles an interval, and records
 //! priced again are billed once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -179,10 +179,7 @@ impl Period {
             return out;
         };
         let mut day = start.to_zoned_datetime(self.tz.clone()).date();
-        loop {
-            let Ok(a) = midnight(day, &self.tz) else {
-                break;
-            };
+        while let Ok(a) = midnight(day, &self.tz) {
             let Ok(next) = day.tomorrow() else { break };
             let Ok(b) = midnight(next, &self.tz) else {
                 break;
