@@ -304,17 +304,13 @@ mod tests {
     fn cpu_record(from_s: i64, to_s: i64, cpu_s: i64) -> UsageRecord {
         UsageRecord {
             id: 1,
-            key: "usage:k".into(),
-            tenant: "ada@example.com".into(),
-            service: "api".into(),
-            env: "prod".into(),
-            release: "r1".into(),
-            instance: "i1".into(),
-            resource: "vcpu".into(),
-            from_us: from_s * S,
-            to_us: to_s * S,
-            quantity: cpu_s * 1_000_000_000,
-            priced: None,
+            ..UsageRecord::example(
+                "usage:k",
+                "vcpu",
+                from_s * S,
+                to_s * S,
+                cpu_s * 1_000_000_000,
+            )
         }
     }
 

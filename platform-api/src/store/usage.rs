@@ -77,6 +77,27 @@ pub struct UsageRecord {
     pub priced: Option<Priced>,
 }
 
+impl UsageRecord {
+    /// A record of ada@example.com's `api` in prod, for tests.
+    #[cfg(test)]
+    pub fn example(key: &str, resource: &str, from_us: i64, to_us: i64, quantity: i64) -> Self {
+        UsageRecord {
+            id: 0,
+            key: key.into(),
+            tenant: "ada@example.com".into(),
+            service: "api".into(),
+            env: "prod".into(),
+            release: "r1".into(),
+            instance: "i1".into(),
+            resource: resource.into(),
+            from_us,
+            to_us,
+            quantity,
+            priced: None,
+        }
+    }
+}
+
 /// What a record was charged: the tariff, how many times it was priced again after a
 /// back-dated change (0: never), and one piece per tariff version in force over it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,20 +362,7 @@ mod tests {
     use super::*;
 
     fn record(key: &str, from: i64) -> UsageRecord {
-        UsageRecord {
-            id: 0,
-            key: key.into(),
-            tenant: "ada@example.com".into(),
-            service: "api".into(),
-            env: "prod".into(),
-            release: "r1".into(),
-            instance: "i1".into(),
-            resource: "vcpu".into(),
-            from_us: from,
-            to_us: from + 1_000_000,
-            quantity: 5,
-            priced: None,
-        }
+        UsageRecord::example(key, "vcpu", from, from + 1_000_000, 5)
     }
 
     #[test]
