@@ -396,6 +396,14 @@ fn a_bill_is_the_tenants_own_and_bad_asks_are_refused() {
         );
         assert!(p["hint"].is_string(), "{query}: {p}");
     }
+    let (status, p) = d.get("/v1/billing/not-an-address");
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (400, Some("invalid-tenant")),
+        "{p}"
+    );
+    let (status, empty) = d.get(&format!("/v1/billing/{OWNER}?month=&from=&to=&by=&tz="));
+    assert_eq!(status, 200, "an empty value is no value: {empty}");
     let (status, paris) = d.get(&format!(
         "/v1/billing/{OWNER}?month=2026-11&tz=Europe/Paris&by=day"
     ));

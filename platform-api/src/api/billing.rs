@@ -34,6 +34,11 @@ pub struct BillingQuery {
     pub all: bool,
 }
 
+/// An empty value (`month=`) is no value.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
+}
+
 /// What a tenant used over a period and what it costs: per resource and tariff version, and
 /// the dimensions asked for, with subtotals and a total rounded once. Accrued, not forecast.
 #[utoipa::path(get, path = "/v1/billing/{tenant}", tag = "billing",
@@ -45,6 +50,9 @@ pub async fn billing_show(
     Path(tenant): Path<String>,
     Query(q): Query<BillingQuery>,
 ) -> ApiResult<Json<BillingReport>> {
+    faas_spec::names::check_email(&tenant).map_err(|e| {
+        ApiError::bad_request("invalid-tenant", format!("`{tenant}`: {}", e.message)).hint(e.rule)
+    })?;
     if !who.is_admin() && who.tenant != tenant {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -58,15 +66,15 @@ pub async fn billing_show(
     }
     let period = Period::resolve(
         &Asked {
-            month: q.month.as_deref(),
-            from: q.from.as_deref(),
-            to: q.to.as_deref(),
-            tz: q.tz.as_deref(),
+            month: given(&q.month),
+            from: given(&q.from),
+            to: given(&q.to),
+            tz: given(&q.tz),
         },
         crate::meter::now_us(),
     )
     .map_err(|e| ApiError::bad_request(e.code, e.message).hint(e.hint))?;
-    let by = report::parse_by(q.by.as_deref())
+    let by = report::parse_by(given(&q.by))
         .map_err(|m| ApiError::bad_request("invalid-by", m).hint("e.g. `by=service,day`"))?;
     let bill = report::report(&p, &tenant, &period, &by, q.all)
         .await
