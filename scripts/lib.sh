@@ -208,3 +208,33 @@ faas_start_postgres() {
   done
   printf 'postgres://postgres@127.0.0.1:%s\n' "$FAAS_PG_PORT"
 }
+
+# An SMTP server on loopback that keeps every message it accepts as a file (aiosmtpd from PyPI,
+# in its own venv; scripts/smtp_sink.py), for the billing notification tests. Idempotent.
+# Prints its HOST:PORT; messages land in $FAAS_SMTP_DIR.
+FAAS_AIOSMTPD_VERSION=1.4.6
+FAAS_SMTP_PORT=${FAAS_SMTP_PORT:-2525}
+FAAS_SMTP_DIR=${FAAS_SMTP_DIR:-/var/lib/faas-test/mail}
+faas_start_smtp_sink() {
+  local venv=${FAAS_TOOLS_CACHE:-/var/cache/faas-tools}/aiosmtpd-$FAAS_AIOSMTPD_VERSION
+  local script; script="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/smtp_sink.py"
+  if ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    faas_say "installing aiosmtpd $FAAS_AIOSMTPD_VERSION from PyPI into $venv"
+    python3 -m venv "$venv" >&2 || { faas_apt_install python3-venv && python3 -m venv "$venv" >&2; } || return 1
+    "$venv/bin/pip" install -q "aiosmtpd==$FAAS_AIOSMTPD_VERSION" >&2 || return 1
+  fi
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$FAAS_SMTP_PORT") 2>/dev/null; then
+    faas_say "starting the SMTP sink on 127.0.0.1:$FAAS_SMTP_PORT (mail in $FAAS_SMTP_DIR)"
+    mkdir -p "$FAAS_SMTP_DIR" || return 1
+    setsid nohup "$venv/bin/python" "$script" --port "$FAAS_SMTP_PORT" --dir "$FAAS_SMTP_DIR" \
+      >"$(dirname "$FAAS_SMTP_DIR")/smtp-sink.log" 2>&1 </dev/null &
+    local i
+    for i in $(seq 1 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$FAAS_SMTP_PORT") 2>/dev/null && break
+      sleep 0.1
+    done
+    (exec 3<>"/dev/tcp/127.0.0.1/$FAAS_SMTP_PORT") 2>/dev/null \
+      || { faas_say "the SMTP sink did not start; see $(dirname "$FAAS_SMTP_DIR")/smtp-sink.log"; return 1; }
+  fi
+  printf '127.0.0.1:%s\n' "$FAAS_SMTP_PORT"
+}

@@ -131,3 +131,40 @@ fn mistakes_say_what_is_wrong() {
     ]);
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn an_admin_closes_a_month_and_lists_its_invoices() {
+    let d = setup();
+    let close = |extra: &[&str]| {
+        let mut args = vec![
+            "billing", "invoice", "close", "--month", "2026-11", "--tenant", TENANT,
+        ];
+        args.extend_from_slice(extra);
+        d.run(&args)
+    };
+    let out = close(&[]);
+    let err = succeeded(&out);
+    assert!(
+        stdout(&out).contains("2.50 EUR  due"),
+        "{}{err}",
+        stdout(&out)
+    );
+    let again: serde_json::Value = serde_json::from_slice(&close(&["--json"]).stdout).unwrap();
+    assert_eq!(again["closed_now"], 0, "closing again changes nothing");
+    assert_eq!(
+        again["invoices"][0]["total_nanos"],
+        2_504_130_000i64 + 3_000
+    );
+    assert_eq!(
+        again["invoices"][0]["adjustment_nanos"], 3_000,
+        "October's usage, never invoiced, is carried"
+    );
+    let out = d.run(&["billing", "invoices", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let out = d.run(&["billing", "notifications"]);
+    succeeded(&out);
+    let out = d.run(&["billing", "invoice", "close", "--month", "2999-01"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("not over"), "{}", stderr(&out));
+}

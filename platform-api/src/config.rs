@@ -25,6 +25,14 @@ pub mod env_vars {
     pub const LEDGER_CONFIG: &str = "FAAS_PLATFORM_LEDGER_CONFIG";
     /// How often the meter reads every instance (`10s` by default; `off` stops metering).
     pub const METER_INTERVAL: &str = "FAAS_PLATFORM_METER_INTERVAL";
+    /// The SMTP relay invoices are mailed through, `HOST:PORT` (no mail when unset).
+    pub const SMTP_RELAY: &str = "FAAS_PLATFORM_SMTP_RELAY";
+    /// The sender of those mails [default: billing@faas.local].
+    pub const SMTP_FROM: &str = "FAAS_PLATFORM_SMTP_FROM";
+    /// A URL told of every invoice that closes (POST, JSON).
+    pub const BILLING_WEBHOOK: &str = "FAAS_PLATFORM_BILLING_WEBHOOK";
+    /// The key the webhook's body is signed with (`X-Faas-Signature: sha256=<hex>`).
+    pub const BILLING_WEBHOOK_SECRET: &str = "FAAS_PLATFORM_BILLING_WEBHOOK_SECRET";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -54,6 +62,12 @@ pub struct FileConfig {
     pub ledger_config: Option<PathBuf>,
     /// How often the meter reads every instance (`10s`, `1s`, or `off`).
     pub meter_interval: Option<String>,
+    /// The SMTP relay invoices are mailed through, `HOST:PORT`.
+    pub smtp_relay: Option<String>,
+    pub smtp_from: Option<String>,
+    /// A URL told of every invoice that closes, and the key its body is signed with.
+    pub billing_webhook: Option<String>,
+    pub billing_webhook_secret: Option<String>,
 }
 
 /// How the router reaches an instance.
@@ -85,6 +99,8 @@ pub struct Config {
     pub ledger_config: Option<(PathBuf, bool)>,
     /// How often the meter reads every instance; None: metering is off.
     pub meter_interval: Option<Duration>,
+    /// Where invoices are told: mail, webhook.
+    pub notify: crate::billing::notify::NotifyConfig,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -177,6 +193,15 @@ impl Config {
             Some(text) => parse_meter_interval(&text)?,
             None => Some(Duration::from_secs(10)),
         };
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let notify = crate::billing::notify::NotifyConfig {
+            smtp_relay: var(env_vars::SMTP_RELAY).or(file.smtp_relay),
+            smtp_from: var(env_vars::SMTP_FROM)
+                .or(file.smtp_from)
+                .unwrap_or_else(|| "billing@faas.local".into()),
+            webhook_url: var(env_vars::BILLING_WEBHOOK).or(file.billing_webhook),
+            webhook_secret: var(env_vars::BILLING_WEBHOOK_SECRET).or(file.billing_webhook_secret),
+        };
         let domain = o
             .domain
             .or(file.domain)
@@ -212,6 +237,7 @@ impl Config {
             ledger: o.ledger.or(file.ledger),
             ledger_config,
             meter_interval,
+            notify,
         })
     }
 }

@@ -199,6 +199,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     reconcile::reconcile_when_docker_answers(platform.clone());
     let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));
+    let billing_task = tokio::spawn(faas_platform::billing::task::run(platform.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router_task = tokio::spawn(router.clone().serve(
@@ -235,6 +236,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         handle.abort();
     }
     meter_task.abort();
+    billing_task.abort();
     ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");

@@ -43,20 +43,76 @@ pub enum BillingCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Close a month's invoices (admin)
+    #[command(subcommand)]
+    Invoice(InvoiceCommand),
+    /// The closed invoices, oldest month first (a member sees its own)
+    Invoices {
+        /// One tenant (admin) [default: every tenant for an admin, its own for a member]
+        #[arg(long, value_name = "EMAIL")]
+        tenant: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// What was sent of the invoices (e-mail, webhook), and what failed
+    Notifications {
+        /// One tenant (admin) [default: every tenant for an admin, its own for a member]
+        #[arg(long, value_name = "EMAIL")]
+        tenant: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvoiceCommand {
+    /// Close the invoices of a month that is over, one per tenant and currency; closing again
+    /// changes nothing (usage that arrives later lands on the next month's invoice)
+    Close {
+        /// The month, YYYY-MM (UTC)
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// One tenant [default: every tenant with usage]
+        #[arg(long, value_name = "EMAIL")]
+        tenant: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(printer: &Printer, context: Option<&str>, cmd: BillingCommand) -> CliResult {
-    let BillingCommand::Show {
-        tenant,
-        month,
-        from,
-        to,
-        by,
-        tz,
-        all,
-        json,
-        csv,
-    } = cmd;
+    let (tenant, month, from, to, by, tz, all, json, csv) = match cmd {
+        BillingCommand::Show {
+            tenant,
+            month,
+            from,
+            to,
+            by,
+            tz,
+            all,
+            json,
+            csv,
+        } => (tenant, month, from, to, by, tz, all, json, csv),
+        BillingCommand::Invoice(InvoiceCommand::Close {
+            month,
+            tenant,
+            json,
+        }) => {
+            let client = session::connect(printer, context)?;
+            return super::invoices::close(printer, &client, month, tenant, json);
+        }
+        BillingCommand::Invoices { tenant, json } => {
+            let client = session::connect(printer, context)?;
+            return super::invoices::list(printer, &client, tenant.as_deref(), json);
+        }
+        BillingCommand::Notifications { tenant, json } => {
+            let client = session::connect(printer, context)?;
+            return super::invoices::notifications(printer, &client, tenant.as_deref(), json);
+        }
+    };
     for d in &by {
         if !BILLING_DIMENSIONS.contains(&d.as_str()) {
             return Err(CliError::usage(
@@ -95,7 +151,7 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: BillingCommand) -> Cli
 }
 
 /// Percent-encodes what is not unreserved.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {

@@ -11,6 +11,7 @@ pub mod database;
 pub mod deploy;
 pub mod dev;
 pub mod info;
+pub mod invoices;
 pub mod ledger;
 pub mod logs;
 pub mod platform;

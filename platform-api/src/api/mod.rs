@@ -7,6 +7,7 @@ mod contract;
 pub mod deployments;
 pub mod images;
 pub mod info;
+pub mod invoices;
 pub mod ledger;
 pub mod logs;
 pub mod secrets;
@@ -105,6 +106,9 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(tariffs::make_default))
         .routes(routes!(tariffs::assign_tariff, tariffs::tenant_tariff))
         .routes(routes!(billing::billing_show))
+        .routes(routes!(invoices::close_invoices))
+        .routes(routes!(invoices::list_invoices))
+        .routes(routes!(invoices::list_notifications))
         // Image tarballs are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

@@ -6,6 +6,7 @@
 mod deployments;
 mod environments;
 mod instances;
+mod invoices;
 mod meta;
 mod releases;
 mod secrets;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use deployments::{DeploymentRow, NewStep};
 pub use environments::Traffic;
 pub use instances::InstanceRow;
+pub use invoices::{InvoiceRow, NotificationRow};
 pub use releases::ReleaseRow;
 pub use secrets::SealedSecret;
 pub use services::ServiceRow;
@@ -49,6 +51,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     secrets::MIGRATIONS,
     tariffs::MIGRATIONS,
     usage::MIGRATIONS,
+    invoices::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

@@ -450,5 +450,6 @@ pub struct LogRecord {
 }
 
 pub mod billing;
+pub mod invoices;
 pub mod ledger;
 pub mod tariffs;
