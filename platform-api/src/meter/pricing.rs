@@ -81,6 +81,13 @@ pub fn pieces(record: &UsageRecord, tariff: &TariffRow) -> Vec<Piece> {
     out
 }
 
+/// A record's key in 128 bits (hex): the charges' keys are derived from it and stay short,
+/// so that the ledger's key index stays small; the whole key is in each event's `info`.
+pub fn record_digest(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
+}
+
 /// The ledger events of pieces of a record: `sign` 1 posts them, -1 reverses them.
 fn events(
     record: &UsageRecord,
@@ -104,9 +111,12 @@ fn events(
         .collect();
         let kind = if sign > 0 { "charge" } else { "reverse" };
         // Unique per account: the same key names the cost and the quantity of one piece.
-        let key = format!("{kind}:{}:{round}v{}", record.key, p.version);
-        let info =
-            serde_json::json!({ "record": record.id, "from": record.from_us, "to": record.to_us });
+        let key = format!(
+            "{kind}:{}:{round}v{}",
+            record_digest(&record.key),
+            p.version
+        );
+        let info = serde_json::json!({ "record": record.key });
         let tenant = ("tenant".to_owned(), record.tenant.clone());
         for (kind, key_attrs, amount) in [
             (
@@ -350,14 +360,17 @@ mod tests {
         let mut out = Vec::new();
         events(&r, &t, &pieces(&r, &t), "", 1, &mut out);
         assert_eq!(out.len(), 2, "the cost and the quantity");
-        assert_eq!(out[0].idempotency_key, "charge:usage:k:v1");
+        let digest = record_digest("usage:k");
+        assert_eq!(digest.len(), 32);
+        assert_eq!(out[0].idempotency_key, format!("charge:{digest}:v1"));
+        assert_eq!(out[0].info["record"], "usage:k");
         assert_eq!(out[0].amount, 200_000);
         assert_eq!(out[1].amount, 10_000_000);
         assert_eq!(out[0].aux["day"], "1970-01-01");
         assert_eq!(out[0].aux["version"], "standard v1");
         let mut back = Vec::new();
         events(&r, &t, &pieces(&r, &t), "r1:", -1, &mut back);
-        assert_eq!(back[0].idempotency_key, "reverse:usage:k:r1:v1");
+        assert_eq!(back[0].idempotency_key, format!("reverse:{digest}:r1:v1"));
         assert_eq!(back[0].amount, -200_000);
     }
 }

@@ -7,10 +7,18 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures_util::StreamExt;
+
 use super::usage::{self, Resource, Sample, Usage};
 use crate::Platform;
 use crate::runtime::InstanceState;
 use crate::store::{Cursor, InstanceRow, MeterRound, UsageRecord};
+
+/// An instance's container, its state, and a reading of its counters when it runs.
+type Read = (String, InstanceState, Option<Sample>);
+
+/// How many instances the engine is asked about at once.
+const READS_AT_ONCE: usize = 16;
 
 /// What a record is of, before its resource and interval.
 struct Subject<'a> {
@@ -170,14 +178,34 @@ impl super::Meter {
             .collect();
         let mut owners = Owners::default();
         let mut round = MeterRound::default();
-        let mut seen = HashSet::new();
-        for row in &rows {
-            seen.insert(row.id.clone());
-            let Some(tenant) = owners.of(p, &row.service) else {
+        let seen: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        // The engine answers several readings at once; each takes a few milliseconds.
+        let pending: Vec<_> = rows.iter().map(|row| Self::read_row(p, row)).collect();
+        let reads: Vec<_> = futures_util::stream::iter(pending)
+            .buffer_unordered(READS_AT_ONCE)
+            .collect()
+            .await;
+        for (row, read) in reads {
+            let (Some((container, state, reading)), Some(tenant)) =
+                (read, owners.of(p, &row.service))
+            else {
                 continue;
             };
-            self.read_instance(p, row, &tenant, cursors.get(&row.id), &mut round)
-                .await;
+            let subject = Subject {
+                tenant: &tenant,
+                service: &row.service,
+                env: &row.env,
+                release: &row.release_id,
+                instance: &row.id,
+            };
+            instance_round(
+                &subject,
+                &container,
+                &state,
+                reading,
+                cursors.get(&row.id),
+                &mut round,
+            );
         }
         // Instances the store forgot (removed after their last reading).
         for c in cursors.values() {
@@ -205,35 +233,50 @@ impl super::Meter {
             .ok()
             .and_then(|cs| cs.into_iter().find(|c| c.subject == row.id));
         let mut round = MeterRound::default();
-        self.read_instance(p, row, &tenant, last.as_ref(), &mut round)
-            .await;
+        if let Some((container, state, reading)) = Self::read(p, row).await {
+            let subject = Subject {
+                tenant: &tenant,
+                service: &row.service,
+                env: &row.env,
+                release: &row.release_id,
+                instance: &row.id,
+            };
+            instance_round(
+                &subject,
+                &container,
+                &state,
+                reading,
+                last.as_ref(),
+                &mut round,
+            );
+        }
         if let Err(e) = p.store.commit_meter_round(&round) {
             tracing::warn!(instance = %row.id, "meter: cannot store a reading: {e}");
         }
     }
 
-    async fn read_instance(
-        &self,
+    async fn read_row<'r>(p: &Platform, row: &'r InstanceRow) -> (&'r InstanceRow, Option<Read>) {
+        (row, Self::read(p, row).await)
+    }
+
+    /// An instance's container, its state and, when it runs, a reading of its counters;
+    /// None when the engine cannot say now (the next round reads it again).
+    async fn read(
         p: &Platform,
         row: &InstanceRow,
-        tenant: &str,
-        last: Option<&Cursor>,
-        round: &mut MeterRound,
-    ) {
+    ) -> Option<(String, InstanceState, Option<Sample>)> {
         // Still starting (its container's id not recorded yet): its first reading, later,
         // counts from the container's start.
-        let Some(container) = row.container_id.as_deref() else {
-            return;
-        };
-        let state = match p.runtime.state(container).await {
+        let container = row.container_id.clone()?;
+        let state = match p.runtime.state(&container).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(instance = %row.id, "meter: no state ({e})");
-                return;
+                return None;
             }
         };
         let reading = if state.running {
-            match p.runtime.stats(container).await {
+            match p.runtime.stats(&container).await {
                 Ok(s) => Some(Sample {
                     at_us: super::now_us(),
                     cpu_ns: s.cpu_ns,
@@ -241,21 +284,13 @@ impl super::Meter {
                 }),
                 Err(e) => {
                     tracing::debug!(instance = %row.id, "meter: no stats ({e})");
-                    return;
+                    return None;
                 }
             }
         } else {
             None
         };
-        let subject = Subject {
-            tenant,
-            service: &row.service,
-            env: &row.env,
-            release: &row.release_id,
-            instance: &row.id,
-        };
-        // The cursor names the container by its id: a container made anew starts anew.
-        instance_round(&subject, container, &state, reading, last, round);
+        Some((container, state, reading))
     }
 
     /// Request counts of every release with instances (or with a counter read before), from

@@ -248,6 +248,14 @@ impl Store {
                         k.finished
                     ])?;
                 }
+                // How far usage is measured: kept, so that no question scans the records.
+                if let Some(through) = round.records.iter().map(|r| r.to_us).max() {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ('usage_through', ?1)
+                         ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(?1 AS INTEGER))",
+                        [through.to_string()],
+                    )?;
+                }
                 let mut close = tx.prepare_cached("DELETE FROM meter_cursors WHERE subject = ?1")?;
                 for s in &round.forget {
                     close.execute([s])?;
@@ -315,9 +323,13 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let newest: Option<i64> = c
-                .query_row("SELECT max(to_us) FROM usage_records", [], |r| r.get(0))
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'usage_through'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
                 .optional()?
-                .flatten();
+                .and_then(|v| v.parse().ok());
             Ok(Progress {
                 pending: pending as u64,
                 through: oldest.or(newest),
