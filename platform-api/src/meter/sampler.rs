@@ -29,7 +29,18 @@ struct Subject<'a> {
     instance: &'a str,
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
+    /// An instance's subject.
+    fn of(row: &'a InstanceRow, tenant: &'a str) -> Self {
+        Subject {
+            tenant,
+            service: &row.service,
+            env: &row.env,
+            release: &row.release_id,
+            instance: &row.id,
+        }
+    }
+
     fn record(&self, resource: Resource, from_us: i64, to_us: i64, quantity: i64) -> UsageRecord {
         UsageRecord {
             id: 0,
@@ -191,13 +202,7 @@ impl super::Meter {
             else {
                 continue;
             };
-            let subject = Subject {
-                tenant: &tenant,
-                service: &row.service,
-                env: &row.env,
-                release: &row.release_id,
-                instance: &row.id,
-            };
+            let subject = Subject::of(row, &tenant);
             instance_round(
                 &subject,
                 &container,
@@ -234,13 +239,7 @@ impl super::Meter {
             .and_then(|cs| cs.into_iter().find(|c| c.subject == row.id));
         let mut round = MeterRound::default();
         if let Some((container, state, reading)) = Self::read(p, row).await {
-            let subject = Subject {
-                tenant: &tenant,
-                service: &row.service,
-                env: &row.env,
-                release: &row.release_id,
-                instance: &row.id,
-            };
+            let subject = Subject::of(row, &tenant);
             instance_round(
                 &subject,
                 &container,
