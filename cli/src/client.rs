@@ -235,3 +235,16 @@ fn root_cause(e: &reqwest::Error) -> String {
     }
     source.to_string()
 }
+
+/// Percent-encodes all but the unreserved characters, for a path segment or a query value.
+pub fn encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

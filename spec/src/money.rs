@@ -70,13 +70,21 @@ pub fn format_nanos(nanos: i64) -> String {
     format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
+/// Nano-units rounded to the currency's minor unit, half away from zero, still in nano-units:
+/// `round_nanos(1_235_000_000, "EUR")` is `1_240_000_000`.
+pub fn round_nanos(nanos: i64, currency: &str) -> i64 {
+    let step = 10i128.pow(MAX_DECIMALS as u32 - minor_digits(currency));
+    let n = i128::from(nanos);
+    let r = (n.abs() + step / 2) / step * step * n.signum();
+    i64::try_from(r).unwrap_or(if r < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// Nano-units rounded to the currency's minor unit (half away from zero), as its text:
 /// `format_amount(1_234_567_890, "EUR")` is `"1.23"`.
 pub fn format_amount(nanos: i64, currency: &str) -> String {
     let digits = minor_digits(currency);
     let step = 10i128.pow(MAX_DECIMALS as u32 - digits);
-    let n = i128::from(nanos);
-    let rounded = (n.abs() + step / 2) / step * n.signum();
+    let rounded = i128::from(round_nanos(nanos, currency)) / step;
     let unit = 10i128.pow(digits);
     let sign = if rounded < 0 { "-" } else { "" };
     let r = rounded.abs();

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use faas_spec::api::WhoAmI;
 use faas_spec::api::billing::*;
 
+use crate::client::encode;
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
 use crate::session;
@@ -148,18 +149,6 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: BillingCommand) -> Cli
         printer.result(to_table(&bill).trim_end());
     }
     Ok(())
-}
-
-/// Percent-encodes what is not unreserved.
-pub(crate) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 fn form(pairs: &[(&str, String)]) -> String {

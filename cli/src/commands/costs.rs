@@ -19,7 +19,7 @@ fn costs(
 ) -> Option<BTreeMap<String, String>> {
     let path = format!(
         "/v1/billing/{owner}?by=service,{dimension}&{period}",
-        owner = owner.replace('+', "%2B")
+        owner = crate::client::encode(owner)
     );
     let bill: BillingReport = client.get(&path).ok()?;
     let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();

@@ -9,7 +9,7 @@ use crate::printer::Printer;
 
 fn tenant_query(tenant: Option<&str>) -> String {
     tenant.map_or_else(String::new, |t| {
-        format!("?tenant={}", super::billing::encode(t))
+        format!("?tenant={}", crate::client::encode(t))
     })
 }
 

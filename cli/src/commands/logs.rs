@@ -8,21 +8,10 @@ use console::{Color, style};
 use faas_spec::api::LogRecord;
 
 use crate::cli::LogsArgs;
+use crate::client::encode;
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
 use crate::session;
-
-fn encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 fn colour_of(instance: &str) -> Color {
     const COLOURS: [Color; 6] = [

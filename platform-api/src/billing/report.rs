@@ -47,14 +47,6 @@ pub fn format_micros(micros: i64) -> String {
     format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Nano-units rounded to the currency's minor unit, half away from zero, still in nano-units.
-pub fn rounded_nanos(nanos: i64, currency: &str) -> i64 {
-    let step = 10i128.pow(money::MAX_DECIMALS as u32 - money::minor_digits(currency));
-    let n = i128::from(nanos);
-    let r = (n.abs() + step / 2) / step * step * n.signum();
-    i64::try_from(r).unwrap_or(i64::MAX)
-}
-
 /// What moved in one group of the period: quantity and cost.
 #[derive(Debug, Default, Clone)]
 struct Moved {
@@ -243,7 +235,7 @@ pub async fn report(
     let totals = totals
         .into_iter()
         .map(|(currency, nanos)| {
-            let rounded = rounded_nanos(nanos, &currency);
+            let rounded = money::round_nanos(nanos, &currency);
             BillingTotal {
                 amount: money::format_amount(nanos, &currency),
                 rounding_nanos: rounded - nanos,
@@ -308,9 +300,9 @@ mod tests {
 
     #[test]
     fn money_rounds_once_half_away_from_zero() {
-        assert_eq!(rounded_nanos(12_345_000_000, "EUR"), 12_350_000_000);
-        assert_eq!(rounded_nanos(-5_000_000, "EUR"), -10_000_000);
-        assert_eq!(rounded_nanos(1_499_999_999, "JPY"), 1_000_000_000);
+        assert_eq!(money::round_nanos(12_345_000_000, "EUR"), 12_350_000_000);
+        assert_eq!(money::round_nanos(-5_000_000, "EUR"), -10_000_000);
+        assert_eq!(money::round_nanos(1_499_999_999, "JPY"), 1_000_000_000);
         assert_eq!(format_micros(12_500_000), "12.5");
         assert_eq!(format_micros(-1), "-0.000001");
     }

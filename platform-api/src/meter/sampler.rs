@@ -170,6 +170,25 @@ fn instance_round(
     }
 }
 
+/// What a reading of an instance adds to a round.
+fn apply(
+    row: &InstanceRow,
+    tenant: &str,
+    read: Read,
+    last: Option<&Cursor>,
+    round: &mut MeterRound,
+) {
+    let (container, state, reading) = read;
+    instance_round(
+        &Subject::of(row, tenant),
+        &container,
+        &state,
+        reading,
+        last,
+        round,
+    );
+}
+
 /// The cursor subject of a release's request counter.
 fn requests_subject(service: &str, env: &str, release: &str) -> String {
     format!("requests/{service}/{env}/{release}")
@@ -197,20 +216,9 @@ impl super::Meter {
             .collect()
             .await;
         for (row, read) in reads {
-            let (Some((container, state, reading)), Some(tenant)) =
-                (read, owners.of(p, &row.service))
-            else {
-                continue;
-            };
-            let subject = Subject::of(row, &tenant);
-            instance_round(
-                &subject,
-                &container,
-                &state,
-                reading,
-                cursors.get(&row.id),
-                &mut round,
-            );
+            if let (Some(read), Some(tenant)) = (read, owners.of(p, &row.service)) {
+                apply(row, &tenant, read, cursors.get(&row.id), &mut round);
+            }
         }
         // Instances the store forgot (removed after their last reading).
         for c in cursors.values() {
@@ -232,22 +240,10 @@ impl super::Meter {
         let Some(tenant) = Owners::default().of(p, &row.service) else {
             return;
         };
-        let last = p
-            .store
-            .meter_cursors()
-            .ok()
-            .and_then(|cs| cs.into_iter().find(|c| c.subject == row.id));
+        let last = p.store.meter_cursor(&row.id).ok().flatten();
         let mut round = MeterRound::default();
-        if let Some((container, state, reading)) = Self::read(p, row).await {
-            let subject = Subject::of(row, &tenant);
-            instance_round(
-                &subject,
-                &container,
-                &state,
-                reading,
-                last.as_ref(),
-                &mut round,
-            );
+        if let Some(read) = Self::read(p, row).await {
+            apply(row, &tenant, read, last.as_ref(), &mut round);
         }
         if let Err(e) = p.store.commit_meter_round(&round) {
             tracing::warn!(instance = %row.id, "meter: cannot store a reading: {e}");

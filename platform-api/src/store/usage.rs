@@ -212,6 +212,16 @@ impl Store {
         )
     }
 
+    /// The cursor of one subject.
+    pub fn meter_cursor(&self, subject: &str) -> Result<Option<Cursor>> {
+        self.one(
+            "SELECT subject, container, at_us, cpu_ns, memory_bytes, requests, finished
+             FROM meter_cursors WHERE subject = ?1",
+            [subject],
+            cursor_from,
+        )
+    }
+
     /// Commits a round at once: a record already stored (same key) is left as it is, so that
     /// the same round committed again changes nothing. Returns how many records were new.
     pub fn commit_meter_round(&self, round: &MeterRound) -> Result<usize> {
