@@ -114,6 +114,8 @@ impl SqliteStorage {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // 64 MiB of pages (the default is 2 MiB): the event indexes of a month stay in memory.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -369,16 +371,21 @@ impl Storage for SqliteStorage {
                 .collect::<rusqlite::Result<_>>()?;
             let mut groups: BTreeMap<Attributes, Totals> = BTreeMap::new();
             let mut since: BTreeMap<Attributes, Micros> = BTreeMap::new();
-            // Aggregated events of a group without a snapshot before `at` all fall in the
-            // interval `at` is in: each aggregated event has a snapshot at its boundary.
+            // The aggregated events after a group's latest snapshot (or of a group without
+            // one) all lie in the day `at` is in: each aggregated event has a snapshot at its
+            // own boundary, and a later one than the group's latest would be at or before `at`.
             let step = crate::storage::day_floor(at);
-            let mut scan_from = step;
             for (vals, boundary, debit, credit) in snapshots {
                 let g = attributes(&vals);
                 groups.insert(g.clone(), Totals { debit, credit });
                 since.insert(g, boundary);
-                scan_from = scan_from.min(boundary);
             }
+            // Without a grouping the one range is summed where the rows are, from the one
+            // snapshot on; with one, every group's events are filtered by its own snapshot.
+            let scan_from = match since.values().next() {
+                Some(b) if grouping.is_empty() => step.max(*b),
+                _ => step,
+            };
             // Aggregated events after each group's snapshot. Without a grouping there is one
             // group and one range: summed where the rows are.
             if grouping.is_empty() {

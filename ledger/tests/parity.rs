@@ -57,12 +57,23 @@ enum Backend {
     Postgres,
 }
 
+/// The defaults, with snapshots every `interval_s` seconds.
+fn config(interval_s: i64) -> LedgerConfig {
+    LedgerConfig {
+        interval_s,
+        ..LedgerConfig::defaults()
+    }
+}
+
 /// A fresh ledger, and on PostgreSQL the client and schema to drop after.
-async fn ledger(backend: Backend) -> (Ledger, Option<(tokio_postgres::Client, String)>) {
+async fn ledger(
+    backend: Backend,
+    interval_s: i64,
+) -> (Ledger, Option<(tokio_postgres::Client, String)>) {
     match backend {
         Backend::Sqlite => (
             Ledger::new(
-                LedgerConfig::defaults(),
+                config(interval_s),
                 Arc::new(SqliteStorage::in_memory().unwrap()),
             ),
             None,
@@ -88,20 +99,20 @@ async fn ledger(backend: Backend) -> (Ledger, Option<(tokio_postgres::Client, St
             .await
             .unwrap();
             (
-                Ledger::new(LedgerConfig::defaults(), Arc::new(storage)),
+                Ledger::new(config(interval_s), Arc::new(storage)),
                 Some((client, schema)),
             )
         }
     }
 }
 
-fn run(steps: &[Step], cutoffs: &[i64], backend: Backend) {
+fn run(steps: &[Step], cutoffs: &[i64], backend: Backend, interval_s: i64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let (l, cleanup) = ledger(backend).await;
+        let (l, cleanup) = ledger(backend, interval_s).await;
         for (i, s) in steps.iter().enumerate() {
             match *s {
                 Step::Write(day, t, service, amount) => {
@@ -149,7 +160,17 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..60),
         cutoffs in proptest::collection::vec(cutoff(), 1..12),
     ) {
-        run(&steps, &cutoffs, Backend::Sqlite);
+        run(&steps, &cutoffs, Backend::Sqlite, 86_400);
+    }
+
+    /// Snapshots every 6 hours: several a day, so a group's latest one can lie inside the
+    /// day a cutoff is in.
+    #[test]
+    fn with_snapshots_more_often_than_daily(
+        steps in proptest::collection::vec(step(), 1..60),
+        cutoffs in proptest::collection::vec(cutoff(), 1..12),
+    ) {
+        run(&steps, &cutoffs, Backend::Sqlite, 6 * 3600);
     }
 }
 
@@ -161,6 +182,6 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..60),
         cutoffs in proptest::collection::vec(cutoff(), 1..12),
     ) {
-        run(&steps, &cutoffs, Backend::Postgres);
+        run(&steps, &cutoffs, Backend::Postgres, 86_400);
     }
 }

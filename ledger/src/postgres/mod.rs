@@ -173,7 +173,8 @@ impl PgShard {
             .await?;
         let mut groups: BTreeMap<Attributes, Totals> = BTreeMap::new();
         let mut since: BTreeMap<Attributes, Micros> = BTreeMap::new();
-        let mut scan_from = crate::storage::day_floor(at);
+        // The aggregated events after a group's snapshot all lie in the day `at` is in.
+        let scan_from = crate::storage::day_floor(at);
         for r in &snapshots {
             let g = attributes(r.get::<_, &str>(0));
             let boundary: i64 = r.get(1);
@@ -185,7 +186,6 @@ impl PgShard {
                 },
             );
             since.insert(g, boundary);
-            scan_from = scan_from.min(boundary);
         }
         let partial = tx
             .query(
