@@ -88,6 +88,14 @@ pub fn canary_status(p: &Platform, deployment: &str) -> Option<(LiveCanary, Cana
     Some((live, report))
 }
 
+/// A deployment's canary is over: its live state goes.
+pub fn forget(p: &Platform, deployment: &str) {
+    p.canaries
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(deployment);
+}
+
 fn publish(ctx: &Ctx<'_>, live: &LiveCanary) {
     ctx.p
         .canaries

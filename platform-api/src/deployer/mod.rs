@@ -233,10 +233,6 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                 converge(&ctx, &target, dep.strategy).await
             }
         };
-        p.canaries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
         match outcome {
             Ok(()) => {
                 p.store
@@ -256,9 +252,13 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                     DeploymentState::Succeeded,
                     None,
                 );
+                // Only now: until the deployment has ended, its canary status shows the last
+                // step rather than "not started".
+                canary::forget(p, id);
                 return Ok(());
             }
             Err(f) => {
+                canary::forget(p, id);
                 ctx.add(NewStep {
                     kind: f.kind,
                     message: &f.reason,
