@@ -386,8 +386,6 @@ impl Storage for SqliteStorage {
                 Some(b) if grouping.is_empty() => step.max(*b),
                 _ => step,
             };
-            // Aggregated events after each group's snapshot. Without a grouping there is one
-            // group and one range: summed where the rows are.
             if grouping.is_empty() {
                 let (rows, debit, credit): (i64, i64, i64) = tx
                     .prepare_cached(

@@ -83,10 +83,7 @@ impl Platform {
             {
                 handle.abort();
             }
-            self.canaries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&d.id);
+            deployer::canary::forget(self, &d.id);
         }
         let grace = std::time::Duration::from_secs(5);
         for inst in self.store.instances(service, env).unwrap_or_default() {

@@ -25,7 +25,7 @@ use crate::router::pool::Backend;
 use crate::runtime::{InstanceSpec, RuntimeError, container_name};
 use crate::store::{DeploymentRow, InstanceRow, NewStep, ReleaseRow, short_id};
 
-mod canary;
+pub(crate) mod canary;
 mod traffic;
 pub use canary::{LiveCanary, canary_status};
 pub use traffic::schedule_standby_end;
