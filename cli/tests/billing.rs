@@ -168,3 +168,61 @@ fn an_admin_closes_a_month_and_lists_its_invoices() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("not over"), "{}", stderr(&out));
 }
+
+#[test]
+fn status_and_releases_show_what_a_deployed_service_cost_this_month() {
+    let d = DevBox::new();
+    succeeded(&d.run(&[
+        "launch",
+        "priced",
+        "--template",
+        "static",
+        "--no-input",
+        "--owner",
+        TENANT,
+    ]));
+    let dir = d.work().join("priced");
+    // Nothing is priced above zero: the meter's own records of this container cost nothing,
+    // so the charge below is the whole cost.
+    succeeded(&d.run(&[
+        "tariff",
+        "create",
+        "standard",
+        "--currency",
+        "EUR",
+        "--from",
+        "2026-01-01",
+    ]));
+    let out = d.run_in(&dir, &["service", "releases", "--json"]);
+    succeeded(&out);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let release = releases[0]["id"].as_str().unwrap();
+    let now = std::process::Command::new("date")
+        .args(["-u", "+%FT%TZ"])
+        .output()
+        .unwrap();
+    let now = String::from_utf8(now.stdout).unwrap().trim().to_owned();
+    let day = &now[..10];
+    let aux = format!(
+        r#"{{"service": "priced", "env": "prod", "release": "{release}", "resource": "vcpu", "day": "{day}", "version": "standard v1"}}"#
+    );
+    let event = format!(
+        r#"{{"account": {{"type": "usage", "key": {{"tenant": "{TENANT}", "currency": "EUR"}}}}, "aux": {aux}, "amount": 1234567890, "effective_at": "{now}", "idempotency_key": "status-1"}}
+"#
+    );
+    let file = d.work().join("charge.ndjson");
+    std::fs::write(&file, event).unwrap();
+    succeeded(&d.run(&["ledger", "write", file.to_str().unwrap()]));
+
+    let out = d.run_in(&dir, &["service", "status"]);
+    succeeded(&out);
+    let status = stdout(&out);
+    assert!(
+        status.contains("this month so far: 1.23 EUR (accrued, not forecast)"),
+        "{status}"
+    );
+    let out = d.run_in(&dir, &["service", "releases"]);
+    succeeded(&out);
+    let listed = stdout(&out);
+    assert!(listed.contains("cost 1.23 EUR"), "{listed}");
+}

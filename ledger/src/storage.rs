@@ -246,17 +246,27 @@ fn checked_sum(a: Totals, b: Totals) -> Result<Totals> {
 }
 
 /// Sums a round's events into deltas per series and boundary: one entry per grouping of the
-/// event's type. `rows` are (account, type, auxiliary JSON, amount, effective time).
-pub fn round_deltas<'a>(
-    rows: impl Iterator<Item = (i64, &'a str, &'a str, i64, Micros)>,
+/// event's type. `rows` are (account, type, auxiliary attributes' handle, amount, effective
+/// time); `aux_of` reads a handle's attributes (its JSON, or an interned id's). The events are
+/// summed per account, handle and boundary first, so each distinct combination is projected
+/// onto the groupings once, however many events share it.
+pub fn round_deltas<'a, A: std::hash::Hash + Eq>(
+    rows: impl Iterator<Item = (i64, &'a str, A, i64, Micros)>,
     groupings: &Groupings,
     interval_s: i64,
+    mut aux_of: impl FnMut(&A) -> Result<Attributes>,
 ) -> Result<Deltas> {
     let none: Vec<Vec<String>> = vec![Vec::new()];
-    let mut deltas = Deltas::new();
+    let mut sums: std::collections::HashMap<(i64, &'a str, A, Micros), Totals> =
+        std::collections::HashMap::new();
     for (account, kind, aux, amount, effective_at) in rows {
-        let aux: Attributes = serde_json::from_str(aux).unwrap_or_default();
         let boundary = boundary_after(effective_at, interval_s);
+        let d = sums.entry((account, kind, aux, boundary)).or_default();
+        *d = checked_sum(*d, Totals::of(amount))?;
+    }
+    let mut deltas = Deltas::new();
+    for ((account, kind, aux, boundary), sum) in sums {
+        let aux = aux_of(&aux)?;
         for grouping in groupings.get(kind).unwrap_or(&none) {
             let key = SeriesKey {
                 account,
@@ -264,7 +274,7 @@ pub fn round_deltas<'a>(
                 vals: serde_json::to_string(&project(&aux, grouping)).unwrap_or_default(),
             };
             let d = deltas.entry(key).or_default().entry(boundary).or_default();
-            *d = checked_sum(*d, Totals::of(amount))?;
+            *d = checked_sum(*d, sum)?;
         }
     }
     Ok(deltas)

@@ -3,21 +3,55 @@
 //! 8 s of CPU is billed 8 vCPU-seconds, one that holds 48 MiB that much memory over its
 //! life, an idle one close to no CPU; a back-dated price change splits the cost at its instant
 //! to the nano-unit; a SIGKILL of the daemon neither loses nor doubles an interval, and records
-//! priced again are billed once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! priced again are billed once. Every case runs twice: with the ledger on SQLite in the
+//! daemon's data directory, and on a fresh database of the test PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, OWNER, wait_until};
+use common::{Daemon, OWNER, PgDatabase, wait_until};
 use serde_json::{Value, json};
 
 /// The tests burn whole cores: one at a time, so that none slows another's.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const METER: [(&str, &str); 1] = [("FAAS_PLATFORM_METER_INTERVAL", "1s")];
+/// Where a case's daemon keeps its ledger.
+#[derive(Clone, Copy, PartialEq)]
+enum On {
+    Sqlite,
+    Postgres,
+}
+
+/// The daemon's environment for a case on `on`: the meter every `interval`, and the ledger on
+/// SQLite in the data directory or on a fresh PostgreSQL database (kept while the guard
+/// lives: declare it before the daemon).
+fn setup(on: On, interval: &str) -> (Option<PgDatabase>, Vec<(&'static str, String)>) {
+    let mut env = vec![("FAAS_PLATFORM_METER_INTERVAL", interval.to_owned())];
+    let pg = (on == On::Postgres).then(PgDatabase::create);
+    if let Some(db) = &pg {
+        env.push(("FAAS_PLATFORM_LEDGER", db.url()));
+    }
+    (pg, env)
+}
+
+/// The daemon keeps its ledger where the case asked: a `ledger.db` in its data directory only
+/// on SQLite.
+fn started(d: Daemon, on: On) -> Daemon {
+    assert_eq!(
+        d.data_dir().join("ledger.db").exists(),
+        on == On::Sqlite,
+        "the ledger is not where the case asked ({})",
+        d.log()
+    );
+    d
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
 
 /// Burns CPU until the shell itself has used `ticks` hundredths of a second of it (user and
 /// system, from /proc), then idles: a known amount of CPU time, whatever else the machine
@@ -117,10 +151,10 @@ fn within(got: f64, want: f64, share: f64) -> bool {
     (got - want).abs() <= want * share
 }
 
-#[test]
-fn real_containers_are_billed_what_they_used() {
+fn real_containers_are_billed_what_they_used(on: On) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let d = Daemon::start_with(&METER);
+    let (_pg, env) = setup(on, "1s");
+    let d = started(Daemon::start_with(&pairs(&env)), on);
     tariff(&d, "0.00002");
     for (name, work, cpu) in [
         ("burn", burn(800), "1"),
@@ -207,10 +241,10 @@ fn real_containers_are_billed_what_they_used() {
     assert!(b["usage_through"].is_string(), "{b:#}");
 }
 
-#[test]
-fn a_back_dated_price_change_splits_the_cost_at_its_instant() {
+fn a_back_dated_price_change_splits_the_cost_at_its_instant(on: On) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let d = Daemon::start_with(&METER);
+    let (_pg, env) = setup(on, "1s");
+    let d = started(Daemon::start_with(&pairs(&env)), on);
     tariff(&d, "0.00002");
     d.create_service("burn");
     d.deploy_and_wait("burn", "prod", &service("burn", &burn(100_000), "1"));
@@ -292,10 +326,10 @@ fn a_back_dated_price_change_splits_the_cost_at_its_instant() {
     assert!(keys.iter().any(|k| k.contains(":r1:v2")), "{keys:?}");
 }
 
-#[test]
-fn a_killed_daemon_neither_loses_nor_doubles_usage() {
+fn a_killed_daemon_neither_loses_nor_doubles_usage(on: On) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut d = Daemon::start_with(&METER);
+    let (_pg, env) = setup(on, "1s");
+    let mut d = started(Daemon::start_with(&pairs(&env)), on);
     tariff(&d, "0.00002");
     d.create_service("burn");
     d.deploy_and_wait("burn", "prod", &service("burn", &burn(600), "1"));
@@ -303,7 +337,7 @@ fn a_killed_daemon_neither_loses_nor_doubles_usage() {
         quantity(b, "burn", "vcpu") >= 2.0
     });
     // SIGKILL, in the middle of metering; the container keeps burning meanwhile.
-    d.restart(&METER);
+    d.restart(&pairs(&env));
     bill_when(&d, "by=service", "six seconds of CPU metered", |b| {
         quantity(b, "burn", "vcpu") >= 6.0 && quantity(b, "burn", "instance") >= 8.0
     });
@@ -351,14 +385,14 @@ fn a_killed_daemon_neither_loses_nor_doubles_usage() {
         )
         .unwrap();
     assert!(reset > 0);
-    d.restart(&METER);
+    d.restart(&pairs(&env));
     let again = bill_when(&d, "by=service", "priced again", |_| true);
     assert_eq!(again["totals"], before);
 }
 
-#[test]
-fn a_bill_is_the_tenants_own_and_bad_asks_are_refused() {
-    let d = Daemon::start_with(&[("FAAS_PLATFORM_METER_INTERVAL", "off")]);
+fn a_bill_is_the_tenants_own_and_bad_asks_are_refused(on: On) {
+    let (_pg, env) = setup(on, "off");
+    let d = started(Daemon::start_with(&pairs(&env)), on);
     let (status, t) = d.post(
         "/v1/tokens",
         json!({ "tenant": "ada@example.com", "role": "member" }),
@@ -410,3 +444,22 @@ fn a_bill_is_the_tenants_own_and_bad_asks_are_refused() {
     assert_eq!(status, 200, "{paris}");
     assert_eq!(paris["period"]["from"], "2026-11-01T00:00:00+01:00");
 }
+
+/// Each case as a test on each ledger storage.
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $case() { super::$case(super::On::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { super::$case(super::On::Postgres) } )*
+        }
+    };
+}
+
+on_both!(
+    real_containers_are_billed_what_they_used,
+    a_back_dated_price_change_splits_the_cost_at_its_instant,
+    a_killed_daemon_neither_loses_nor_doubles_usage,
+    a_bill_is_the_tenants_own_and_bad_asks_are_refused,
+);

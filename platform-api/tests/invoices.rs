@@ -2,6 +2,7 @@
 //! next invoice as an adjustment, the total posted to the receivable account; the SMTP sink of
 //! the test setup receives the mail with the amount due, a refused send is retried, and a
 //! webhook is signed with HMAC-SHA256. Members see their own invoices; closing is admin only.
+//! The case runs with the ledger on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Daemon, wait_until};
+use common::{Daemon, PgDatabase, wait_until};
 use serde_json::{Value, json};
 
 /// The SMTP sink scripts/setup-test-env.sh starts.
@@ -126,13 +127,28 @@ fn mails_to(address: &str) -> Vec<String> {
 
 #[test]
 fn invoices_close_once_carry_late_usage_and_are_sent() {
+    invoices(None);
+}
+
+#[test]
+fn invoices_close_once_carry_late_usage_and_are_sent_with_the_ledger_on_postgresql() {
+    invoices(Some(PgDatabase::create()));
+}
+
+/// The case, with the ledger on SQLite in the daemon's data directory, or on `pg`.
+fn invoices(pg: Option<PgDatabase>) {
     let (hook, received) = webhook();
-    let d = Daemon::start_with(&[
+    let ledger = pg.as_ref().map(PgDatabase::url);
+    let mut env = vec![
         ("FAAS_PLATFORM_METER_INTERVAL", "off"),
         ("FAAS_PLATFORM_SMTP_RELAY", SMTP),
         ("FAAS_PLATFORM_BILLING_WEBHOOK", &hook),
         ("FAAS_PLATFORM_BILLING_WEBHOOK_SECRET", SECRET),
-    ]);
+    ];
+    if let Some(url) = &ledger {
+        env.push(("FAAS_PLATFORM_LEDGER", url));
+    }
+    let d = Daemon::start_with(&env);
     let (status, body) = d.post(
         "/v1/tariffs",
         json!({ "name": "standard", "currency": "EUR", "effective_from": "2026-01-01T00:00:00Z",

@@ -18,6 +18,10 @@ use faas_platform::store::{MeterRound, PriceRow, Store, UsageRecord};
 use faas_platform::{Platform, auth, meter, router, runtime};
 use rand::{Rng, SeedableRng};
 
+// The daemon's allocator (platform-api/src/main.rs), so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 2026-10-01T00:00:00Z and 2026-11-01T00:00:00Z, 2026-12-01T00:00:00Z, in µs.
 const OCTOBER: i64 = 1_790_812_800 * 1_000_000;
 const NOVEMBER: i64 = 1_793_491_200 * 1_000_000;

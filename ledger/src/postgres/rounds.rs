@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::{PgShard, VACUUM_PENDING_AFTER};
 use crate::error::Result;
 use crate::model::{Micros, Totals};
-use crate::storage::{Groupings, SeriesKey, fold_round, round_deltas};
+use crate::storage::{Groupings, SeriesKey, attributes, fold_round, round_deltas};
 
 impl PgShard {
     pub async fn sequence(
@@ -116,6 +116,7 @@ impl PgShard {
             }),
             groupings,
             interval,
+            |aux| Ok(attributes(aux)),
         )?;
         if !deltas.is_empty() {
             // Three statements a round, whatever its size: the series' snapshots from the

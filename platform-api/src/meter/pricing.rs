@@ -7,6 +7,7 @@
 //! old pieces are reversed and the new ones posted, by new events; no event is ever changed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use faas_ledger::{AccountId, Attributes, LedgerError, NewEvent};
 
@@ -15,7 +16,7 @@ use crate::Platform;
 use crate::store::{Piece, Priced, TariffRow, UsageRecord};
 
 /// Records priced per ledger batch.
-pub const BATCH: usize = 2_000;
+pub const BATCH: usize = 10_000;
 
 /// The ledger's account types billing posts to.
 pub const COST_ACCOUNT: &str = "usage";
@@ -82,7 +83,7 @@ pub fn pieces(record: &UsageRecord, tariff: &TariffRow) -> Vec<Piece> {
 }
 
 /// A record's reference in charges' keys: its start (µs, 16 digits) and its key in 128 bits
-/// (hex). Short, so that the ledger's key index stays small (the whole key is in each event's
+/// (hex). Short, so that the ledger's key index stays small (the whole key is in the cost event's
 /// `info`), and in time order, so that a batch's keys land together in that index instead of
 /// all over it.
 pub fn record_ref(record: &UsageRecord) -> String {
@@ -120,9 +121,10 @@ fn events(
         let kind = if sign > 0 { "charge" } else { "reverse" };
         // Unique per account: the same key names the cost and the quantity of one piece.
         let key = format!("{kind}:{reference}:{round}v{}", p.version);
+        // The record's whole key on the cost; the quantity is found by the same key.
         let info = serde_json::json!({ "record": record.key });
         let tenant = ("tenant".to_owned(), record.tenant.clone());
-        for (kind, key_attrs, amount) in [
+        for (kind, key_attrs, amount, info) in [
             (
                 COST_ACCOUNT,
                 vec![
@@ -130,8 +132,14 @@ fn events(
                     ("currency".to_owned(), tariff.currency.clone()),
                 ],
                 p.cost,
+                info,
             ),
-            (QUANTITY_ACCOUNT, vec![tenant.clone()], p.quantity_micros),
+            (
+                QUANTITY_ACCOUNT,
+                vec![tenant.clone()],
+                p.quantity_micros,
+                serde_json::Value::Null,
+            ),
         ] {
             if amount == 0 {
                 continue;
@@ -145,7 +153,7 @@ fn events(
                 amount: sign * amount,
                 effective_at: p.from_us,
                 idempotency_key: key.clone(),
-                info: info.clone(),
+                info,
             });
         }
     }
@@ -180,7 +188,12 @@ const SEEN: &str = "pricing_versions_seen";
 
 /// Prices again what back-dated versions cover, then every record not priced yet. Returns how
 /// many records were priced (anew or for the first time).
-pub async fn price_pending(p: &Platform) -> anyhow::Result<usize> {
+///
+/// Three stages overlap, each on its own thread: one batch is read and priced while the one
+/// before has its charges written to the ledger and the one before that is marked priced. A
+/// batch is marked only once its charges are written, so a crash in between leaves it
+/// unpriced, and pricing it again finds its charges "already written".
+pub async fn price_pending(p: &Arc<Platform>) -> anyhow::Result<usize> {
     let _one = p.meter.pricing.lock().await;
     let mut tariffs = Tariffs::default();
     let mut priced = 0;
@@ -198,11 +211,12 @@ pub async fn price_pending(p: &Platform) -> anyhow::Result<usize> {
     if let Some((rowid, _, _)) = added.last() {
         p.store.set_meta(SEEN, &rowid.to_string())?;
     }
+    let mut after = 0;
+    let mut stages = Stages::default();
     loop {
-        let records = p.store.unpriced_usage(BATCH)?;
-        if records.is_empty() {
-            break;
-        }
+        let records = p.store.unpriced_usage(after, BATCH)?;
+        let Some(last) = records.last() else { break };
+        after = last.id;
         let mut batch = Vec::with_capacity(records.len() * 2);
         let mut done = Vec::with_capacity(records.len());
         for r in &records {
@@ -221,17 +235,70 @@ pub async fn price_pending(p: &Platform) -> anyhow::Result<usize> {
                 },
             ));
         }
-        if done.is_empty() {
-            break;
-        }
-        post(p, &batch).await?;
-        p.store.set_priced(&done)?;
-        priced += done.len();
-        if records.len() < BATCH {
-            break;
+        if !done.is_empty() {
+            priced += stages.next(p, batch, done).await?;
         }
     }
+    priced += stages.finish(p).await?;
     Ok(priced)
+}
+
+type Done = Vec<(i64, Priced)>;
+
+/// The ledger write and the marking in flight.
+#[derive(Default)]
+struct Stages {
+    posting: Option<tokio::task::JoinHandle<anyhow::Result<Done>>>,
+    marking: Option<tokio::task::JoinHandle<anyhow::Result<usize>>>,
+}
+
+impl Stages {
+    /// Hands a priced batch on: waits for the previous write, starts its marking (after the
+    /// marking before it) and this batch's write. Returns how many records were marked.
+    async fn next(
+        &mut self,
+        p: &Arc<Platform>,
+        batch: Vec<NewEvent>,
+        done: Done,
+    ) -> anyhow::Result<usize> {
+        let marked = self.advance(p).await?;
+        let q = p.clone();
+        let rt = tokio::runtime::Handle::current();
+        self.posting = Some(tokio::task::spawn_blocking(move || {
+            rt.block_on(post(&q, &batch))?;
+            Ok(done)
+        }));
+        Ok(marked)
+    }
+
+    /// Moves the written batch on to marking; returns how many records the marking before it
+    /// marked.
+    async fn advance(&mut self, p: &Arc<Platform>) -> anyhow::Result<usize> {
+        let Some(posting) = self.posting.take() else {
+            return Ok(0);
+        };
+        let done = posting.await??;
+        let marked = match self.marking.take() {
+            Some(m) => m.await??,
+            None => 0,
+        };
+        let q = p.clone();
+        self.marking = Some(tokio::task::spawn_blocking(move || {
+            q.store.set_priced(&done)?;
+            Ok(done.len())
+        }));
+        Ok(marked)
+    }
+
+    /// Waits for everything in flight.
+    async fn finish(mut self, p: &Arc<Platform>) -> anyhow::Result<usize> {
+        let marked = self.advance(p).await?;
+        Ok(marked
+            + match self.marking.take() {
+                Some(m) => m.await??,
+                None => 0,
+            })
+    }
 }
 
 /// Prices again the records of `tariff` that end after `from`, where their pieces changed.

@@ -118,6 +118,8 @@ impl Store {
             .map_err(corrupt)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // 64 MiB of pages (the default is 2 MiB): the usage records being priced stay in memory.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = latest_version();
         if version > known {

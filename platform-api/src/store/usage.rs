@@ -276,13 +276,14 @@ impl Store {
         })
     }
 
-    /// Records not priced yet, oldest first.
-    pub fn unpriced_usage(&self, limit: usize) -> Result<Vec<UsageRecord>> {
+    /// Records not priced yet after id `after`, oldest first.
+    pub fn unpriced_usage(&self, after: i64, limit: usize) -> Result<Vec<UsageRecord>> {
         self.all(
             &format!(
-                "SELECT {RECORD_COLUMNS} FROM usage_records WHERE priced IS NULL ORDER BY id LIMIT ?1"
+                "SELECT {RECORD_COLUMNS} FROM usage_records WHERE priced IS NULL AND id > ?1
+                 ORDER BY id LIMIT ?2"
             ),
-            [limit as i64],
+            params![after, limit as i64],
             record_from,
         )
     }
@@ -406,7 +407,7 @@ mod tests {
         };
         assert_eq!(s.commit_meter_round(&round).unwrap(), 2);
         assert_eq!(s.commit_meter_round(&round).unwrap(), 0);
-        assert_eq!(s.unpriced_usage(10).unwrap().len(), 2);
+        assert_eq!(s.unpriced_usage(0, 10).unwrap().len(), 2);
         assert_eq!(s.meter_cursors().unwrap(), round.cursors);
         let priced = Priced {
             tariff: "standard".into(),
@@ -418,9 +419,9 @@ mod tests {
                 cost: -3,
             }],
         };
-        let id = s.unpriced_usage(1).unwrap()[0].id;
+        let id = s.unpriced_usage(0, 1).unwrap()[0].id;
         s.set_priced(&[(id, priced.clone())]).unwrap();
-        assert_eq!(s.unpriced_usage(10).unwrap().len(), 1);
+        assert_eq!(s.unpriced_usage(0, 10).unwrap().len(), 1);
         let again = s.priced_usage_since("standard", 0, 0, 10).unwrap();
         assert_eq!(again[0].priced.as_ref(), Some(&priced));
         s.commit_meter_round(&MeterRound {

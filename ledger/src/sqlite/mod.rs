@@ -1,9 +1,13 @@
-//! The ledger on one SQLite file (WAL; one writer, so commit order is id order). Snapshots hold
-//! each account's cumulative debit and credit at interval boundaries, per allowed grouping; a
-//! late event adds itself to every later snapshot of its groups, so a snapshot always equals
-//! the sum of the aggregated events effective before its boundary.
+//! The ledger on one SQLite file (WAL; one writer, so commit order is id order, and an
+//! event's id is its sequence number: [`schema`]). Snapshots hold each account's cumulative
+//! debit and credit at interval boundaries, per allowed grouping; a late event adds itself to
+//! every later snapshot of its groups, so a snapshot always equals the sum of the aggregated
+//! events effective before its boundary.
 
-use std::collections::BTreeMap;
+mod dims;
+pub mod schema;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -12,68 +16,17 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::error::{LedgerError, Result};
 use crate::model::{Attributes, Event, EventPage, LockMode, Micros, State, Totals, Written};
 use crate::storage::{
-    EventFilter, Groupings, LockCheck, Prepared, Storage, add, attributes, fold_round, group_rows,
-    project, round_deltas,
+    EventFilter, Groupings, LockCheck, Prepared, Storage, add, attributes, fold_round, round_deltas,
 };
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS accounts (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    UNIQUE (kind, key)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    seq INTEGER UNIQUE,
-    account INTEGER NOT NULL REFERENCES accounts(id),
-    aux TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    effective_at INTEGER NOT NULL,
-    idem TEXT NOT NULL,
-    hash BLOB NOT NULL,
-    info TEXT NOT NULL,
-    UNIQUE (account, idem)
-);
--- Covering: a balance reads the events after its snapshot from the index alone, in order,
--- not row by row from wherever each landed in the table.
-DROP INDEX IF EXISTS events_by_account;
-CREATE INDEX IF NOT EXISTS events_by_account_time ON events (account, effective_at, seq, amount, aux);
-CREATE INDEX IF NOT EXISTS events_unsequenced ON events (id) WHERE seq IS NULL;
-CREATE TABLE IF NOT EXISTS snapshots (
-    account INTEGER NOT NULL,
-    grouping TEXT NOT NULL,
-    vals TEXT NOT NULL,
-    boundary INTEGER NOT NULL,
-    debit INTEGER NOT NULL,
-    credit INTEGER NOT NULL,
-    PRIMARY KEY (account, grouping, vals, boundary)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS progress (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS locks (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    holder TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (kind, key, holder)
-);
-CREATE TABLE IF NOT EXISTS states (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-"#;
+use dims::{Dims, Projection};
 
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    conn: Connection,
+    dims: Dims,
 }
 
 fn grouping_name(grouping: &[String]) -> String {
@@ -82,24 +35,42 @@ fn grouping_name(grouping: &[String]) -> String {
 
 fn progress(tx: &Connection, name: &str) -> Result<i64> {
     Ok(tx
-        .query_row("SELECT value FROM progress WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT value FROM progress WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
         .optional()?
         .unwrap_or(0))
 }
 
 fn set_progress(tx: &Connection, name: &str, value: i64) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO progress (name, value) VALUES (?1, ?2)
          ON CONFLICT(name) DO UPDATE SET value = ?2",
-        params![name, value],
-    )?;
+    )?
+    .execute(params![name, value])?;
+    Ok(())
+}
+
+/// Sums rows of (amount, dim id) into the groups of `grouping`, each dim projected once.
+fn group_dims(
+    rows: impl Iterator<Item = (i64, i64)>,
+    grouping: &[String],
+    conn: &Connection,
+    dims: &mut Dims,
+    groups: &mut BTreeMap<Attributes, Totals>,
+) -> Result<()> {
+    let mut projection = Projection::new(grouping);
+    for (amount, dim) in rows {
+        let g = projection.of(conn, dims, dim)?;
+        match groups.get_mut(g) {
+            Some(t) => add(t, amount)?,
+            None => add(groups.entry(g.clone()).or_default(), amount)?,
+        }
+    }
     Ok(())
 }
 
 impl SqliteStorage {
-    /// Opens (creating) the ledger file.
+    /// Opens (creating, or bringing an older layout up to date) the ledger file.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
         Self::init(conn)
@@ -110,31 +81,34 @@ impl SqliteStorage {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // 64 MiB of pages (the default is 2 MiB): the event indexes of a month stay in memory.
         conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.execute_batch(SCHEMA)?;
+        schema::init(&mut conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            inner: Mutex::new(Inner {
+                conn,
+                dims: Dims::default(),
+            }),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn)
+    fn with<T>(&self, f: impl FnOnce(&mut Connection, &mut Dims) -> Result<T>) -> Result<T> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Inner { conn, dims } = &mut *inner;
+        f(conn, dims)
     }
 
     fn account_id(tx: &Transaction<'_>, kind: &str, key: &str) -> Result<i64> {
-        tx.prepare_cached(
-            "INSERT INTO accounts (kind, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )?
-        .execute([kind, key])?;
-        Ok(tx
-            .prepare_cached("SELECT id FROM accounts WHERE kind = ?1 AND key = ?2")?
-            .query_row([kind, key], |r| r.get(0))?)
+        if let Some(id) = Self::find_account(tx, kind, key)? {
+            return Ok(id);
+        }
+        tx.prepare_cached("INSERT INTO accounts (kind, key) VALUES (?1, ?2)")?
+            .execute([kind, key])?;
+        Ok(tx.last_insert_rowid())
     }
 
     fn find_account(conn: &Connection, kind: &str, key: &str) -> Result<Option<i64>> {
@@ -166,8 +140,12 @@ fn event_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-const EVENT_COLUMNS: &str =
-    "e.id, e.seq, a.kind, a.key, e.aux, e.amount, e.effective_at, e.idem, e.info";
+/// An event's sequence number is its id, once the sequencer's watermark has passed it.
+const EVENT_COLUMNS: &str = "e.id,
+    CASE WHEN e.id <= COALESCE((SELECT value FROM progress WHERE name = 'sequenced'), 0) THEN e.id END,
+    a.kind, a.key, d.aux, e.amount, e.effective_at, e.idem, e.info";
+const EVENT_TABLES: &str =
+    "events e JOIN accounts a ON a.id = e.account JOIN dims d ON d.id = e.dim";
 
 #[async_trait::async_trait]
 impl Storage for SqliteStorage {
@@ -177,7 +155,7 @@ impl Storage for SqliteStorage {
         lock: Option<&LockCheck>,
         now: Micros,
     ) -> Result<Vec<Written>> {
-        self.with(|conn| {
+        self.with(|conn, dims| {
             let tx = conn.transaction()?;
             if let Some(l) = lock {
                 let held: bool = tx
@@ -189,8 +167,14 @@ impl Storage for SqliteStorage {
                     return Err(LedgerError::LockNotHeld(format!("{} {}", l.kind, l.key)));
                 }
             }
-            let mut accounts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+            let mut accounts: HashMap<(&str, &str), i64> = HashMap::new();
+            let mut local: HashMap<&str, i64> = HashMap::new();
+            let mut learned = Vec::new();
             let mut out = Vec::with_capacity(batch.len());
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (account, dim, amount, effective_at, idem, hash, info)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (account, idem) DO NOTHING",
+            )?;
             for e in batch {
                 let account = match accounts.get(&(e.kind.as_str(), e.key.as_str())) {
                     Some(id) => *id,
@@ -200,20 +184,26 @@ impl Storage for SqliteStorage {
                         id
                     }
                 };
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO events (account, aux, amount, effective_at, idem, hash, info)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (account, idem) DO NOTHING",
-                    )?
-                    .execute(params![
-                        account,
-                        e.aux,
-                        e.amount,
-                        e.effective_at,
-                        e.idempotency_key,
-                        e.hash,
-                        e.info
-                    ])?;
+                let dim = match local.get(e.aux.as_str()) {
+                    Some(id) => *id,
+                    None => {
+                        let (id, new) = dims.id(&tx, &e.aux)?;
+                        if new {
+                            learned.push((e.aux.clone(), id));
+                        }
+                        local.insert(&e.aux, id);
+                        id
+                    }
+                };
+                let inserted = insert.execute(params![
+                    account,
+                    dim,
+                    e.amount,
+                    e.effective_at,
+                    e.idempotency_key,
+                    e.hash,
+                    e.info
+                ])?;
                 if inserted == 1 {
                     out.push(Written::New(tx.last_insert_rowid()));
                     continue;
@@ -227,7 +217,9 @@ impl Storage for SqliteStorage {
                 }
                 out.push(Written::AlreadyWritten(id));
             }
+            drop(insert);
             tx.commit()?;
+            dims.remember(learned);
             Ok(out)
         })
     }
@@ -239,7 +231,7 @@ impl Storage for SqliteStorage {
         max: usize,
         now: Micros,
     ) -> Result<Option<usize>> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             let tx = conn.transaction()?;
             let taken = tx.execute(
                 "INSERT INTO leases (name, holder, expires_at) VALUES ('sequencer', ?1, ?2)
@@ -250,34 +242,29 @@ impl Storage for SqliteStorage {
             if taken == 0 {
                 return Ok(None);
             }
+            // Ids are dense and in commit order: stamping is moving the watermark.
             let last = progress(&tx, "sequenced")?;
-            let ids: Vec<i64> = tx
-                .prepare_cached("SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT ?1")?
-                .query_map([max as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            {
-                let mut stamp = tx.prepare_cached("UPDATE events SET seq = ?2 WHERE id = ?1")?;
-                for (i, id) in ids.iter().enumerate() {
-                    stamp.execute(params![id, last + 1 + i as i64])?;
-                }
-            }
-            set_progress(&tx, "sequenced", last + ids.len() as i64)?;
+            let top: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let next = top.min(last.saturating_add(max as i64)).max(last);
+            set_progress(&tx, "sequenced", next)?;
             tx.commit()?;
-            Ok(Some(ids.len()))
+            Ok(Some((next - last) as usize))
         })
     }
 
     async fn aggregate(&self, groupings: &Groupings, interval: i64, max: usize) -> Result<usize> {
-        self.with(|conn| {
+        self.with(|conn, dims| {
             let tx = conn.transaction()?;
             let watermark = progress(&tx, "aggregated")?;
-            let rows: Vec<(i64, i64, String, String, i64, i64)> = tx
+            let sequenced = progress(&tx, "sequenced")?;
+            let rows: Vec<(i64, i64, String, i64, i64, i64)> = tx
                 .prepare_cached(
-                    "SELECT e.seq, e.account, a.kind, e.aux, e.amount, e.effective_at
+                    "SELECT e.id, e.account, a.kind, e.dim, e.amount, e.effective_at
                      FROM events e JOIN accounts a ON a.id = e.account
-                     WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+                     WHERE e.id > ?1 AND e.id <= ?2 ORDER BY e.id LIMIT ?3",
                 )?
-                .query_map(params![watermark, max as i64], |r| {
+                .query_map(params![watermark, sequenced, max as i64], |r| {
                     Ok((
                         r.get(0)?,
                         r.get(1)?,
@@ -290,11 +277,12 @@ impl Storage for SqliteStorage {
                 .collect::<rusqlite::Result<_>>()?;
             let last = rows.last().map_or(watermark, |r| r.0);
             let deltas = round_deltas(
-                rows.iter().map(|(_, account, kind, aux, amount, at)| {
-                    (*account, kind.as_str(), aux.as_str(), *amount, *at)
+                rows.iter().map(|(_, account, kind, dim, amount, at)| {
+                    (*account, kind.as_str(), *dim, *amount, *at)
                 }),
                 groupings,
                 interval,
+                |dim| Ok((*dims.attrs(&tx, *dim)?).clone()),
             )?;
             for (k, d) in &deltas {
                 let first = *d.keys().next().unwrap_or(&0);
@@ -350,7 +338,7 @@ impl Storage for SqliteStorage {
         grouping: &[String],
         at: Micros,
     ) -> Result<Vec<(Attributes, Totals)>> {
-        self.with(|conn| {
+        self.with(|conn, dims| {
             // One read transaction: the watermark and the rows agree.
             let tx = conn.transaction()?;
             let Some(account) = Self::find_account(&tx, kind, key)? else {
@@ -391,8 +379,7 @@ impl Storage for SqliteStorage {
                     .prepare_cached(
                         "SELECT COUNT(*), COALESCE(SUM(MAX(amount, 0)), 0), COALESCE(SUM(MAX(-amount, 0)), 0)
                          FROM events
-                         WHERE account = ?1 AND effective_at >= ?2 AND effective_at < ?3
-                           AND seq IS NOT NULL AND seq <= ?4",
+                         WHERE account = ?1 AND effective_at >= ?2 AND effective_at < ?3 AND id <= ?4",
                     )?
                     .query_row(params![account, scan_from, at, watermark], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -403,36 +390,34 @@ impl Storage for SqliteStorage {
                     add(t, -credit)?;
                 }
             } else {
-                let partial: Vec<(i64, String, i64)> = tx
+                let partial: Vec<(i64, i64, i64)> = tx
                     .prepare_cached(
-                        "SELECT amount, aux, effective_at FROM events
-                         WHERE account = ?1 AND effective_at >= ?2 AND effective_at < ?3
-                           AND seq IS NOT NULL AND seq <= ?4",
+                        "SELECT amount, dim, effective_at FROM events
+                         WHERE account = ?1 AND effective_at >= ?2 AND effective_at < ?3 AND id <= ?4",
                     )?
                     .query_map(params![account, scan_from, at, watermark], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
-                for (amount, aux, effective_at) in partial {
-                    let g = project(&attributes(&aux), grouping);
-                    let from = since.get(&g).copied().unwrap_or(i64::MIN);
+                let mut projection = Projection::new(grouping);
+                for (amount, dim, effective_at) in partial {
+                    let g = projection.of(&tx, dims, dim)?;
+                    let from = since.get(g).copied().unwrap_or(i64::MIN);
                     if effective_at >= from {
-                        add(groups.entry(g).or_default(), amount)?;
+                        add(groups.entry(g.clone()).or_default(), amount)?;
                     }
                 }
             }
-            // Events not aggregated yet: past the watermark, or not even sequenced.
-            let late: Vec<(i64, String)> = tx
+            // Events not aggregated yet: past the watermark (few once aggregation keeps up;
+            // `+` keeps SQLite on the id range, off the account's index, which would walk all
+            // of its events).
+            let late: Vec<(i64, i64)> = tx
                 .prepare_cached(
-                    // By sequence number (`+` keeps SQLite off the account's index, which
-                    // would walk all of its events): few once aggregation keeps up.
-                    "SELECT amount, aux FROM events WHERE seq > ?2 AND +account = ?1 AND +effective_at < ?3
-                     UNION ALL
-                     SELECT amount, aux FROM events WHERE seq IS NULL AND +account = ?1 AND +effective_at < ?3",
+                    "SELECT amount, dim FROM events WHERE id > ?2 AND +account = ?1 AND +effective_at < ?3",
                 )?
                 .query_map(params![account, watermark, at], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            group_rows(late.into_iter(), grouping, &mut groups)?;
+            group_dims(late.into_iter(), grouping, &tx, dims, &mut groups)?;
             Ok(groups.into_iter().collect())
         })
     }
@@ -444,26 +429,26 @@ impl Storage for SqliteStorage {
         grouping: &[String],
         at: Micros,
     ) -> Result<Vec<(Attributes, Totals)>> {
-        self.with(|conn| {
+        self.with(|conn, dims| {
             let Some(account) = Self::find_account(conn, kind, key)? else {
                 return Ok(Vec::new());
             };
             let mut groups = BTreeMap::new();
-            let rows: Vec<(i64, String)> = conn
+            let rows: Vec<(i64, i64)> = conn
                 .prepare_cached(
-                    "SELECT amount, aux FROM events WHERE account = ?1 AND effective_at < ?2",
+                    "SELECT amount, dim FROM events WHERE account = ?1 AND effective_at < ?2",
                 )?
                 .query_map(params![account, at], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            group_rows(rows.into_iter(), grouping, &mut groups)?;
+            group_dims(rows.into_iter(), grouping, conn, dims, &mut groups)?;
             Ok(groups.into_iter().collect())
         })
     }
 
     async fn events(&self, f: &EventFilter, _account_key: Option<&str>) -> Result<EventPage> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             let mut sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events e JOIN accounts a ON a.id = e.account
+                "SELECT {EVENT_COLUMNS} FROM {EVENT_TABLES}
                  WHERE a.kind = ?1 AND e.effective_at >= ?2 AND e.effective_at < ?3 AND e.id > ?4"
             );
             let mut values: Vec<String> = Vec::new();
@@ -479,7 +464,7 @@ impl Storage for SqliteStorage {
             let offset = 6 + 2 * f.key.len();
             for (i, (name, value)) in f.aux.iter().enumerate() {
                 sql.push_str(&format!(
-                    " AND json_extract(e.aux, '$.\"' || ?{} || '\"') = ?{}",
+                    " AND json_extract(d.aux, '$.\"' || ?{} || '\"') = ?{}",
                     offset + 2 * i,
                     offset + 1 + 2 * i
                 ));
@@ -515,11 +500,13 @@ impl Storage for SqliteStorage {
     }
 
     async fn export(&self, _shard: usize, after: u64, limit: usize) -> Result<Vec<Event>> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             Ok(conn
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events e JOIN accounts a ON a.id = e.account
-                     WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
+                    "SELECT {EVENT_COLUMNS} FROM {EVENT_TABLES}
+                     WHERE e.id > ?1
+                       AND e.id <= COALESCE((SELECT value FROM progress WHERE name = 'sequenced'), 0)
+                     ORDER BY e.id LIMIT ?2"
                 ))?
                 .query_map(params![after as i64, limit as i64], event_from)?
                 .collect::<rusqlite::Result<_>>()?)
@@ -535,7 +522,7 @@ impl Storage for SqliteStorage {
         lease_us: i64,
         now: Micros,
     ) -> Result<()> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             let tx = conn.transaction()?;
             tx.execute(
                 "DELETE FROM locks WHERE kind = ?1 AND key = ?2 AND expires_at <= ?3",
@@ -569,7 +556,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn unlock(&self, kind: &str, key: &str, holder: &str) -> Result<bool> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             Ok(conn.execute(
                 "DELETE FROM locks WHERE kind = ?1 AND key = ?2 AND holder = ?3",
                 params![kind, key, holder],
@@ -578,7 +565,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn state(&self, kind: &str, key: &str) -> Result<State> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             let row: Option<(i64, String)> = conn
                 .query_row(
                     "SELECT version, value FROM states WHERE kind = ?1 AND key = ?2",
@@ -606,7 +593,7 @@ impl Storage for SqliteStorage {
         expected: u64,
         value: &serde_json::Value,
     ) -> Result<u64> {
-        self.with(|conn| {
+        self.with(|conn, _| {
             let tx = conn.transaction()?;
             let current: u64 = tx
                 .query_row(
