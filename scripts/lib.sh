@@ -135,25 +135,78 @@ faas_seed_images() {
       faas_say "seeded debian:bookworm-slim"
     fi
     if [ $need_python = 1 ]; then
-      local proot="$cache/bookworm-python"
-      if [ ! -x "$proot/usr/bin/python3" ]; then
-        faas_as_root rm -rf "$proot"
-        faas_as_root cp -a "$root" "$proot"
-        # Builds inside the image may reach package registries only through the host's TLS proxy.
-        [ -r /etc/ssl/certs/ca-certificates.crt ] && mkdir -p "$proot/etc/ssl/certs" \
-          && cp /etc/ssl/certs/ca-certificates.crt "$proot/etc/ssl/certs/ca-certificates.crt"
-        cp /etc/resolv.conf "$proot/etc/resolv.conf" 2>/dev/null || true
-        faas_as_root chroot "$proot" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv python3-pip ca-certificates >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*' \
-          >"$cache/python-chroot.log" 2>&1 || { faas_say "installing python3 into the seed root failed; see $cache/python-chroot.log"; return 1; }
-        [ -r /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$proot/etc/ssl/certs/ca-certificates.crt"
-        ln -sf python3 "$proot/usr/bin/python" 2>/dev/null || true
-      fi
+      local proot
+      proot=$(faas_seed_root python /usr/bin/python3 "python3 python3-venv python3-pip ca-certificates") || return 1
+      # The ca-certificates package wrote its own bundle; the proxy's CA must be in it.
+      [ -r /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$proot/etc/ssl/certs/ca-certificates.crt"
+      ln -sf python3 "$proot/usr/bin/python" 2>/dev/null || true
       tar -C "$proot" -c . | docker import -c 'CMD ["python3"]' -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - python:3.11-slim >/dev/null || return 1
       docker tag python:3.11-slim python:3.11
       docker tag python:3.11-slim python:3-slim
       faas_say "seeded python:3.11-slim, python:3.11, python:3-slim"
     fi
   fi
+}
+
+# A copy of the minimal Debian root (faas_seed_images builds it) with Debian's PACKAGES installed,
+# at $cache/bookworm-NAME, made once (reused while CHECK exists in it). PREPARE, if given, runs in
+# the copy before the install. The host's CA bundle goes in, since the copy reaches the
+# registries only through the host's TLS proxy; no service starts in the chroot. Prints its path.
+faas_seed_root() {
+  local name=$1 check=$2 packages=$3 prepare=${4:-true}
+  local cache=${FAAS_SEED_CACHE:-/var/cache/faas-seed}
+  local root="$cache/bookworm-minbase" dest="$cache/bookworm-$name"
+  [ -x "$root/usr/bin/apt-get" ] || { faas_say "no minimal Debian root to seed $name from"; return 1; }
+  if [ ! -e "$dest$check" ]; then
+    faas_say "installing $packages into a copy of the minimal Debian root"
+    faas_as_root rm -rf "$dest"
+    faas_as_root cp -a "$root" "$dest"
+    [ -r /etc/ssl/certs/ca-certificates.crt ] && mkdir -p "$dest/etc/ssl/certs" \
+      && cp /etc/ssl/certs/ca-certificates.crt "$dest/etc/ssl/certs/ca-certificates.crt"
+    cp /etc/resolv.conf "$dest/etc/resolv.conf" 2>/dev/null || true
+    printf '#!/bin/sh\nexit 101\n' >"$dest/usr/sbin/policy-rc.d" && chmod +x "$dest/usr/sbin/policy-rc.d"
+    faas_as_root chroot "$dest" sh -c "$prepare && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*" \
+      >"$cache/$name-chroot.log" 2>&1 || { faas_say "installing $packages into the seed root failed; see $cache/$name-chroot.log"; return 1; }
+    rm -f "$dest/usr/sbin/policy-rc.d"
+  fi
+  printf '%s\n' "$dest"
+}
+
+# postgres:15 for the platform's managed PostgreSQL where no registry answers: Debian's
+# postgresql-15 in the minimal root that faas_seed_images builds, with the usual image's
+# environment contract (scripts/postgres-entrypoint.sh), its volume and port (docker import takes
+# no STOPSIGNAL: whoever runs it should stop it with SIGINT, a fast shutdown).
+# Idempotent: reused when present.
+faas_seed_postgres_image() {
+  faas_image_present postgres:15 || faas_try_pull postgres:15 && return 0
+  local proot
+  # No cluster made by the package: the entrypoint makes one on the volume.
+  proot=$(faas_seed_root postgres /usr/lib/postgresql/15/bin/postgres postgresql-15 \
+    'mkdir -p /etc/postgresql-common && echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf') || return 1
+  install -m 0755 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/postgres-entrypoint.sh" \
+    "$proot/usr/local/bin/docker-entrypoint.sh" || return 1
+  tar -C "$proot" -c . | docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'ENV PGDATA=/var/lib/postgresql/data' -c 'ENV PG_MAJOR=15' -c 'VOLUME /var/lib/postgresql/data' \
+    -c 'EXPOSE 5432' -c 'ENTRYPOINT ["docker-entrypoint.sh"]' -c 'CMD ["postgres"]' \
+    -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - postgres:15 >/dev/null || return 1
+  faas_say "seeded postgres:15"
+}
+
+# redis:7 for the platform's managed Redis where no registry answers: Debian's redis-server in
+# the minimal root, with the usual image's behaviour (scripts/redis-entrypoint.sh), /data as its
+# volume and working directory, port 6379. Idempotent: reused when present.
+faas_seed_redis_image() {
+  faas_image_present redis:7 || faas_try_pull redis:7 && return 0
+  local rroot
+  rroot=$(faas_seed_root redis /usr/bin/redis-server redis-server) || return 1
+  install -m 0755 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/redis-entrypoint.sh" \
+    "$rroot/usr/local/bin/docker-entrypoint.sh" || return 1
+  mkdir -p "$rroot/data"
+  tar -C "$rroot" -c . | docker import -c 'VOLUME /data' -c 'WORKDIR /data' -c 'EXPOSE 6379' \
+    -c 'ENTRYPOINT ["docker-entrypoint.sh"]' -c 'CMD ["redis-server"]' \
+    -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - redis:7 >/dev/null || return 1
+  faas_say "seeded redis:7"
 }
 
 # schemathesis for the API contract test, in its own virtualenv under the tools cache (pinned,
@@ -200,6 +253,18 @@ faas_start_postgres() {
       -o \"-c listen_addresses=127.0.0.1 -p $FAAS_PG_PORT -c unix_socket_directories=/var/run/postgresql -c fsync=off -c max_prepared_transactions=64 -c max_connections=200\" start" >/dev/null \
       || { faas_say "PostgreSQL did not start; see $home/postgres.log"; return 1; }
   fi
+  # The admin is trusted on loopback and the socket; every other role (the databases the
+  # platform provisions for services) logs in by password, so a wrong one is refused.
+  local hba="# faas test server (scripts/lib.sh)
+local all postgres trust
+host  all postgres 127.0.0.1/32 trust
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256"
+  if [ "$(faas_as_root cat "$data/pg_hba.conf")" != "$hba" ]; then
+    faas_say "PostgreSQL: passwords for every role but the admin"
+    printf '%s\n' "$hba" | faas_as_root tee "$data/pg_hba.conf" >/dev/null || return 1
+    psql -h 127.0.0.1 -p "$FAAS_PG_PORT" -U postgres -qAtc 'SELECT pg_reload_conf()' >/dev/null || return 1
+  fi
   local db
   for db in "$@"; do
     if ! psql -h 127.0.0.1 -p "$FAAS_PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
@@ -207,6 +272,45 @@ faas_start_postgres() {
     fi
   done
   printf 'postgres://postgres@127.0.0.1:%s\n' "$FAAS_PG_PORT"
+}
+
+# RabbitMQ 3.10 for the tests (the databases' vhosts): its own node, data and ports on loopback
+# (AMQP $FAAS_RABBITMQ_PORT, the management API $FAAS_RABBITMQ_API_PORT, distribution on the AMQP
+# port + 2, epmd on 127.0.0.1), no system service. Idempotent. Prints the management API's admin URL (`guest`, which RabbitMQ
+# lets in from loopback only).
+FAAS_RABBITMQ_PORT=${FAAS_RABBITMQ_PORT:-55672}
+FAAS_RABBITMQ_API_PORT=${FAAS_RABBITMQ_API_PORT:-55673}
+faas_rabbitmq_env() {
+  local home=${FAAS_RABBITMQ_HOME:-/var/lib/faas-test/rabbitmq}
+  export HOME=$home RABBITMQ_NODENAME=faas-test@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT=$FAAS_RABBITMQ_PORT RABBITMQ_DIST_PORT=$((FAAS_RABBITMQ_PORT + 2)) \
+    ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_MNESIA_BASE=$home/mnesia RABBITMQ_LOG_BASE=$home/log \
+    RABBITMQ_CONFIG_FILE=$home/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$home/enabled_plugins \
+    RABBITMQ_PID_FILE=$home/rabbitmq.pid
+}
+faas_start_rabbitmq() {
+  faas_apt_install rabbitmq-server || return 1
+  (
+    faas_rabbitmq_env
+    local bin=/usr/lib/rabbitmq/bin
+    mkdir -p "$HOME" && cd "$HOME" || exit 1
+    printf 'listeners.tcp.1 = 127.0.0.1:%s\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' \
+      "$FAAS_RABBITMQ_PORT" "$FAAS_RABBITMQ_API_PORT" >"$HOME/rabbitmq.conf"
+    printf '[rabbitmq_management].\n' >"$HOME/enabled_plugins"
+    if ! "$bin/rabbitmq-diagnostics" -q ping >/dev/null 2>&1; then
+      faas_say "starting RabbitMQ on 127.0.0.1:$FAAS_RABBITMQ_PORT (management API on $FAAS_RABBITMQ_API_PORT)"
+      "$bin/rabbitmq-server" -detached >/dev/null 2>&1 || exit 1
+      # The node registers with epmd a moment after -detached returns; then it boots.
+      local i
+      for i in $(seq 1 120); do
+        "$bin/rabbitmq-diagnostics" -q ping >/dev/null 2>&1 && break
+        sleep 0.5
+      done
+      "$bin/rabbitmqctl" -q await_startup --timeout 120 >/dev/null \
+        || { faas_say "RabbitMQ did not start; see $HOME/log"; exit 1; }
+    fi
+  ) || return 1
+  printf 'http://guest:guest@127.0.0.1:%s\n' "$FAAS_RABBITMQ_API_PORT"
 }
 
 # An SMTP server on loopback that keeps every message it accepts as a file (aiosmtpd from PyPI,

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Prepares this machine for faas's end-to-end tests: a Docker Engine that answers, the base images
-# the templates name, PostgreSQL on loopback (two databases, the ledger's test shards), and an
-# SMTP server on loopback that keeps what it receives (the billing notifications' tests).
+# Prepares this machine for faas's end-to-end tests: a Docker Engine that answers; the base images
+# the templates name, and postgres:15 and redis:7 (the managed servers' images); PostgreSQL on
+# loopback (the ledger's test shards; the databases' tests provision roles on it); Debian's
+# redis-server (the databases' tests run their own on loopback); RabbitMQ on loopback (the
+# databases' vhosts); and an SMTP server on loopback that keeps what it receives (the billing
+# notifications' tests).
 # Idempotent; quick when all is already there. Called by scripts/test.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +13,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 faas_start_docker
 faas_seed_images
+faas_seed_postgres_image
+faas_seed_redis_image
 faas_start_postgres faas_ledger_a faas_ledger_b >/dev/null
 faas_start_smtp_sink >/dev/null
+faas_apt_install redis-server
+faas_start_rabbitmq >/dev/null
 faas_say "ready: $(docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})')"

@@ -490,3 +490,64 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// The test PostgreSQL's admin URL, without a database (`FAAS_LEDGER_PG`, as the ledger's
+/// tests; default: the one `scripts/setup-test-env.sh` starts).
+pub fn pg_server() -> String {
+    std::env::var("FAAS_LEDGER_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432".into())
+}
+
+/// A connection to PostgreSQL, or the server's own words for why not.
+pub async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+        })?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// A fresh database of the test PostgreSQL (`FAAS_LEDGER_PG`, default: the one
+/// `scripts/setup-test-env.sh` starts), for a daemon's ledger; dropped with this value.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> Self {
+        let server = pg_server();
+        let name = format!("faas_t_{}", uuid::Uuid::new_v4().simple());
+        let db = PgDatabase { server, name };
+        db.psql(&format!("CREATE DATABASE {}", db.name));
+        db
+    }
+
+    /// The URL `--ledger` takes.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    fn psql(&self, sql: &str) {
+        let out = Command::new("psql")
+            .args([&format!("{}/postgres", self.server), "-qAtc", sql])
+            .output()
+            .expect("psql (run scripts/setup-test-env.sh)");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
