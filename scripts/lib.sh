@@ -209,6 +209,38 @@ faas_seed_redis_image() {
   faas_say "seeded redis:7"
 }
 
+# rabbitmq:3-management for the platform's managed RabbitMQ where no registry answers: Debian's
+# rabbitmq-server with its management plugin in the minimal root, with the usual image's
+# environment contract (scripts/rabbitmq-entrypoint.sh), /var/lib/rabbitmq as its volume, AMQP on
+# 5672 and the management API on 15672. Idempotent: reused when present.
+faas_seed_rabbitmq_image() {
+  faas_image_present rabbitmq:3-management || faas_try_pull rabbitmq:3-management && return 0
+  local qroot
+  qroot=$(faas_seed_root rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-server rabbitmq-server) || return 1
+  faas_as_root chroot "$qroot" rabbitmq-plugins enable --offline rabbitmq_management >/dev/null || return 1
+  install -m 0755 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rabbitmq-entrypoint.sh" \
+    "$qroot/usr/local/bin/docker-entrypoint.sh" || return 1
+  tar -C "$qroot" -c . | docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/lib/rabbitmq/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'VOLUME /var/lib/rabbitmq' -c 'EXPOSE 5672 15672' \
+    -c 'ENTRYPOINT ["docker-entrypoint.sh"]' -c 'CMD ["rabbitmq-server"]' \
+    -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - rabbitmq:3-management >/dev/null || return 1
+  faas_say "seeded rabbitmq:3-management"
+}
+
+# faas-test/dbclient: a service image for the databases' end-to-end tests, a service that really
+# uses its databases: Python with Debian's PostgreSQL, Redis and AMQP drivers (psycopg2, redis,
+# pika) and the engines' command-line clients. Idempotent: reused when present.
+faas_seed_dbclient_image() {
+  faas_image_present faas-test/dbclient:1 && return 0
+  local croot
+  croot=$(faas_seed_root dbclient /usr/lib/python3/dist-packages/pika/__init__.py \
+    "python3 python3-psycopg2 python3-redis python3-pika postgresql-client redis-tools") || return 1
+  tar -C "$croot" -c . | docker import -c 'CMD ["python3"]' \
+    -c "LABEL io.faas.seed=$FAAS_SEED_VERSION" - faas-test/dbclient:1 >/dev/null || return 1
+  faas_say "seeded faas-test/dbclient:1"
+}
+
 # schemathesis for the API contract test, in its own virtualenv under the tools cache (pinned,
 # so every run checks the same rules), with jsonschema for the test's own checks. Prints the
 # path of its `st`.

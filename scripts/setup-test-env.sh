@@ -15,6 +15,8 @@ faas_start_docker
 faas_seed_images
 faas_seed_postgres_image
 faas_seed_redis_image
+faas_seed_rabbitmq_image
+faas_seed_dbclient_image
 faas_start_postgres faas_ledger_a faas_ledger_b >/dev/null
 faas_start_smtp_sink >/dev/null
 faas_apt_install redis-server

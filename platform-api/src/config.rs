@@ -33,6 +33,14 @@ pub mod env_vars {
     pub const BILLING_WEBHOOK: &str = "FAAS_PLATFORM_BILLING_WEBHOOK";
     /// The key the webhook's body is signed with (`X-Faas-Signature: sha256=<hex>`).
     pub const BILLING_WEBHOOK_SECRET: &str = "FAAS_PLATFORM_BILLING_WEBHOOK_SECRET";
+    /// External database servers by admin URL (an engine without one is managed), and the
+    /// address services reach each at when not the admin URL's.
+    pub const POSTGRESQL_ADMIN_URL: &str = "FAAS_PLATFORM_POSTGRESQL_ADMIN_URL";
+    pub const POSTGRESQL_SERVICE_ADDR: &str = "FAAS_PLATFORM_POSTGRESQL_SERVICE_ADDR";
+    pub const REDIS_ADMIN_URL: &str = "FAAS_PLATFORM_REDIS_ADMIN_URL";
+    pub const REDIS_SERVICE_ADDR: &str = "FAAS_PLATFORM_REDIS_SERVICE_ADDR";
+    pub const RABBITMQ_ADMIN_URL: &str = "FAAS_PLATFORM_RABBITMQ_ADMIN_URL";
+    pub const RABBITMQ_SERVICE_ADDR: &str = "FAAS_PLATFORM_RABBITMQ_SERVICE_ADDR";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -68,6 +76,8 @@ pub struct FileConfig {
     /// A URL told of every invoice that closes, and the key its body is signed with.
     pub billing_webhook: Option<String>,
     pub billing_webhook_secret: Option<String>,
+    /// External database servers, by engine (`[databases.postgresql] admin_url = …`).
+    pub databases: Option<crate::databases::servers::ServersConfig>,
 }
 
 /// How the router reaches an instance.
@@ -101,6 +111,8 @@ pub struct Config {
     pub meter_interval: Option<Duration>,
     /// Where invoices are told: mail, webhook.
     pub notify: crate::billing::notify::NotifyConfig,
+    /// The external database servers; every other engine's server is managed.
+    pub databases: crate::databases::servers::ServersConfig,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -116,6 +128,9 @@ pub struct Overrides {
     pub ledger: Option<String>,
     pub ledger_config: Option<PathBuf>,
     pub meter_interval: Option<String>,
+    /// External database servers given by flags or environment variables (these win over
+    /// the config file's, engine by engine).
+    pub databases: crate::databases::servers::ServersConfig,
 }
 
 /// `10s`, `500ms`, `1m` or `off`, from at least 100 ms to at most an hour.
@@ -202,6 +217,11 @@ impl Config {
             webhook_url: var(env_vars::BILLING_WEBHOOK).or(file.billing_webhook),
             webhook_secret: var(env_vars::BILLING_WEBHOOK_SECRET).or(file.billing_webhook_secret),
         };
+        let mut databases = file.databases.unwrap_or_default();
+        databases.extend(o.databases);
+        for (engine, server) in &databases {
+            crate::databases::servers::check_external(*engine, server)?;
+        }
         let domain = o
             .domain
             .or(file.domain)
@@ -238,6 +258,7 @@ impl Config {
             ledger_config,
             meter_interval,
             notify,
+            databases,
         })
     }
 }

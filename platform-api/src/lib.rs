@@ -47,6 +47,8 @@ pub struct Platform {
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// The canaries under way, by deployment id: their step and the start of its window.
     pub canaries: Mutex<HashMap<String, deployer::LiveCanary>>,
+    /// Where each engine's database server comes from.
+    pub databases: databases::servers::Servers,
 }
 
 pub type AppState = Arc<Platform>;

@@ -56,6 +56,24 @@ enum Command {
         /// How often the meter reads every instance's usage: `10s`, `1s`, or `off` [default: 10s]
         #[arg(long, env = env_vars::METER_INTERVAL)]
         meter_interval: Option<String>,
+        /// An external PostgreSQL server for services' databases, `postgres://ADMIN:PASSWORD@HOST:PORT` [default: a managed one]
+        #[arg(long, env = env_vars::POSTGRESQL_ADMIN_URL)]
+        postgresql_admin_url: Option<String>,
+        /// Where services reach the external PostgreSQL, `HOST:PORT` [default: the admin URL's]
+        #[arg(long, env = env_vars::POSTGRESQL_SERVICE_ADDR, requires = "postgresql_admin_url")]
+        postgresql_service_addr: Option<String>,
+        /// An external Redis server, `redis://ADMIN:PASSWORD@HOST:PORT` (it needs an `aclfile`) [default: a managed one]
+        #[arg(long, env = env_vars::REDIS_ADMIN_URL)]
+        redis_admin_url: Option<String>,
+        /// Where services reach the external Redis, `HOST:PORT` [default: the admin URL's]
+        #[arg(long, env = env_vars::REDIS_SERVICE_ADDR, requires = "redis_admin_url")]
+        redis_service_addr: Option<String>,
+        /// An external RabbitMQ server's management API, `http://ADMIN:PASSWORD@HOST:PORT` [default: a managed one]
+        #[arg(long, env = env_vars::RABBITMQ_ADMIN_URL)]
+        rabbitmq_admin_url: Option<String>,
+        /// Where services reach the external RabbitMQ over AMQP, `HOST:PORT` [default: the admin URL's host, port 5672]
+        #[arg(long, env = env_vars::RABBITMQ_SERVICE_ADDR, requires = "rabbitmq_admin_url")]
+        rabbitmq_service_addr: Option<String>,
     },
 }
 
@@ -99,7 +117,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ledger,
         ledger_config,
         meter_interval,
+        postgresql_admin_url,
+        postgresql_service_addr,
+        redis_admin_url,
+        redis_service_addr,
+        rabbitmq_admin_url,
+        rabbitmq_service_addr,
     } = cli.command;
+    use faas_platform::databases::servers::ExternalServer;
+    let databases = [
+        (
+            faas_spec::Engine::Postgresql,
+            postgresql_admin_url,
+            postgresql_service_addr,
+        ),
+        (
+            faas_spec::Engine::Redis,
+            redis_admin_url,
+            redis_service_addr,
+        ),
+        (
+            faas_spec::Engine::Rabbitmq,
+            rabbitmq_admin_url,
+            rabbitmq_service_addr,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(engine, admin_url, service_addr)| {
+        Some((
+            engine,
+            ExternalServer {
+                admin_url: admin_url?,
+                service_addr,
+            },
+        ))
+    })
+    .collect();
     let config = Config::resolve(Overrides {
         listen,
         router: router_addr,
@@ -111,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ledger,
         ledger_config,
         meter_interval,
+        databases,
     })?;
     serve(config).await
 }
@@ -196,6 +250,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         running: Mutex::new(Default::default()),
         canaries: Mutex::new(Default::default()),
+        databases: faas_platform::databases::servers::Servers::new(config.databases.clone()),
     });
     reconcile::reconcile_when_docker_answers(platform.clone());
     let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));

@@ -60,7 +60,10 @@ impl Server {
                 return server;
             }
         }
-        panic!("redis-server did not start on any of 5 ports; see {}", dir.join("redis.log").display())
+        panic!(
+            "redis-server did not start on any of 5 ports; see {}",
+            dir.join("redis.log").display()
+        )
     }
 
     /// Starts the server of `dir/redis.conf` again (its users and keys are in `dir`).
@@ -88,7 +91,10 @@ impl Server {
             if child.try_wait().unwrap().is_some() {
                 return None;
             }
-            assert!(Instant::now() < deadline, "redis-server did not get ready on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not get ready on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

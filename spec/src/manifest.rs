@@ -454,16 +454,26 @@ pub struct CronJob {
 }
 
 impl Manifest {
-    /// The environment variables a database injects: `<NAME>_URL`, and `DATABASE_URL` for the
-    /// first PostgreSQL database in name order.
+    /// The environment variables a database injects: `<NAME>_URL` (`-` made `_`), and the
+    /// conventional `DATABASE_URL`, `REDIS_URL` and `AMQP_URL` for the first PostgreSQL, Redis
+    /// and RabbitMQ database in name order.
     pub fn database_env_names(&self) -> Vec<(String, &DbName)> {
         let mut names = Vec::new();
-        let mut first_pg = true;
+        let mut seen = Vec::new();
         for (name, db) in &self.databases {
-            names.push((format!("{}_URL", name.as_str().to_ascii_uppercase()), name));
-            if db.engine == Engine::Postgresql && first_pg {
-                names.push(("DATABASE_URL".to_owned(), name));
-                first_pg = false;
+            let own = name.as_str().to_ascii_uppercase().replace('-', "_");
+            names.push((format!("{own}_URL"), name));
+            let conventional = match db.engine {
+                Engine::Postgresql => Some("DATABASE_URL"),
+                Engine::Redis => Some("REDIS_URL"),
+                Engine::Rabbitmq => Some("AMQP_URL"),
+                Engine::Mongodb => None,
+            };
+            if let Some(var) = conventional.filter(|v| !seen.contains(v)) {
+                seen.push(var);
+                if names.iter().all(|(n, _)| n != var) {
+                    names.push((var.to_owned(), name));
+                }
             }
         }
         names

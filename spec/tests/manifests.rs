@@ -90,7 +90,7 @@ fn the_design_example_loads_and_resolves_per_environment() {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(envs, ["CACHE_URL", "MAIN_URL", "DATABASE_URL"]);
+    assert_eq!(envs, ["CACHE_URL", "REDIS_URL", "MAIN_URL", "DATABASE_URL"]);
     assert_eq!(
         base.databases.values().next().unwrap().engine,
         Engine::Redis

@@ -126,6 +126,7 @@ async fn platform(dir: &std::path::Path) -> Arc<Platform> {
         started: Instant::now(),
         running: Mutex::new(Default::default()),
         canaries: Mutex::new(Default::default()),
+        databases: faas_platform::databases::servers::Servers::new(Default::default()),
         config,
         store,
         ledger,

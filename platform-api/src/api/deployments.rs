@@ -9,6 +9,7 @@ use faas_spec::api::{
     CreateDeployment, Deployment, DeploymentState, Release, Rollback, Scale, Step,
 };
 use faas_spec::{ManifestFile, Strategy};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::services::{EnvQuery, visible};
@@ -64,7 +65,7 @@ pub(super) fn check_env(env: &str) -> ApiResult<()> {
 }
 
 /// Starts a deployment: one per service and environment at a time (409 names the one running).
-fn start(
+pub(super) fn start(
     p: &AppState,
     service: &str,
     env: &str,
@@ -156,6 +157,26 @@ pub async fn create_deployment(
     let effective = file
         .effective(Some(&body.env))
         .map_err(|r| ApiError::unprocessable("invalid-manifest", r.render(false)))?;
+    // Databases are checked before anything is recorded: a deploy that cannot get them
+    // starts nothing.
+    if let Some(why) = crate::databases::provision::unprovisionable(&p, &effective) {
+        return Err(ApiError::unprocessable("no-database-provider", why));
+    }
+    let clashes = crate::databases::provision::clashes(&p, &svc, &body.env, &effective);
+    if !clashes.is_empty() {
+        return Err(ApiError::unprocessable(
+            "database-secret-clash",
+            format!(
+                "secrets of {svc} ({}) have the names faas gives database URLs: {}",
+                body.env,
+                clashes.join(", ")
+            ),
+        )
+        .hint(format!(
+            "unset them (`faas service secrets unset NAME -e {}`) or rename the database in app.toml",
+            body.env
+        )));
+    }
     let strategy = body.strategy.unwrap_or(effective.deploy.strategy);
     if body.manual && strategy != Strategy::Canary {
         return Err(ApiError::unprocessable(
@@ -452,14 +473,48 @@ pub async fn scale(
     )?))
 }
 
-/// Removes one environment of a service: its instances, releases and history.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PurgeQuery {
+    /// Drop its databases with their data too (without: detached, their data kept).
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// An environment's databases once it is gone: detached (their data kept), or with `purge`
+/// destroyed.
+pub(super) async fn release_databases(
+    p: &AppState,
+    svc: &str,
+    env: &str,
+    purge: bool,
+) -> ApiResult<()> {
+    for row in p.store.databases(svc, Some(env))? {
+        let done = if purge {
+            crate::databases::provision::destroy(p, &row).await
+        } else if row.state != "detached" {
+            crate::databases::provision::detach(p, &row).await
+        } else {
+            Ok(())
+        };
+        done.map_err(|why| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "database-server-error", why).hint(
+                "the environment is stopped; delete it again once the database server answers",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Removes one environment of a service: its instances, releases and history; its databases
+/// are detached (their data kept) unless `purge`.
 #[utoipa::path(delete, path = "/v1/services/{svc}/environments/{env}", tag = "services",
-    params(("svc" = String, Path), ("env" = String, Path)),
+    params(("svc" = String, Path), ("env" = String, Path), PurgeQuery),
     responses((status = 204), (status = 404, body = faas_spec::api::Problem)))]
 pub async fn delete_environment(
     State(p): State<AppState>,
     Extension(who): Extension<Principal>,
     Path((svc, env)): Path<(String, String)>,
+    Query(q): Query<PurgeQuery>,
 ) -> ApiResult<StatusCode> {
     visible(&p, &who, &svc)?;
     if !p.store.environments(&svc)?.iter().any(|(e, _)| *e == env) {
@@ -469,6 +524,7 @@ pub async fn delete_environment(
         ));
     }
     p.tear_down(&svc, &env).await?;
+    release_databases(&p, &svc, &env, q.purge).await?;
     p.logs.remove(&svc, &env);
     p.store.delete_environment(&svc, &env)?;
     Ok(StatusCode::NO_CONTENT)

@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod canary;
 mod contract;
+pub mod databases;
 pub mod deployments;
 pub mod images;
 pub mod info;
@@ -109,6 +110,20 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(invoices::close_invoices))
         .routes(routes!(invoices::list_invoices))
         .routes(routes!(invoices::list_notifications))
+        .routes(routes!(databases::list_databases))
+        .routes(routes!(
+            databases::show_database,
+            databases::destroy_database
+        ))
+        .routes(routes!(databases::rotate_database))
+        .routes(routes!(databases::backup_database))
+        .routes(routes!(databases::connect_database))
+        // Image tarballs and database dumps are as large as the disk allows.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(databases::restore_database))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         // Image tarballs are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

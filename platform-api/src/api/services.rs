@@ -88,6 +88,7 @@ pub fn service_view(p: &Platform, row: ServiceRow) -> ApiResult<Service> {
             url: p.url(&row.name, &env),
             instances: instances_of(p, &row.name, &env)?,
             deployment: p.store.active_deployment(&row.name, &env)?,
+            databases: super::databases::infos(p, &row.name, &env)?,
             release,
             env,
         });
@@ -178,6 +179,9 @@ pub struct DeleteQuery {
     /// The service's name again, to confirm (anything else is refused with 400).
     #[param(required = true)]
     pub confirm: Option<String>,
+    /// Drop its databases with their data too (without: detached, their data kept).
+    #[serde(default)]
+    pub purge: bool,
 }
 
 /// Deletes a service: its instances are drained and removed, its history forgotten.
@@ -199,10 +203,12 @@ pub async fn delete_service(
             "repeat its name: DELETE /v1/services/{svc}?confirm={svc}"
         )));
     }
-    // Stop the deployments driving it, then its instances.
+    // Stop the deployments driving it, then its instances; its databases are detached
+    // (their data kept for a service of the same name) unless purged.
     for (env, _) in p.store.environments(&svc)? {
         p.tear_down(&svc, &env).await?;
         p.logs.remove(&svc, &env);
+        super::deployments::release_databases(&p, &svc, &env, q.purge).await?;
     }
     p.store.delete_service(&svc)?;
     Ok(StatusCode::NO_CONTENT)

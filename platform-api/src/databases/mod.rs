@@ -4,9 +4,13 @@
 //! password generated here. What is provisioned is named by [`principal`], so doing it again
 //! finds it: every operation converges, whatever a crash left half-done.
 
+pub mod admin;
 pub mod postgres;
+pub mod provision;
 pub mod rabbitmq;
 pub mod redis;
+pub mod servers;
+pub mod tools;
 
 use sha2::Digest;
 

@@ -157,6 +157,57 @@ impl PgAdmin {
         .await
     }
 
+    /// Makes `login` a second role that logs in with `password` and acts as `owner` (a member
+    /// of it, its sessions set to it, so what it makes belongs to `owner`): rotation gives
+    /// the new password to a role of its own while the old one still opens. Idempotent.
+    pub async fn ensure_member(&self, login: &str, owner: &str, password: &str) -> Result<()> {
+        let role = ident(login);
+        let attributes = format!(
+            "LOGIN PASSWORD '{}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+            verifier(password)
+        );
+        if !self.present(login).await?.role {
+            match self
+                .client
+                .batch_execute(&format!("CREATE ROLE {role} {attributes}"))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {}
+                Err(e) => return Err(refused(&format!("CREATE ROLE {role}"), &e)),
+            }
+        }
+        let owner = ident(owner);
+        self.run(
+            &format!("ALTER ROLE {role}"),
+            &format!(
+                "ALTER ROLE {role} {attributes};
+                 GRANT {owner} TO {role};
+                 ALTER ROLE {role} SET role = {owner};"
+            ),
+        )
+        .await
+    }
+
+    /// `role` can no longer log in with any password anyone knows (a fresh one, forgotten at
+    /// once); its open sessions go on until they close. A missing role is fine.
+    pub async fn lock_out(&self, role: &str) -> Result<()> {
+        if !self.present(role).await?.role {
+            return Ok(());
+        }
+        self.rotate(role, &super::password()).await
+    }
+
+    /// Drops a role [`PgAdmin::ensure_member`] made (a missing one is fine).
+    pub async fn drop_role(&self, role: &str) -> Result<()> {
+        let name = ident(role);
+        self.run(
+            &format!("DROP ROLE {name}"),
+            &format!("DROP ROLE IF EXISTS {name}"),
+        )
+        .await
+    }
+
     /// Detaches: the role may no longer log in and its sessions end; the database and every
     /// row in it stay, for a later [`PgAdmin::ensure`] to hand back.
     pub async fn detach(&self, principal: &str) -> Result<()> {
@@ -206,7 +257,12 @@ fn refused(what: &str, e: &tokio_postgres::Error) -> PgError {
 
 /// The URL a service connects with.
 pub fn url(principal: &str, password: &str, host: &str, port: u16) -> String {
-    format!("postgres://{principal}:{password}@{host}:{port}/{principal}")
+    login_url(principal, principal, password, host, port)
+}
+
+/// The URL of `login` (the principal or its rotation role) to the principal's database.
+pub fn login_url(login: &str, principal: &str, password: &str, host: &str, port: u16) -> String {
+    format!("postgres://{login}:{password}@{host}:{port}/{principal}")
 }
 
 #[cfg(test)]

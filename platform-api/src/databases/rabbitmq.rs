@@ -146,13 +146,26 @@ impl RabbitAdmin {
             Some(serde_json::json!({ "description": "faas: one service's environment" })),
         )
         .await?;
-        self.rotate(principal, password).await?;
+        self.ensure_user(principal, principal, password).await
+    }
+
+    /// Makes `user` log in with `password` and do anything in `vhost`, nothing elsewhere
+    /// (rotation's second user of a vhost).
+    pub async fn ensure_user(&self, user: &str, vhost: &str, password: &str) -> Result<()> {
+        self.rotate(user, password).await?;
         self.call(
             reqwest::Method::PUT,
-            &format!("/api/permissions/{principal}/{principal}"),
+            &format!("/api/permissions/{vhost}/{user}"),
             Some(serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" })),
         )
         .await?;
+        Ok(())
+    }
+
+    /// Deletes a user (a missing one is fine); the vhost stays.
+    pub async fn delete_user(&self, user: &str) -> Result<()> {
+        self.call(reqwest::Method::DELETE, &format!("/api/users/{user}"), None)
+            .await?;
         Ok(())
     }
 

@@ -198,8 +198,25 @@ impl RedisAdmin {
     /// Deletes every key under `prefix` (the data is gone) and the user.
     pub async fn destroy(&self, principal: &str, prefix: &str) -> Result<()> {
         self.detach(principal).await?;
+        for keys in self.keys_under(prefix).await? {
+            self.run::<i64>("UNLINK", redis::cmd("UNLINK").arg(&keys))
+                .await?;
+        }
+        self.run::<i64>(
+            "ACL DELUSER",
+            redis::cmd("ACL").arg("DELUSER").arg(principal),
+        )
+        .await?;
+        self.save().await
+    }
+}
+
+impl RedisAdmin {
+    /// Every key under `prefix`, in batches (SCAN, as the admin).
+    async fn keys_under(&self, prefix: &str) -> Result<Vec<Vec<String>>> {
         let pattern = format!("{prefix}*");
         let mut cursor: u64 = 0;
+        let mut batches = Vec::new();
         loop {
             let (next, keys): (u64, Vec<String>) = self
                 .run(
@@ -213,26 +230,100 @@ impl RedisAdmin {
                 )
                 .await?;
             if !keys.is_empty() {
-                self.run::<i64>("UNLINK", redis::cmd("UNLINK").arg(&keys))
-                    .await?;
+                batches.push(keys);
             }
             if next == 0 {
-                break;
+                return Ok(batches);
             }
             cursor = next;
         }
-        self.run::<i64>(
-            "ACL DELUSER",
-            redis::cmd("ACL").arg("DELUSER").arg(principal),
-        )
-        .await?;
-        self.save().await
     }
+
+    /// A snapshot of the keys under `prefix`: for each, its name after the prefix, its time
+    /// to live in milliseconds (0: none) and its value as DUMP serialises it, in the format
+    /// [`RedisAdmin::restore`] reads (so it loads under another environment's prefix too).
+    pub async fn dump(&self, prefix: &str) -> Result<Vec<u8>> {
+        let mut out = DUMP_MAGIC.to_vec();
+        for keys in self.keys_under(prefix).await? {
+            for key in keys {
+                let value: Option<Vec<u8>> = self.run("DUMP", redis::cmd("DUMP").arg(&key)).await?;
+                let ttl: i64 = self.run("PTTL", redis::cmd("PTTL").arg(&key)).await?;
+                let Some(value) = value else { continue };
+                let name = key.strip_prefix(prefix).unwrap_or(&key).as_bytes();
+                out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+                out.extend_from_slice(name);
+                out.extend_from_slice(&ttl.max(0).to_be_bytes());
+                out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+                out.extend_from_slice(&value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads a [`RedisAdmin::dump`] under `prefix`, replacing keys of the same name; returns
+    /// how many keys it loaded. A file that is not such a dump is refused before any key.
+    pub async fn restore(&self, prefix: &str, dump: &[u8]) -> Result<usize> {
+        let entries = parse_dump(dump).ok_or_else(|| RedisError::Refused {
+            what: "restore".into(),
+            why: "the file is not a faas Redis backup (made by `faas service db backup`)".into(),
+        })?;
+        for (name, ttl, value) in &entries {
+            self.run::<()>(
+                "RESTORE",
+                redis::cmd("RESTORE")
+                    .arg(format!("{prefix}{name}"))
+                    .arg(*ttl)
+                    .arg(value.as_slice())
+                    .arg("REPLACE"),
+            )
+            .await?;
+        }
+        Ok(entries.len())
+    }
+}
+
+const DUMP_MAGIC: &[u8] = b"FAAS-REDIS-BACKUP 1\n";
+
+/// (name after the prefix, ttl ms, DUMP payload) of each key of a backup.
+fn parse_dump(bytes: &[u8]) -> Option<Vec<(String, i64, Vec<u8>)>> {
+    let mut rest = bytes.strip_prefix(DUMP_MAGIC)?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    let mut out = Vec::new();
+    loop {
+        let Some(len) = take(4) else { break };
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        let name = String::from_utf8(take(len)?.to_vec()).ok()?;
+        let ttl = i64::from_be_bytes(take(8)?.try_into().ok()?);
+        let len = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+        out.push((name, ttl, take(len)?.to_vec()));
+    }
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_reads_back_and_anything_else_is_refused() {
+        let mut bytes = DUMP_MAGIC.to_vec();
+        for (name, ttl, value) in [("a", 0i64, &b"xy"[..]), ("b:c", 1500, &b""[..])] {
+            bytes.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(&ttl.to_be_bytes());
+            bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(value);
+        }
+        let got = parse_dump(&bytes).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], ("b:c".to_owned(), 1500, Vec::new()));
+        assert!(parse_dump(b"PGDMP").is_none());
+        assert!(parse_dump(&bytes[..bytes.len() - 1]).is_none());
+    }
 
     #[test]
     fn the_server_gets_a_hash_not_the_password() {

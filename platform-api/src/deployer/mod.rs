@@ -222,16 +222,19 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                 "the platform restarted; resuming where the last step left off",
             );
         }
-        let outcome = match dep.strategy {
-            Strategy::Canary => canary::canary(&ctx, &target, previous.as_ref()).await,
-            Strategy::Bluegreen => traffic::bluegreen(&ctx, &target, previous.as_ref()).await,
-            Strategy::Immediate | Strategy::Rolling => {
-                // Both releases serve while instances are replaced: the split is lifted.
-                traffic::end_standby(&ctx, &target).await;
-                p.router
-                    .set_split(&dep.service, &dep.env, Default::default());
-                converge(&ctx, &target, dep.strategy).await
-            }
+        let outcome = match databases_ready(&ctx, &target).await {
+            Err(f) => Err(f),
+            Ok(()) => match dep.strategy {
+                Strategy::Canary => canary::canary(&ctx, &target, previous.as_ref()).await,
+                Strategy::Bluegreen => traffic::bluegreen(&ctx, &target, previous.as_ref()).await,
+                Strategy::Immediate | Strategy::Rolling => {
+                    // Both releases serve while instances are replaced: the split is lifted.
+                    traffic::end_standby(&ctx, &target).await;
+                    p.router
+                        .set_split(&dep.service, &dep.env, Default::default());
+                    converge(&ctx, &target, dep.strategy).await
+                }
+            },
         };
         match outcome {
             Ok(()) => {
@@ -240,6 +243,18 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
                 if dep.previous_release.is_some() {
                     // A new release brings its own replica count; a `scale` applied to the old one.
                     p.store.set_replicas(&dep.service, &dep.env, None)?;
+                }
+                // Only the new release's instances run now: old logins and the databases it no
+                // longer declares can go.
+                if let Ok(manifest) = manifest_of(&target) {
+                    crate::databases::provision::settle(
+                        p,
+                        &dep.service,
+                        &dep.env,
+                        &manifest,
+                        |k, m| ctx.note(k, m),
+                    )
+                    .await;
                 }
                 ctx.end(
                     "succeeded",
@@ -316,6 +331,18 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         Some(&reason),
     );
     Ok(())
+}
+
+/// The persisted `database-ready` step: every database the release declares exists, with the
+/// login its instances will be given, before any of them starts.
+async fn databases_ready(ctx: &Ctx<'_>, release: &ReleaseRow) -> Result<(), Failure> {
+    let manifest = manifest_of(release)?;
+    let dep = &ctx.dep;
+    crate::databases::provision::provision(ctx.p, &dep.service, &dep.env, &manifest, |k, m| {
+        ctx.note(k, m)
+    })
+    .await
+    .map_err(|why| Failure::new("database-failed", why))
 }
 
 fn manifest_of(release: &ReleaseRow) -> Result<Manifest, Failure> {
@@ -452,7 +479,7 @@ async fn start_instance(
     };
     ctx.p.store.add_instance(&row)?;
     // The secrets as they were when this release was made, on every instance it starts.
-    let extra_env = ctx
+    let mut extra_env = ctx
         .p
         .secret_env(&dep.service, &dep.env, release.secrets_version)
         .map_err(|e| {
@@ -461,6 +488,16 @@ async fn start_instance(
                 format!("cannot open the secrets of v{}: {e}", release.version),
             )
         })?;
+    // The databases' URLs with the environment's current logins (a rotation moves every
+    // release of the environment to the new one).
+    let urls = crate::databases::provision::instance_env(ctx.p, &dep.service, &dep.env, manifest)
+        .map_err(|e| {
+        Failure::new(
+            "instance-failed",
+            format!("cannot give v{} its databases: {e}", release.version),
+        )
+    })?;
+    extra_env.extend(urls);
     let spec = InstanceSpec {
         service: &dep.service,
         env: &dep.env,

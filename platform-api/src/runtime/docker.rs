@@ -28,6 +28,8 @@ use super::{
     RuntimeError, RuntimeEvent, RuntimeEventKind, Stats,
 };
 
+mod servers;
+
 /// How long any single Docker call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -139,6 +141,15 @@ impl DockerRuntime {
                 Err(RuntimeError::Unavailable("no answer within 10 s".into()))
             }
         }
+    }
+
+    /// The network containers join: its id (ids are unambiguous where names may not be).
+    fn network_mode(&self) -> String {
+        self.network_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.network.clone())
     }
 
     fn mark_down(&self, why: &str) {
@@ -254,13 +265,7 @@ impl Runtime for DockerRuntime {
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
             }),
-            network_mode: Some(
-                self.network_id
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-                    .unwrap_or_else(|| self.network.clone()),
-            ),
+            network_mode: Some(self.network_mode()),
             init: Some(true),
             ..Default::default()
         };
@@ -613,6 +618,30 @@ impl Runtime for DockerRuntime {
                 });
             }
         }))
+    }
+
+    async fn ensure_server(&self, spec: &super::ServerSpec<'_>) -> Result<InstanceState> {
+        self.ensure_server_container(spec).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        env: &[(String, String)],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<super::ExecOutput> {
+        self.exec_to_end(id, cmd, env, stdin).await
+    }
+
+    async fn prepare_exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        env: &[(String, String)],
+        tty: bool,
+    ) -> Result<String> {
+        self.create_exec(id, cmd, env, tty, true).await
     }
 }
 

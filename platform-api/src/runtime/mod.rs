@@ -21,6 +21,10 @@ pub const LABEL_SERVICE: &str = "io.faas.service";
 pub const LABEL_ENV: &str = "io.faas.env";
 pub const LABEL_RELEASE: &str = "io.faas.release";
 pub const LABEL_INSTANCE: &str = "io.faas.instance";
+/// The labels of a server the platform runs for itself (a managed database server): which
+/// platform, which engine. Not `io.faas.platform`: reconciliation leaves servers alone.
+pub const LABEL_SERVER_PLATFORM: &str = "io.faas.server.platform";
+pub const LABEL_SERVER: &str = "io.faas.server";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -160,6 +164,35 @@ pub struct Stats {
     pub memory_limit: Option<u64>,
 }
 
+/// A long-running server the platform runs for itself (a managed database server): one per
+/// engine, its data in a named volume, restarted by the runtime whenever it exits.
+#[derive(Debug, Clone)]
+pub struct ServerSpec<'a> {
+    /// Its container's name, also its host name on the platform's network.
+    pub name: &'a str,
+    pub engine: &'a str,
+    pub image: &'a str,
+    pub env: Vec<(String, String)>,
+    /// Arguments in place of the image's command.
+    pub cmd: Option<Vec<String>>,
+    /// The named volume and where it is mounted.
+    pub volume: &'a str,
+    pub data_path: &'a str,
+    pub port: u16,
+    /// The signal that stops it cleanly, when not the image's.
+    pub stop_signal: Option<&'a str>,
+    /// The command the runtime checks its health with.
+    pub health: Vec<String>,
+}
+
+/// What a command run in a container ended with.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
 /// What happened to one of the platform's instances, as the runtime reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -237,4 +270,27 @@ pub trait Runtime: Send + Sync {
 
     /// What happens to this platform's instances from now on (starts, deaths, OOM kills).
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>>;
+
+    /// Makes sure a server runs as `spec` says: adopted when it exists (started if stopped),
+    /// created otherwise. Returns its state.
+    async fn ensure_server(&self, spec: &ServerSpec<'_>) -> Result<InstanceState>;
+
+    /// Runs `cmd` in a running container with `env` added, `stdin` fed to it; waits for its end.
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        env: &[(String, String)],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<ExecOutput>;
+
+    /// Prepares `cmd` in a running container for someone to start and attach to (an
+    /// interactive session); returns the runtime's id of it.
+    async fn prepare_exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        env: &[(String, String)],
+        tty: bool,
+    ) -> Result<String>;
 }

@@ -3,6 +3,7 @@
 //! core here. Docker holds the containers; this file holds intent and history, so a restarted
 //! daemon knows what should run and which deployment to resume.
 
+mod databases;
 mod deployments;
 mod environments;
 mod instances;
@@ -20,6 +21,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
 
+pub use databases::{DatabaseRow, SealedLogin};
 pub use deployments::{DeploymentRow, NewStep};
 pub use environments::Traffic;
 pub use instances::InstanceRow;
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     tariffs::MIGRATIONS,
     usage::MIGRATIONS,
     invoices::MIGRATIONS,
+    databases::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

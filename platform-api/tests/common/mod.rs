@@ -317,6 +317,12 @@ impl Daemon {
             .collect()
     }
 
+    /// The container (and volume) of this platform's managed server of `engine`.
+    pub fn server_container(&self, engine: &str) -> String {
+        let id = &self.platform_id;
+        format!("faas-{}-{engine}", &id[..id.len().min(12)])
+    }
+
     pub fn current_release(&self, service: &str, env: &str) -> Value {
         let (_, svc) = self.get(&format!("/v1/services/{service}"));
         svc["environments"]
@@ -351,6 +357,20 @@ impl Drop for Daemon {
                     .args(["rm", "-f"])
                     .args(&ids)
                     .stdout(Stdio::null())
+                    .status();
+            }
+            // Its managed database servers and their volumes.
+            for engine in ["postgresql", "redis", "rabbitmq"] {
+                let name = self.server_container(engine);
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", "-v", &name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", "-f", &name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
                     .status();
             }
         }

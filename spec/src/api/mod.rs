@@ -104,6 +104,9 @@ pub struct EnvironmentStatus {
     /// Until when the previous set is kept warm after a blue-green switch (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_until: Option<String>,
+    /// Its databases: engine, provider and state.
+    #[serde(default)]
+    pub databases: Vec<databases::DatabaseInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -450,6 +453,7 @@ pub struct LogRecord {
 }
 
 pub mod billing;
+pub mod databases;
 pub mod invoices;
 pub mod ledger;
 pub mod tariffs;
