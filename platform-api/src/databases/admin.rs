@@ -77,16 +77,10 @@ impl Admin {
                 }
             }
             Admin::Redis(a) => {
-                let mut passwords = logins.iter().map(|(_, pw)| pw);
-                let first = passwords.next().ok_or("no login to make")?;
-                a.ensure(principal, prefix, first)
+                let passwords: Vec<&str> = logins.iter().map(|(_, pw)| pw.as_str()).collect();
+                a.ensure_all(principal, prefix, &passwords)
                     .await
                     .map_err(|e| e.to_string())?;
-                for pw in passwords {
-                    a.add_password(principal, pw)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
             }
             Admin::Rabbit(a) => {
                 let fresh = super::password();

@@ -136,13 +136,23 @@ impl RedisAdmin {
     /// Makes `principal` a user that logs in with `password` (only) and reaches only what lies
     /// under `prefix`. The whole definition is set each time, so it converges.
     pub async fn ensure(&self, principal: &str, prefix: &str, password: &str) -> Result<()> {
+        self.ensure_all(principal, prefix, &[password]).await
+    }
+
+    /// [`RedisAdmin::ensure`] with every password that opens it (during a rotation, the new
+    /// one and the old one), set in one command: no moment in between refuses either.
+    pub async fn ensure_all(
+        &self,
+        principal: &str,
+        prefix: &str,
+        passwords: &[&str],
+    ) -> Result<()> {
         let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER")
-            .arg(principal)
-            .arg("reset")
-            .arg("on")
-            .arg(hashed(password))
-            .arg(format!("~{prefix}*"))
+        cmd.arg("SETUSER").arg(principal).arg("reset").arg("on");
+        for password in passwords {
+            cmd.arg(hashed(password));
+        }
+        cmd.arg(format!("~{prefix}*"))
             .arg(format!("&{prefix}*"))
             .arg(RULES);
         self.run::<()>("ACL SETUSER", &cmd).await?;

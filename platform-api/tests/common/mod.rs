@@ -2,6 +2,8 @@
 //! network; the containers it labelled are removed when the test ends.
 #![allow(dead_code)] // each test crate uses a part of these helpers
 
+pub mod dbapp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -446,6 +448,11 @@ pub struct Load {
 
 impl Load {
     pub fn start(router_port: u16, host: String) -> Self {
+        Self::start_path(router_port, host, "/")
+    }
+
+    /// Requests `path` of `host`, one after another, until finished.
+    pub fn start_path(router_port: u16, host: String, path: &'static str) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -457,7 +464,7 @@ impl Load {
             let deadline = Instant::now() + Duration::from_secs(120);
             while !flag.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
                 match client
-                    .get(format!("http://127.0.0.1:{router_port}/"))
+                    .get(format!("http://127.0.0.1:{router_port}{path}"))
                     .header("host", &host)
                     .send()
                 {
