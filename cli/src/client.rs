@@ -167,23 +167,41 @@ impl Client {
         Ok(())
     }
 
-    /// Uploads a file as the body.
+    /// Uploads a file (an image tarball) as the body.
     pub fn upload<T: DeserializeOwned>(
         &self,
         path: &str,
         file: std::fs::File,
         len: u64,
     ) -> CliResult<T> {
+        self.upload_as(path, file, len, "application/x-tar")
+    }
+
+    /// Uploads a file as the body, of `content_type`.
+    pub fn upload_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: std::fs::File,
+        len: u64,
+        content_type: &str,
+    ) -> CliResult<T> {
         let body = reqwest::blocking::Body::sized(file, len);
         let r = self.send(
             self.http
                 .post(self.url(path))
-                .header("content-type", "application/x-tar")
+                .header("content-type", content_type)
                 .body(body),
             None,
         )?;
         r.json()
             .map_err(|e| CliError::failed(format!("unexpected answer to the upload: {e}"), None))
+    }
+
+    /// Copies a response body into `out`; returns how many bytes.
+    pub fn download(&self, path: &str, out: &mut impl std::io::Write) -> CliResult<u64> {
+        let mut r = self.send(self.http.get(self.url(path)), None)?;
+        r.copy_to(out)
+            .map_err(|e| CliError::failed(format!("the download broke off: {e}"), None))
     }
 
     /// Reads an NDJSON stream, calling `each` per record until it returns false or the stream

@@ -92,7 +92,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         }
         Command::Service(ServiceCommand::Delete(args)) => {
             let name = commands::service::service_name(manifest, args.service.as_deref())?;
-            commands::service::delete(printer, context, &name, args.yes)
+            commands::service::delete(printer, context, &name, args.yes, args.purge)
         }
         Command::Service(ServiceCommand::Scale(args)) => {
             let name = commands::service::service_name(manifest, args.service.as_deref())?;
@@ -113,6 +113,9 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         }
         Command::Service(ServiceCommand::Secrets(cmd)) => {
             commands::secrets::run(printer, manifest, context, cmd)
+        }
+        Command::Service(ServiceCommand::Db(cmd)) => {
+            commands::databases::run(printer, manifest, context, cmd)
         }
         Command::Launch(args) => {
             let dir = commands::create::run_for_launch(printer, context, args.create, false)?;

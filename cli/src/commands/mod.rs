@@ -8,6 +8,7 @@ pub mod context;
 pub mod costs;
 pub mod create;
 pub mod database;
+pub mod databases;
 pub mod deploy;
 pub mod dev;
 pub mod info;

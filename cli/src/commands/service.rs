@@ -75,6 +75,13 @@ pub fn status(
                 "", e.env
             ));
         }
+        for db in &e.databases {
+            let rotating = if db.rotating { ", rotating" } else { "" };
+            printer.result(format!(
+                "  {:<10}   database {} ({}, {}): {}{rotating}",
+                "", db.name, db.engine, db.provider, db.state
+            ));
+        }
         for i in &e.instances {
             // Health says it all, unless the instance is on its way in or out.
             let mut health = if i.healthy {
@@ -190,7 +197,13 @@ pub fn rollback(
     super::deploy::follow(printer, &client, &d)
 }
 
-pub fn delete(printer: &Printer, context: Option<&str>, name: &str, yes: bool) -> CliResult {
+pub fn delete(
+    printer: &Printer,
+    context: Option<&str>,
+    name: &str,
+    yes: bool,
+    purge: bool,
+) -> CliResult {
     if !yes {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             return Err(CliError::usage(
@@ -199,9 +212,11 @@ pub fn delete(printer: &Printer, context: Option<&str>, name: &str, yes: bool) -
             ));
         }
         let typed: String = dialoguer::Input::new()
-            .with_prompt(format!(
-                "This removes {name} everywhere. Type its name to confirm"
-            ))
+            .with_prompt(if purge {
+                format!("This removes {name} everywhere, and its databases with their data. Type its name to confirm")
+            } else {
+                format!("This removes {name} everywhere (its databases are kept). Type its name to confirm")
+            })
             .allow_empty(true)
             .interact_text()
             .map_err(|e| CliError::failed(format!("the prompt failed: {e}"), None))?;
@@ -210,8 +225,13 @@ pub fn delete(printer: &Printer, context: Option<&str>, name: &str, yes: bool) -
         }
     }
     let client = session::connect(printer, context)?;
-    client.delete(&format!("/v1/services/{name}?confirm={name}"))?;
+    client.delete(&format!("/v1/services/{name}?confirm={name}&purge={purge}"))?;
     printer.status("Deleted", format!("{name} on {}", client.context.name));
+    if !purge {
+        printer.info(format!(
+            "its databases were detached and their data kept; a service named {name} gets them back, `faas service delete --purge` drops them"
+        ));
+    }
     Ok(())
 }
 
@@ -290,10 +310,13 @@ pub fn push(
     let name = ManifestFile::load(&path)?.manifest.name.as_str().to_owned();
     if delete {
         let client = session::connect(printer, context)?;
-        client.delete(&format!("/v1/services/{name}/environments/{env}"))?;
+        // A preview's databases go with it.
+        client.delete(&format!(
+            "/v1/services/{name}/environments/{env}?purge=true"
+        ))?;
         printer.status(
             "Removed",
-            format!("the preview {env} of {name} (branch {branch})"),
+            format!("the preview {env} of {name} (branch {branch}), with its databases"),
         );
         return Ok(());
     }
