@@ -133,3 +133,101 @@ fn succeeded_out(o: &std::process::Output) -> std::process::Output {
     succeeded(o);
     o.clone()
 }
+
+/// Reads the child's stdout until a line arrives, within a deadline.
+fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120))
+        .expect("no URL on stdout within 120 s")
+}
+
+/// Removes what a dev session of `service` left for the next one (servers, volumes, network).
+struct DevLeftovers(&'static str);
+
+impl Drop for DevLeftovers {
+    fn drop(&mut self) {
+        for engine in ["postgresql", "redis"] {
+            let name = format!("faas-dev-{}-{engine}", self.0);
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", &name])
+                .output();
+            let _ = std::process::Command::new("docker")
+                .args(["volume", "rm", "-f", &name])
+                .output();
+        }
+        let _ = std::process::Command::new("docker")
+            .args(["network", "rm", &format!("faas-dev-{}", self.0)])
+            .output();
+    }
+}
+
+#[test]
+fn dev_runs_the_service_with_databases_of_its_own_under_the_same_names() {
+    let _leftovers = DevLeftovers("devdb");
+    let d = DevBox::new();
+    let dir = d.work().join("devdb");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.toml"),
+        "name = \"devdb\"\nowner = \"ada@example.com\"\n[run]\nport = 8080\ncommand = [\"python3\", \"/app/dbapp.py\"]\n[health]\npath = \"/_info\"\n[databases.main]\nengine = \"postgresql\"\n[databases.cache]\nengine = \"redis\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM faas-test/dbclient:1\nCOPY dbapp.py /app/dbapp.py\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../platform-api/tests/fixtures/dbapp.py"
+        ),
+        dir.join("dbapp.py"),
+    )
+    .unwrap();
+    let mut child = d
+        .cmd_in(&dir)
+        .args(["service", "dev"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = first_line(&mut child).trim().to_owned();
+    let get = |path: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let answer = reqwest::blocking::Client::new()
+                .get(format!("{url}{path}"))
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .ok()
+                .map(|r| (r.status().as_u16(), r.text().unwrap_or_default()));
+            match answer {
+                Some((200, body)) => return body,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{url}{path}: {other:?}"
+                ),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    assert_eq!(get("/pg/put/local"), "stored");
+    assert_eq!(get("/pg/get"), "local");
+    assert_eq!(get("/redis/put/hi"), "stored");
+    assert_eq!(get("/redis/get"), "hi");
+    assert!(get("/env/DATABASE_URL").contains("@faas-dev-devdb-postgresql:5432/main"));
+    assert!(get("/env/CACHE_URL").starts_with("redis://faas-dev-devdb-redis:6379"));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}

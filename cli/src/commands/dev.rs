@@ -1,6 +1,8 @@
 //! `faas service dev [--watch]`: builds the service and runs it on the local Docker Engine in
 //! the foreground with its app.toml environment; prints its URL, streams its output, and on
 //! Ctrl-C stops and removes what it started. `--watch` rebuilds and restarts on source changes.
+//! Its databases run on servers of its own ([`super::dev_databases`]), given under the same
+//! variable names as on the platform.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -43,9 +45,13 @@ pub fn run(printer: &Printer, manifest: Option<&Path>, env: &str, watch: bool) -
             env: env.to_owned(),
             port,
             container: None,
+            databases: None,
         };
         let result = session.serve(watch).await;
         session.remove().await;
+        if let Some(dbs) = &session.databases {
+            dbs.stop(&session.docker).await;
+        }
         result
     })
 }
@@ -65,6 +71,7 @@ struct Session<'a> {
     env: String,
     port: u16,
     container: Option<String>,
+    databases: Option<super::dev_databases::DevDatabases>,
 }
 
 impl Session<'_> {
@@ -99,6 +106,17 @@ impl Session<'_> {
         env.push(format!("PORT={}", m.run.port));
         env.push(format!("FAAS_SERVICE={}", m.name));
         env.push(format!("FAAS_ENV={}", self.env));
+        if self.databases.is_none() {
+            let dbs =
+                super::dev_databases::DevDatabases::start(self.printer, &self.docker, m).await?;
+            self.databases = Some(dbs);
+        }
+        let dbs = self.databases.as_ref();
+        env.extend(
+            dbs.into_iter()
+                .flat_map(|d| d.env.iter().map(|(k, v)| format!("{k}={v}"))),
+        );
+        let network = dbs.and_then(|d| d.network.clone());
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             cmd: (!m.run.command.is_empty()).then(|| m.run.command.clone()),
@@ -116,6 +134,7 @@ impl Session<'_> {
                 nano_cpus: Some((m.size.cpu * 1e9).round() as i64),
                 memory: Some(m.size.memory.bytes() as i64),
                 init: Some(true),
+                network_mode: network,
                 ..Default::default()
             }),
             ..Default::default()

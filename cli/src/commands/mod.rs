@@ -11,6 +11,7 @@ pub mod database;
 pub mod databases;
 pub mod deploy;
 pub mod dev;
+pub mod dev_databases;
 pub mod info;
 pub mod invoices;
 pub mod ledger;
