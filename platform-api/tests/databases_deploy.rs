@@ -287,6 +287,18 @@ fn what_cannot_be_provisioned_is_refused_before_anything_starts() {
         "{body}"
     );
 
+    let mut wrong_version = manifest("docs", &[("main", "postgresql")]);
+    wrong_version.push_str("version = \"9\"\n");
+    let (status, body) = d.post(
+        "/v1/services/docs/deployments",
+        json!({ "env": "prod", "image": IMAGE, "manifest": wrong_version }),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("version 15"),
+        "{body}"
+    );
+
     let (status, body) = d.post(
         "/v1/services/docs/deployments",
         json!({ "env": "prod", "image": IMAGE, "manifest": manifest("docs", &[("Main_DB", "postgresql")]) }),
@@ -301,8 +313,9 @@ fn what_cannot_be_provisioned_is_refused_before_anything_starts() {
     wait_until("no server started", Duration::from_secs(1), || {
         !Command::new("docker")
             .args(["inspect", &d.server_container("postgresql")])
-            .status()
+            .output()
             .unwrap()
+            .status
             .success()
     });
 }

@@ -60,16 +60,25 @@ pub fn logins(p: &Platform, row: &DatabaseRow) -> anyhow::Result<Vec<Login>> {
 /// Why a release's databases cannot be provisioned on this platform (an engine without a
 /// provider), or None.
 pub fn unprovisionable(p: &Platform, manifest: &Manifest) -> Option<String> {
-    manifest
-        .databases
-        .iter()
-        .find(|(_, db)| p.databases.provider(db.engine).is_none())
-        .map(|(name, db)| {
-            format!(
+    manifest.databases.iter().find_map(|(name, db)| {
+        let provider = p.databases.provider(db.engine);
+        if provider.is_none() {
+            return Some(format!(
                 "database {name}: {}",
                 super::servers::no_provider(db.engine)
-            )
-        })
+            ));
+        }
+        // A managed server runs one major version per engine; an external one is the admin's.
+        let runs = super::servers::managed_version(db.engine);
+        match (&db.version, provider) {
+            (Some(wanted), Some("managed")) if wanted.split('.').next() != Some(runs) => Some(format!(
+                "database {name}: app.toml asks for {} {wanted}, but this platform's managed {} server is version {runs}; remove `version` from [databases.{name}] or set it to \"{runs}\"",
+                db.engine.as_str(),
+                db.engine.as_str()
+            )),
+            _ => None,
+        }
+    })
 }
 
 /// Secrets of the environment that have the name of a variable a database injects.

@@ -39,6 +39,16 @@ pub fn service_port(engine: Engine) -> u16 {
     }
 }
 
+/// The major version of the managed server of `engine` (the image it runs).
+pub fn managed_version(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgresql => "15",
+        Engine::Redis => "7",
+        Engine::Rabbitmq => "3",
+        Engine::Mongodb => "",
+    }
+}
+
 /// `host` and `port` of a URL's authority.
 fn authority(url: &str) -> Option<(String, Option<u16>)> {
     let rest = url.split_once("://")?.1;
