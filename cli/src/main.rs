@@ -10,6 +10,7 @@ mod credentials;
 mod docker;
 mod env_vars;
 mod error;
+mod exec;
 mod local;
 mod manifest_edit;
 mod owner;

@@ -201,6 +201,38 @@ fn detach_keeps_the_data_and_only_a_confirmed_destroy_drops_it() {
         "",
         "destroyed means a new, empty database"
     );
+    ok(&d, "notes", "/pg/put/survivor");
+
+    // Deleting the service keeps its data (detached) for a service of the same name.
+    let (status, body) = d.delete("/v1/services/notes?confirm=notes");
+    assert_eq!(status, 204, "{body}");
+    d.create_service("notes");
+    succeeded(&d, "notes", &with);
+    assert_eq!(ok(&d, "notes", "/pg/get"), "survivor");
+
+    // A preview environment has databases of its own; deleting it with purge drops them.
+    let (status, body) = d.post(
+        "/v1/services/notes/deployments",
+        json!({ "env": "feature-x", "image": IMAGE, "manifest": with }),
+    );
+    assert_eq!(status, 202, "{body}");
+    let dep = d.wait_deployment(
+        "notes",
+        body["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    );
+    assert_eq!(dep["state"], "succeeded", "{dep:#}");
+    let (_, preview) = d.get("/v1/services/notes/databases?env=feature-x");
+    assert_eq!(preview.as_array().unwrap().len(), 2, "{preview}");
+    let (status, body) = d.delete("/v1/services/notes/environments/feature-x?purge=true");
+    assert_eq!(status, 204, "{body}");
+    let (_, preview) = d.get("/v1/services/notes/databases?env=feature-x");
+    assert_eq!(preview.as_array().unwrap().len(), 0, "{preview}");
+    assert_eq!(
+        ok(&d, "notes", "/pg/get"),
+        "survivor",
+        "prod's own are untouched"
+    );
 }
 
 #[test]

@@ -206,7 +206,7 @@ fn connect(client: &Client, path: &str, args: Vec<String>) -> CliResult {
         Ok(d)
     })?;
     let session: ConnectSession = client.post(path, &ConnectRequest { args, tty })?;
-    let code = rt.block_on(docker::attach_exec(&d, &session.exec, tty))?;
+    let code = rt.block_on(crate::exec::attach_exec(&d, &session.exec, tty))?;
     if code != 0 {
         std::process::exit(i32::try_from(code).unwrap_or(1));
     }

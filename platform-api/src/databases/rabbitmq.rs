@@ -153,13 +153,26 @@ impl RabbitAdmin {
     /// (rotation's second user of a vhost).
     pub async fn ensure_user(&self, user: &str, vhost: &str, password: &str) -> Result<()> {
         self.rotate(user, password).await?;
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/api/permissions/{vhost}/{user}"),
-            Some(serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" })),
-        )
-        .await?;
-        Ok(())
+        // A node that has just booted may not yet see a vhost or user it has just made
+        // (`vhost_or_user_not_found`): asked again, up to 10 s.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let set = self
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/permissions/{vhost}/{user}"),
+                    Some(serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" })),
+                )
+                .await;
+            match set {
+                Err(RabbitError::Refused { why, .. })
+                    if why.contains("not_found") && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// Deletes a user (a missing one is fine); the vhost stays.

@@ -303,8 +303,7 @@ fn parse_dump(bytes: &[u8]) -> Option<Vec<(String, i64, Vec<u8>)>> {
         Some(head)
     };
     let mut out = Vec::new();
-    loop {
-        let Some(len) = take(4) else { break };
+    while let Some(len) = take(4) {
         let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
         let name = String::from_utf8(take(len)?.to_vec()).ok()?;
         let ttl = i64::from_be_bytes(take(8)?.try_into().ok()?);

@@ -179,11 +179,11 @@ pub async fn connect(
 ) -> Result<ConnectSession, String> {
     let engine = engine_of(row);
     let container = p.databases.container(p, engine).ok_or_else(|| {
+        let var = format!("{}_URL", row.name.to_ascii_uppercase().replace('-', "_"));
         format!(
-            "database {} is on an external {} server: connect to it with your own client (its URL is the service's {} variable)",
+            "database {} is on an external {} server: connect to it with your own client (its URL is the service's {var} variable)",
             row.name,
             engine.as_str(),
-            format!("{}_URL", row.name.to_ascii_uppercase().replace('-', "_"))
         )
     })?;
     let (user, pw) = login(p, row)?;
