@@ -71,7 +71,12 @@ if [ "$docker_setup" = 1 ]; then
   fi
   if faas_docker_answers; then
     FAAS_TRY_PULL=1 faas_seed_images
-    faas_say "Docker Engine $(docker version --format '{{.Server.Version}}') is ready, with the templates' base images"
+    # The images of the platform's managed database servers (pulled where a registry answers,
+    # else seeded from the distribution's packages).
+    FAAS_TRY_PULL=1 faas_seed_postgres_image
+    FAAS_TRY_PULL=1 faas_seed_redis_image
+    FAAS_TRY_PULL=1 faas_seed_rabbitmq_image
+    faas_say "Docker Engine $(docker version --format '{{.Server.Version}}') is ready, with the templates' base images and the database servers' images"
   fi
 fi
 

@@ -85,9 +85,22 @@ if [ -n "$url" ]; then ok "faas launch printed $url"; else fail "faas launch"; c
 body=$(curl -s -X POST -d '{"a": 2, "b": 3}' "$url/functions/add")
 check "the launched service answers through the router (got $body)" test "$body" = "5"
 platform_id=$(curl -s "http://$FAAS_LOCAL_LISTEN/_info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+
+echo "-- a database: faas postgresql add, deploy, connect"
+cd "$work/projects/calc" || exit 1
+check "postgresql add" faas postgresql add
+if faas service deploy -e prod --yes >"$work/deploy-db.log" 2>&1; then ok "deploy with a database"; else fail "deploy with a database"; cat "$work/deploy-db.log"; fi
+check "status shows the database ready" sh -c "faas service status | grep -q 'database main (postgresql, managed): ready'"
+answer=$(faas service db connect main -- -tAc 'SELECT current_user LIKE $$f_calc_prod_main_%$$' 2>"$work/connect.log")
+check "db connect opens psql as the service's own login (got $answer)" test "$answer" = "t"
+body=$(curl -s -X POST -d '{"a": 2, "b": 3}' "$url/functions/add")
+check "the service still answers after the deploy (got $body)" test "$body" = "5"
+
 faas platform stop >/dev/null 2>&1
 ids=$(docker ps -aq --filter "label=io.faas.platform=$platform_id")
 [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+docker rm -fv "faas-${platform_id:0:12}-postgresql" >/dev/null 2>&1
+docker volume rm -f "faas-${platform_id:0:12}-postgresql" >/dev/null 2>&1
 
 echo "-- static template"
 cd "$work/projects" || exit 1

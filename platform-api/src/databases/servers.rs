@@ -169,11 +169,17 @@ impl Servers {
         let admin_password = admin_password(p, engine)?;
         let name = container_name(p, engine);
         let spec = managed_spec(engine, &name, &admin_password);
-        let state = p
-            .runtime
-            .ensure_server(&spec)
-            .await
-            .map_err(|e| format!("cannot start the managed {} server: {e}", engine.as_str()))?;
+        let state = p.runtime.ensure_server(&spec).await.map_err(|e| {
+            let hint = if e.to_string().to_lowercase().contains("no such image") {
+                format!(
+                    " (the image {} is not on the platform's Docker Engine: `docker pull {}`, or `./install.sh --yes` seeds it where no registry answers)",
+                    spec.image, spec.image
+                )
+            } else {
+                String::new()
+            };
+            format!("cannot start the managed {} server: {e}{hint}", engine.as_str())
+        })?;
         let addr = p.upstream_addr(&state, spec.port).ok_or_else(|| {
             format!(
                 "the managed {} server's container has no address",
