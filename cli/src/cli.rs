@@ -67,6 +67,9 @@ pub enum Command {
     /// What a tenant used and what it costs
     #[command(subcommand)]
     Billing(crate::commands::billing::BillingCommand),
+    /// One-off runs of an image for a tenant: run, list, show, logs, cancel
+    #[command(subcommand)]
+    Function(crate::commands::function::FunctionCommand),
     /// The platform's accounts ledger: balances, turnovers, events (admin)
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -326,6 +329,9 @@ pub enum ServiceCommand {
     /// The databases of an environment: list, info, connect, rotate, backup, restore, destroy
     #[command(subcommand)]
     Db(DbCommand),
+    /// The `[[cron]]` entries of an environment: list, history, run one now
+    #[command(subcommand)]
+    Cron(crate::commands::cron::CronCommand),
 }
 
 #[derive(Debug, Subcommand)]

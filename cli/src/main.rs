@@ -115,6 +115,10 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Service(ServiceCommand::Secrets(cmd)) => {
             commands::secrets::run(printer, manifest, context, cmd)
         }
+        Command::Service(ServiceCommand::Cron(cmd)) => {
+            let name = commands::service::service_name(manifest, None)?;
+            commands::cron::run(printer, context, &name, cmd)
+        }
         Command::Service(ServiceCommand::Db(cmd)) => {
             commands::databases::run(printer, manifest, context, cmd)
         }
@@ -157,6 +161,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Ledger(cmd) => commands::ledger::run(printer, context, cmd),
         Command::Tariff(cmd) => commands::tariff::run(printer, context, cmd),
         Command::Billing(cmd) => commands::billing::run(printer, context, cmd),
+        Command::Function(cmd) => commands::function::run(printer, context, cmd),
         Command::Service(ServiceCommand::Create(args)) => {
             commands::create::run(printer, context, args)
         }

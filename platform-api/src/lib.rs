@@ -15,6 +15,7 @@ pub mod logs;
 pub mod meter;
 pub mod reconcile;
 pub mod router;
+pub mod runs;
 pub mod runtime;
 pub mod secrets;
 pub mod store;
@@ -49,6 +50,8 @@ pub struct Platform {
     pub canaries: Mutex<HashMap<String, deployer::LiveCanary>>,
     /// Where each engine's database server comes from.
     pub databases: databases::servers::Servers,
+    /// The one-off runs this daemon follows.
+    pub runs: runs::Runner,
 }
 
 pub type AppState = Arc<Platform>;

@@ -251,8 +251,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         running: Mutex::new(Default::default()),
         canaries: Mutex::new(Default::default()),
         databases: faas_platform::databases::servers::Servers::new(config.databases.clone()),
+        runs: Default::default(),
     });
     reconcile::reconcile_when_docker_answers(platform.clone());
+    let cron_task = tokio::spawn(faas_platform::runs::cron::run(platform.clone()));
     let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));
     let billing_task = tokio::spawn(faas_platform::billing::task::run(platform.clone()));
 
@@ -291,6 +293,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         handle.abort();
     }
     meter_task.abort();
+    cron_task.abort();
     billing_task.abort();
     ledger_task.abort();
     drop(lock);

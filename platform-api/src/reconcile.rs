@@ -151,7 +151,10 @@ pub fn reconcile_when_docker_answers(p: Arc<Platform>) {
         loop {
             if p.runtime.status().available {
                 match reconcile(&p).await {
-                    Ok(_) => return,
+                    Ok(_) => {
+                        crate::runs::adopt(&p).await;
+                        return;
+                    }
                     Err(e) => tracing::warn!("reconciliation failed, retrying: {e}"),
                 }
             }

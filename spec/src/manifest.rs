@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::names::{CronSchedule, DbName, Email, EnvName, ServiceName};
+use crate::names::{CronSchedule, DbName, Email, EnvName, ServiceName, TimeZoneName};
 use crate::units::{Duration, Memory};
 
 /// A faas service manifest (app.toml).
@@ -440,17 +440,61 @@ pub struct Dependency {
     pub service: ServiceName,
 }
 
-/// A command run on a schedule.
+/// A command run on a schedule, in a one-off container of the environment's current release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CronJob {
     /// The job's name, unique within the service.
     pub name: ServiceName,
-    /// When it runs: five cron fields, in UTC.
+    /// When it runs: five cron fields (minute hour day-of-month month day-of-week), or six
+    /// with seconds first, in `timezone`.
     pub schedule: CronSchedule,
     /// The command, as a list of arguments.
     #[schemars(length(min = 1))]
     pub command: Vec<String>,
+    /// The IANA time zone the schedule is read in, e.g. `Europe/Paris`.
+    #[serde(default = "TimeZoneName::utc")]
+    pub timezone: TimeZoneName,
+    /// What a tick does while the last run still runs: `forbid` (skip it, and say so),
+    /// `allow` (run beside it) or `replace` (stop the last run, then start).
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    /// How late after its time a tick may still start (after a platform restart); later, it is
+    /// recorded as missed. Only the most recent missed tick ever runs.
+    #[serde(default = "CronJob::default_deadline")]
+    pub starting_deadline: Duration,
+    /// A run still going after this is stopped and recorded as timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+impl CronJob {
+    fn default_deadline() -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// What a cron tick does while the entry's last run still runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Concurrency {
+    /// Skip the tick (recorded as skipped, naming the run it waited for).
+    #[default]
+    Forbid,
+    /// Run beside the last one.
+    Allow,
+    /// Stop the last one, then run.
+    Replace,
+}
+
+impl Concurrency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forbid => "forbid",
+            Self::Allow => "allow",
+            Self::Replace => "replace",
+        }
+    }
 }
 
 impl Manifest {

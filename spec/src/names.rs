@@ -131,17 +131,37 @@ pub fn check_email(text: &str) -> Result<(), NameError> {
 
 pub fn check_cron(text: &str) -> Result<(), NameError> {
     let fields = text.split_whitespace().count();
-    if fields != 5 {
+    if fields != 5 && fields != 6 {
         return Err(NameError {
-            message: format!("`{text}` has {fields} fields, a cron schedule has 5"),
+            message: format!(
+                "`{text}` has {fields} fields, a cron schedule has 5 (or 6, seconds first)"
+            ),
             rule: CRON_RULE,
         });
     }
-    croner::Cron::from_str(text)
+    parse_cron(text).map(|_| ()).map_err(|e| NameError {
+        message: format!("`{text}` is not a cron schedule: {e}"),
+        rule: CRON_RULE,
+    })
+}
+
+/// A schedule of five fields, or six with seconds first.
+pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    use croner::parser::{CronParser, Seconds};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .build()
+        .parse(text)
+}
+
+const TIMEZONE_RULE: &str = "an IANA time zone such as `UTC`, `Europe/Paris` or `America/New_York`";
+
+pub fn check_timezone(text: &str) -> Result<(), NameError> {
+    text.parse::<chrono_tz::Tz>()
         .map(|_| ())
-        .map_err(|e| NameError {
-            message: format!("`{text}` is not a cron schedule: {e}"),
-            rule: CRON_RULE,
+        .map_err(|_| NameError {
+            message: format!("`{text}` is not a time zone"),
+            rule: TIMEZONE_RULE,
         })
 }
 
@@ -220,8 +240,24 @@ checked_name!(
 checked_name!(
     /// A five-field cron schedule.
     CronSchedule, check_cron, "cron",
-    "A five-field cron schedule: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`."
+    "A cron schedule: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`, or six fields with seconds first."
 );
+
+checked_name!(
+    /// An IANA time zone.
+    TimeZoneName, check_timezone, "timezone",
+    "An IANA time zone, e.g. `UTC` or `Europe/Paris`."
+);
+
+impl TimeZoneName {
+    pub fn utc() -> Self {
+        Self("UTC".into())
+    }
+
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0.parse().unwrap_or(chrono_tz::Tz::UTC)
+    }
+}
 
 /// Turns any text (a git branch, a directory name) into a valid environment or service label:
 /// lowercase, runs of other characters become `-`, trimmed to `max` characters.

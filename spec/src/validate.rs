@@ -358,6 +358,7 @@ impl Walker<'_> {
                 "duration" => "not a duration",
                 "memory" => "not a memory size",
                 "cron" => "not a cron schedule",
+                "timezone" => "not a time zone",
                 "email" => "not an e-mail address",
                 _ => "breaks the naming rule",
             };
@@ -419,6 +420,7 @@ pub(crate) fn check_format(format: &str, text: &str) -> Result<(), FormatError> 
         "db-name" => names::check_db_name(text).map_err(from_name),
         "email" => names::check_email(text).map_err(from_name),
         "cron" => names::check_cron(text).map_err(from_name),
+        "timezone" => names::check_timezone(text).map_err(from_name),
         _ => Ok(()),
     }
 }

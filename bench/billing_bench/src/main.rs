@@ -127,6 +127,7 @@ async fn platform(dir: &std::path::Path) -> Arc<Platform> {
         running: Mutex::new(Default::default()),
         canaries: Mutex::new(Default::default()),
         databases: faas_platform::databases::servers::Servers::new(Default::default()),
+        runs: Default::default(),
         config,
         store,
         ledger,

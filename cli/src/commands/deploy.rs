@@ -126,7 +126,7 @@ fn short(id: &str) -> &str {
 }
 
 /// Sends the image to the platform unless it uses this very Docker Engine.
-fn upload_if_needed(printer: &Printer, client: &Client, image: &str) -> CliResult<String> {
+pub fn upload_if_needed(printer: &Printer, client: &Client, image: &str) -> CliResult<String> {
     let info = client.info()?;
     let rt = docker::runtime()?;
     let (local_engine, saved) = rt.block_on(async {

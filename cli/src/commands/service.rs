@@ -75,6 +75,23 @@ pub fn status(
                 "", e.env
             ));
         }
+        for c in &e.cron {
+            if let Some(last) = c.last.as_ref().filter(|l| {
+                matches!(
+                    l.state.as_str(),
+                    "failed" | "timed_out" | "oom_killed" | "lost" | "missed"
+                )
+            }) {
+                printer.warn(format!(
+                    "{} ({}): cron `{}` {}: {}",
+                    service.name,
+                    e.env,
+                    c.name,
+                    last.state,
+                    super::cron::tick_line(last)
+                ));
+            }
+        }
         for db in &e.databases {
             let rotating = if db.rotating { ", rotating" } else { "" };
             printer.result(format!(

@@ -141,7 +141,7 @@ pub async fn logs(
         .into_response())
 }
 
-fn line(r: &LogRecord) -> String {
+pub(super) fn line(r: &LogRecord) -> String {
     let mut text = serde_json::to_string(r).unwrap_or_default();
     text.push('\n');
     text

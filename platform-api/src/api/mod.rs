@@ -4,8 +4,10 @@
 pub mod billing;
 pub mod canary;
 mod contract;
+pub mod cron;
 pub mod databases;
 pub mod deployments;
+pub mod functions;
 pub mod images;
 pub mod info;
 pub mod invoices;
@@ -118,6 +120,14 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(databases::rotate_database))
         .routes(routes!(databases::backup_database))
         .routes(routes!(databases::connect_database))
+        .routes(routes!(functions::run_function))
+        .routes(routes!(functions::list_runs))
+        .routes(routes!(functions::show_run))
+        .routes(routes!(functions::cancel_run))
+        .routes(routes!(functions::run_logs))
+        .routes(routes!(cron::list_cron))
+        .routes(routes!(cron::cron_history))
+        .routes(routes!(cron::run_cron))
         // Image tarballs and database dumps are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

@@ -89,6 +89,7 @@ pub fn service_view(p: &Platform, row: ServiceRow) -> ApiResult<Service> {
             instances: instances_of(p, &row.name, &env)?,
             deployment: p.store.active_deployment(&row.name, &env)?,
             databases: super::databases::infos(p, &row.name, &env)?,
+            cron: super::cron::entries(p, &row.name, &env)?,
             release,
             env,
         });

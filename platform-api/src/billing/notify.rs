@@ -72,12 +72,22 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 async fn send_email(config: &NotifyConfig, to: &str, invoice: &InvoiceRow) -> Result<(), String> {
+    let (subject, body) = invoice_text(invoice);
+    mail(config, to, subject, body).await
+}
+
+/// One plain-text mail through the platform's SMTP relay.
+pub async fn mail(
+    config: &NotifyConfig,
+    to: &str,
+    subject: String,
+    body: String,
+) -> Result<(), String> {
     let relay = config.smtp_relay.as_deref().ok_or("no SMTP relay is set")?;
     let (host, port) = relay
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
         .ok_or_else(|| format!("the SMTP relay `{relay}` is not HOST:PORT"))?;
-    let (subject, body) = invoice_text(invoice);
     let message = Message::builder()
         .from(config.smtp_from.parse().map_err(|e| format!("from: {e}"))?)
         .to(to.parse().map_err(|e| format!("to: {e}"))?)

@@ -23,6 +23,7 @@ pub async fn run(p: Arc<Platform>) {
         }
         let now = crate::meter::now_us();
         super::notify::send_due(&p, now).await;
+        crate::runs::notify::send_due(&p).await;
         if last_check.is_none_or(|t| t.elapsed() >= CLOSE_CHECK) {
             last_check = Some(tokio::time::Instant::now());
             super::invoices::close_last_month(&p, now - CLOSE_GRACE.as_micros() as i64).await;

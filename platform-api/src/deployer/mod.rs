@@ -152,7 +152,7 @@ impl Ctx<'_> {
 }
 
 /// The testing hook `FAAS_PLATFORM_CRASH_AT=KIND[:N]`: abort right after the N-th step of KIND.
-fn crash_point(kind: &str) {
+pub(crate) fn crash_point(kind: &str) {
     static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let Ok(spec) = std::env::var(crate::config::env_vars::CRASH_AT) else {
         return;

@@ -118,6 +118,12 @@ fn instance_round(
     let last = last.filter(|c| c.container == container);
     let started = state.started_at_us;
     match (reading, last) {
+        // Counters lower than the last reading of the same run of the container: its cgroup
+        // is going away (it is stopping). Ignored: its end closes the interval.
+        (Some(now), Some(c))
+            if !c.finished
+                && started.is_none_or(|s| c.at_us >= s)
+                && (now.cpu_ns < c.cpu_ns || now.at_us <= c.at_us) => {}
         (Some(now), Some(c)) if !c.finished && started.is_none_or(|s| c.at_us >= s) => {
             subject.records_of(usage::between(&sample_of(c), &now), &mut round.records);
             round.cursors.push(cursor(id, container, now, false));
@@ -220,9 +226,13 @@ impl super::Meter {
                 apply(row, &tenant, read, cursors.get(&row.id), &mut round);
             }
         }
-        // Instances the store forgot (removed after their last reading).
+        // Instances the store forgot (removed after their last reading); runs are read and
+        // closed by their watchers.
         for c in cursors.values() {
-            if !c.subject.starts_with("requests/") && !seen.contains(&c.subject) {
+            if !c.subject.starts_with("requests/")
+                && !c.subject.starts_with("run-")
+                && !seen.contains(&c.subject)
+            {
                 round.forget.push(c.subject.clone());
             }
         }
@@ -236,17 +246,77 @@ impl super::Meter {
         if !self.enabled() {
             return;
         }
-        let _one = self.lock.lock().await;
         let Some(tenant) = Owners::default().of(p, &row.service) else {
             return;
         };
+        self.read_for(p, row, &tenant).await;
+    }
+
+    /// Meters one container now, billed to `tenant` (a run's, who may own no service).
+    pub async fn read_for(&self, p: &Platform, row: &InstanceRow, tenant: &str) {
+        if !self.enabled() {
+            return;
+        }
+        let _one = self.lock.lock().await;
         let last = p.store.meter_cursor(&row.id).ok().flatten();
         let mut round = MeterRound::default();
         if let Some(read) = Self::read(p, row).await {
-            apply(row, &tenant, read, last.as_ref(), &mut round);
+            apply(row, tenant, read, last.as_ref(), &mut round);
         }
         if let Err(e) = p.store.commit_meter_round(&round) {
             tracing::warn!(instance = %row.id, "meter: cannot store a reading: {e}");
+        }
+    }
+
+    /// Closes a run that has ended: its usage from the last reading to its finish (its
+    /// counters went with its container, so the CPU of that moment is taken at the run's
+    /// average rate since its start), and the run itself (the tariff's per-run price), in one
+    /// commit; its cursor is forgotten.
+    pub async fn close_run(
+        &self,
+        p: &Platform,
+        row: &InstanceRow,
+        tenant: &str,
+        started_us: i64,
+        finished_us: i64,
+    ) {
+        if !self.enabled() {
+            return;
+        }
+        let _one = self.lock.lock().await;
+        let subject = Subject::of(row, tenant);
+        let mut round = MeterRound::default();
+        let last = p.store.meter_cursor(&row.id).ok().flatten();
+        match last.filter(|c| !c.finished) {
+            Some(c) => {
+                let ran_us = (c.at_us - started_us).max(1) as u128;
+                let tail_us = (finished_us - c.at_us).max(0) as u128;
+                let tail_cpu = u128::from(c.cpu_ns) * tail_us / ran_us;
+                let at_end = c
+                    .cpu_ns
+                    .saturating_add(u64::try_from(tail_cpu).unwrap_or(u64::MAX));
+                subject.records_of(
+                    usage::until_finish(&sample_of(&c), finished_us, Some(at_end)),
+                    &mut round.records,
+                );
+            }
+            None => {
+                // Never read: its time is known, its CPU is not.
+                let end = Sample {
+                    at_us: finished_us,
+                    cpu_ns: 0,
+                    memory_bytes: 0,
+                };
+                subject.records_of(usage::since_start(started_us, &end), &mut round.records);
+            }
+        }
+        // The run is priced at its start: one run, whatever tariff versions it spans.
+        round
+            .records
+            .push(subject.record(Resource::Run, started_us, started_us + 1, 1));
+        round.forget.push(row.id.clone());
+        if let Err(e) = p.store.commit_meter_round(&round) {
+            tracing::warn!(run = %row.id, "meter: cannot close the run's usage: {e}");
         }
     }
 
@@ -273,7 +343,12 @@ impl super::Meter {
         let reading = if state.running {
             match p.runtime.stats(&container).await {
                 Ok(s) => Some(Sample {
-                    at_us: super::now_us(),
+                    // Stamped when the engine collected it, not when we asked: a stale
+                    // collection stamped now would shift every interval.
+                    at_us: s
+                        .read_at_us
+                        .filter(|t| *t > 0)
+                        .unwrap_or_else(super::now_us),
                     cpu_ns: s.cpu_ns,
                     memory_bytes: s.memory_bytes,
                 }),

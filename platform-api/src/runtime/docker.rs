@@ -28,6 +28,7 @@ use super::{
     RuntimeError, RuntimeEvent, RuntimeEventKind, Stats,
 };
 
+mod runs;
 mod servers;
 
 /// How long any single Docker call may take before it counts as failed.
@@ -562,6 +563,8 @@ impl Runtime for DockerRuntime {
         });
         let usage = memory.usage.unwrap_or(0);
         Ok(Stats {
+            // The engine answers a one-shot call from its last collection, up to a second old.
+            read_at_us: sample.read.as_deref().and_then(engine_time_us),
             cpu_ns,
             memory_bytes: usage.saturating_sub(inactive.unwrap_or(0)),
             memory_limit: memory.limit.filter(|l| *l > 0 && *l < i64::MAX as u64),
@@ -618,6 +621,14 @@ impl Runtime for DockerRuntime {
                 });
             }
         }))
+    }
+
+    async fn start_run(&self, spec: &super::RunSpec<'_>) -> Result<(String, InstanceState)> {
+        self.start_run_container(spec).await
+    }
+
+    async fn list_runs(&self) -> Result<Vec<(String, String)>> {
+        self.run_containers().await
     }
 
     async fn ensure_server(&self, spec: &super::ServerSpec<'_>) -> Result<InstanceState> {

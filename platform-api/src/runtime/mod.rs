@@ -156,12 +156,36 @@ pub struct LogChunk {
 /// One reading of an instance's resource use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// When the runtime collected these figures (microseconds since the epoch), when it says.
+    pub read_at_us: Option<i64>,
     /// CPU time used since the instance started, in nanoseconds (cumulative).
     pub cpu_ns: u64,
     /// Memory in use less the inactive file cache (the working set), in bytes.
     pub memory_bytes: u64,
     /// The instance's memory limit, in bytes, when it has one.
     pub memory_limit: Option<u64>,
+}
+
+/// The labels of a one-off run's container: which run, which platform. Not `io.faas.platform`:
+/// reconciliation leaves runs to the runner.
+pub const LABEL_RUN: &str = "io.faas.run";
+pub const LABEL_RUN_PLATFORM: &str = "io.faas.run.platform";
+
+/// Everything a runtime needs to run a one-off container to its end.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    pub run_id: &'a str,
+    /// Its container's name (one per run, ever).
+    pub name: &'a str,
+    pub image: &'a str,
+    /// In place of the image's command, when not empty.
+    pub command: &'a [String],
+    pub env: Vec<(String, String)>,
+    pub cpu: f64,
+    pub memory: u64,
+    /// On the platform's network (a cron run reaches its databases), or off it (a tenant's
+    /// function reaches no instance and no server of the platform).
+    pub platform_network: bool,
 }
 
 /// A long-running server the platform runs for itself (a managed database server): one per
@@ -270,6 +294,14 @@ pub trait Runtime: Send + Sync {
 
     /// What happens to this platform's instances from now on (starts, deaths, OOM kills).
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>>;
+
+    /// Creates and starts a run's container; a container of its name already there (a crash
+    /// between creating and recording it) is started if it never ran, else left as it is.
+    /// Returns its id and state.
+    async fn start_run(&self, spec: &RunSpec<'_>) -> Result<(String, InstanceState)>;
+
+    /// The runs of this platform that have a container: (run id, container id).
+    async fn list_runs(&self) -> Result<Vec<(String, String)>>;
 
     /// Makes sure a server runs as `spec` says: adopted when it exists (started if stopped),
     /// created otherwise. Returns its state.

@@ -10,6 +10,7 @@ mod instances;
 mod invoices;
 mod meta;
 mod releases;
+mod runs;
 mod secrets;
 mod services;
 mod tariffs;
@@ -27,6 +28,7 @@ pub use environments::Traffic;
 pub use instances::InstanceRow;
 pub use invoices::{InvoiceRow, NotificationRow};
 pub use releases::ReleaseRow;
+pub use runs::RunRow;
 pub use secrets::SealedSecret;
 pub use services::ServiceRow;
 pub use tariffs::{PriceRow, TariffRefusal, TariffRow, TariffVersionRow};
@@ -55,6 +57,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     usage::MIGRATIONS,
     invoices::MIGRATIONS,
     databases::MIGRATIONS,
+    runs::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

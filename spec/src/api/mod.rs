@@ -107,6 +107,9 @@ pub struct EnvironmentStatus {
     /// Its databases: engine, provider and state.
     #[serde(default)]
     pub databases: Vec<databases::DatabaseInfo>,
+    /// Its cron entries with their latest tick.
+    #[serde(default)]
+    pub cron: Vec<runs::CronEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -456,4 +459,5 @@ pub mod billing;
 pub mod databases;
 pub mod invoices;
 pub mod ledger;
+pub mod runs;
 pub mod tariffs;

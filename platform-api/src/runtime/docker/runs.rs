@@ -1,0 +1,85 @@
+//! One-off runs on the Docker Engine: a container per run, named and labelled after it.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
+
+use super::DockerRuntime;
+use crate::runtime::{
+    InstanceState, LABEL_RUN, LABEL_RUN_PLATFORM, Result, RunSpec, Runtime, RuntimeError,
+};
+
+impl DockerRuntime {
+    pub(super) async fn start_run_container(
+        &self,
+        spec: &RunSpec<'_>,
+    ) -> Result<(String, InstanceState)> {
+        let docker = self.docker()?;
+        let body = ContainerCreateBody {
+            image: Some(spec.image.to_owned()),
+            cmd: (!spec.command.is_empty()).then(|| spec.command.to_vec()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(HashMap::from([
+                (LABEL_RUN.to_owned(), spec.run_id.to_owned()),
+                (LABEL_RUN_PLATFORM.to_owned(), self.platform_id.clone()),
+            ])),
+            host_config: Some(HostConfig {
+                nano_cpus: Some((spec.cpu * 1e9).round() as i64),
+                memory: Some(spec.memory as i64),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                // Off the platform's network, the engine's default bridge.
+                network_mode: spec.platform_network.then(|| self.network_mode()),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(spec.name)
+            .build();
+        match self
+            .timed(docker.create_container(Some(options), body))
+            .await
+        {
+            Ok(_) => {}
+            // Made by an earlier life of the daemon: started below only if it never ran.
+            Err(RuntimeError::Docker(e)) if e.contains("409") || e.contains("Conflict") => {
+                let state = self.state(spec.name).await?;
+                if state.started_at_us.is_some() {
+                    return Ok((spec.name.to_owned(), state));
+                }
+            }
+            Err(RuntimeError::Docker(e)) if e.to_lowercase().contains("no such image") => {
+                return Err(RuntimeError::NoSuchImage(spec.image.to_owned()));
+            }
+            Err(e) => return Err(e),
+        }
+        self.timed(docker.start_container(spec.name, None)).await?;
+        let state = self.state(spec.name).await?;
+        Ok((spec.name.to_owned(), state))
+    }
+
+    pub(super) async fn run_containers(&self) -> Result<Vec<(String, String)>> {
+        let docker = self.docker()?;
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{LABEL_RUN_PLATFORM}={}", self.platform_id)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self.timed(docker.list_containers(Some(options))).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let run = c.labels.as_ref()?.get(LABEL_RUN)?.clone();
+                Some((run, c.id?))
+            })
+            .collect())
+    }
+}
