@@ -155,7 +155,7 @@ fn a_run_is_billed_what_it_used_plus_its_price_and_mailed() {
     let (_, bill) = d.get(&format!("/v1/billing/{tenant}?by=resource"));
     assert!(bill.to_string().contains("\"run\""), "{bill}");
     // The mail, with that amount.
-    let amount = faas_spec::money::format_amount(cost, "EUR");
+    let amount = format!("{} EUR", faas_spec::money::format_nanos(cost));
     wait_until("the run's report mailed", Duration::from_secs(30), || {
         std::fs::read_dir(MAIL_DIR)
             .unwrap()

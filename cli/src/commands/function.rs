@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::Subcommand;
 use faas_spec::api::LogRecord;
 use faas_spec::api::runs::{Run, RunFunction};
-use faas_spec::money::format_amount;
+use faas_spec::money::format_nanos;
 
 use crate::client::{Client, encode};
 use crate::error::{CliError, CliResult};
@@ -224,7 +224,7 @@ fn wait_end(client: &Client, id: &str) -> CliResult<Run> {
 
 fn cost(run: &Run) -> String {
     match (&run.cost_nanos, run.currency.as_deref()) {
-        (Some(c), Some(cur)) if !cur.is_empty() => format_amount(*c, cur),
+        (Some(c), Some(cur)) if !cur.is_empty() => format!("{} {cur}", format_nanos(*c)),
         (Some(_), _) => "not priced (no tariff)".into(),
         _ => "-".into(),
     }

@@ -3,7 +3,7 @@
 //! relay; a failure is kept on the run and tried again on billing's next pass, up to
 //! [`MAX_ATTEMPTS`] times.
 
-use faas_spec::money::format_amount;
+use faas_spec::money::format_nanos;
 
 use crate::Platform;
 use crate::store::RunRow;
@@ -13,7 +13,8 @@ pub const MAX_ATTEMPTS: i64 = 10;
 /// The subject and body of a run's report.
 pub fn text(run: &RunRow) -> (String, String) {
     let cost = match (&run.cost, run.currency.as_deref()) {
-        (Some(c), Some(cur)) if !cur.is_empty() => format_amount(*c, cur),
+        // Exact: a run's cost is rarely a whole number of cents.
+        (Some(c), Some(cur)) if !cur.is_empty() => format!("{} {cur}", format_nanos(*c)),
         _ => "nothing (no tariff priced it)".into(),
     };
     let how = run.reason.clone().unwrap_or_else(|| run.state.clone());
@@ -91,7 +92,7 @@ mod tests {
         };
         let (subject, body) = text(&run);
         assert!(subject.contains("exited with code 3"), "{subject}");
-        assert!(subject.contains("1.50 EUR"), "{subject}");
+        assert!(subject.contains("1.503 EUR"), "{subject}");
         assert!(body.contains("ran for   2.5 s"), "{body}");
         assert!(body.contains("sh -c exit 3"), "{body}");
     }
