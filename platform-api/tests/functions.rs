@@ -145,8 +145,9 @@ fn a_run_is_billed_what_it_used_plus_its_price_and_mailed() {
     let billed_s = (cost - 500_000_000) as f64 / 1e6;
     let used_s = used_ns / 1e9;
     assert!(used_s > 1.0, "the loop ran {used_s} s");
+    eprintln!("billed {billed_s} vCPU-s for {used_s} used");
     assert!(
-        (billed_s - used_s).abs() <= 0.1 * used_s,
+        (billed_s - used_s).abs() <= 0.05 * used_s,
         "billed {billed_s} vCPU-s for {used_s} used ({cost} nano-EUR): {}",
         d.log()
     );

@@ -132,23 +132,11 @@ pub async fn run_cron(
                 "`GET /v1/services/{svc}/cron?env={env}` lists them"
             ))
         })?;
-    let run = fire(
-        &p,
-        &service.owner,
-        &release,
-        &manifest,
-        entry,
-        Utc::now(),
-        true,
-    )
-    .await
-    .map_err(ApiError::internal)?
-    .ok_or_else(|| {
-        ApiError::conflict(
-            "cron-busy",
-            format!("a tick of `{name}` was just recorded at this second"),
-        )
-    })?;
+    // A run by hand has no tick: it never takes a scheduled one's place.
+    let run = fire(&p, &service.owner, &release, &manifest, entry, None, true)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("the run by hand was not recorded"))?;
     if run.state == "skipped" {
         return Err(ApiError::conflict(
             "cron-busy",

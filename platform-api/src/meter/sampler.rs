@@ -249,18 +249,28 @@ impl super::Meter {
         let Some(tenant) = Owners::default().of(p, &row.service) else {
             return;
         };
-        self.read_for(p, row, &tenant).await;
+        self.read_for(p, row, &tenant, false).await;
     }
 
-    /// Meters one container now, billed to `tenant` (a run's, who may own no service).
-    pub async fn read_for(&self, p: &Platform, row: &InstanceRow, tenant: &str) {
+    /// Meters one container now, billed to `tenant` (a run's, who may own no service). With
+    /// `while_running`, a container found stopped is left alone: its watcher closes it
+    /// ([`super::Meter::close_run`]).
+    pub async fn read_for(
+        &self,
+        p: &Platform,
+        row: &InstanceRow,
+        tenant: &str,
+        while_running: bool,
+    ) {
         if !self.enabled() {
             return;
         }
         let _one = self.lock.lock().await;
         let last = p.store.meter_cursor(&row.id).ok().flatten();
         let mut round = MeterRound::default();
-        if let Some(read) = Self::read(p, row).await {
+        if let Some(read) = Self::read(p, row).await
+            && (!while_running || read.1.running)
+        {
             apply(row, tenant, read, last.as_ref(), &mut round);
         }
         if let Err(e) = p.store.commit_meter_round(&round) {
@@ -268,17 +278,18 @@ impl super::Meter {
         }
     }
 
-    /// Closes a run that has ended: its usage from the last reading to its finish (its
-    /// counters went with its container, so the CPU of that moment is taken at the run's
-    /// average rate since its start), and the run itself (the tariff's per-run price), in one
-    /// commit; its cursor is forgotten.
+    /// Closes a run that has ended: its usage from the last reading to its finish, and the run
+    /// itself (the tariff's per-run price), in one commit; its cursor is forgotten. Its counters
+    /// went with its container: the CPU at its end is the kernel's last count the watcher read
+    /// (`last_cpu`: when, and how much), else the last reading's, each carried to the finish at
+    /// the run's average rate since its start.
     pub async fn close_run(
         &self,
         p: &Platform,
         row: &InstanceRow,
         tenant: &str,
-        started_us: i64,
-        finished_us: i64,
+        (started_us, finished_us): (i64, i64),
+        last_cpu: Option<(i64, u64)>,
     ) {
         if !self.enabled() {
             return;
@@ -286,25 +297,38 @@ impl super::Meter {
         let _one = self.lock.lock().await;
         let subject = Subject::of(row, tenant);
         let mut round = MeterRound::default();
-        let last = p.store.meter_cursor(&row.id).ok().flatten();
-        match last.filter(|c| !c.finished) {
-            Some(c) => {
-                let ran_us = (c.at_us - started_us).max(1) as u128;
-                let tail_us = (finished_us - c.at_us).max(0) as u128;
-                let tail_cpu = u128::from(c.cpu_ns) * tail_us / ran_us;
-                let at_end = c
-                    .cpu_ns
-                    .saturating_add(u64::try_from(tail_cpu).unwrap_or(u64::MAX));
-                subject.records_of(
-                    usage::until_finish(&sample_of(&c), finished_us, Some(at_end)),
-                    &mut round.records,
-                );
+        let cursor = p
+            .store
+            .meter_cursor(&row.id)
+            .ok()
+            .flatten()
+            .filter(|c| !c.finished);
+        // The latest count known, carried to the finish at the average rate so far.
+        let anchor = match (&cursor, last_cpu) {
+            (Some(c), Some((at, cpu))) if at < c.at_us || cpu < c.cpu_ns => {
+                Some((c.at_us, c.cpu_ns))
             }
+            (_, Some(known)) => Some(known),
+            (Some(c), None) => Some((c.at_us, c.cpu_ns)),
+            (None, None) => None,
+        };
+        let at_end = anchor.map(|(at, cpu)| {
+            let ran_us = (at - started_us).max(1) as u128;
+            let tail_us = (finished_us - at).max(0) as u128;
+            let tail = u128::from(cpu) * tail_us / ran_us;
+            cpu.saturating_add(u64::try_from(tail).unwrap_or(u64::MAX))
+        });
+        match cursor {
+            Some(c) => subject.records_of(
+                usage::until_finish(&sample_of(&c), finished_us, at_end),
+                &mut round.records,
+            ),
             None => {
-                // Never read: its time is known, its CPU is not.
+                // Never read by the meter: its time is known, and its CPU when the kernel's
+                // count was read.
                 let end = Sample {
                     at_us: finished_us,
-                    cpu_ns: 0,
+                    cpu_ns: at_end.unwrap_or(0),
                     memory_bytes: 0,
                 };
                 subject.records_of(usage::since_start(started_us, &end), &mut round.records);

@@ -115,7 +115,16 @@ async fn schedule(p: &Arc<Platform>) -> anyhow::Result<Option<DateTime<Utc>>> {
                 .or_else(|| parse_rfc3339(&release.created_at))
                 .unwrap_or(now);
                 if let Some((tick, in_time)) = due(entry, since, now) {
-                    fire(p, &service.owner, &release, &manifest, entry, tick, in_time).await?;
+                    fire(
+                        p,
+                        &service.owner,
+                        &release,
+                        &manifest,
+                        entry,
+                        Some(tick),
+                        in_time,
+                    )
+                    .await?;
                 }
             }
         }
@@ -123,7 +132,8 @@ async fn schedule(p: &Arc<Platform>) -> anyhow::Result<Option<DateTime<Utc>>> {
     Ok(earliest)
 }
 
-/// A tick: recorded once, then launched (or recorded as skipped or missed).
+/// A tick (None: a run by hand, now): recorded once, then launched (or recorded as skipped or
+/// missed).
 #[allow(clippy::too_many_arguments)]
 pub async fn fire(
     p: &Arc<Platform>,
@@ -131,7 +141,7 @@ pub async fn fire(
     release: &ReleaseRow,
     manifest: &Manifest,
     entry: &CronJob,
-    tick: DateTime<Utc>,
+    tick: Option<DateTime<Utc>>,
     in_time: bool,
 ) -> anyhow::Result<Option<RunRow>> {
     let name = entry.name.as_str();
@@ -149,7 +159,7 @@ pub async fn fire(
         env: Some(release.env.clone()),
         release_id: Some(release.id.clone()),
         entry: Some(name.to_owned()),
-        tick: Some(tick_text(tick)),
+        tick: tick.map(tick_text),
         image: release.image_id.clone(),
         image_ref: release.image_ref.clone(),
         command: entry.command.clone(),
@@ -164,8 +174,7 @@ pub async fn fire(
     if !in_time {
         run.state = "missed".into();
         run.reason = Some(format!(
-            "the platform was down at {}; later than its starting deadline ({})",
-            tick_text(tick),
+            "the platform was down at its time; later than its starting deadline ({})",
             entry.starting_deadline
         ));
         run.finished_us = Some(now_us());
@@ -184,7 +193,7 @@ pub async fn fire(
     }
     crate::deployer::crash_point("cron-recorded");
     if run.state != "pending" {
-        tracing::info!(entry = name, tick = %tick_text(tick), state = %run.state, "cron: {}", run.reason.clone().unwrap_or_default());
+        tracing::info!(entry = name, tick = ?run.tick, state = %run.state, "cron: {}", run.reason.clone().unwrap_or_default());
         return Ok(Some(run));
     }
     if entry.concurrency == Concurrency::Replace {

@@ -199,7 +199,7 @@ async fn follow(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         let (p, row, tenant) = (p.clone(), meter_row(&run, &container), run.tenant.clone());
         tokio::spawn(async move {
             while !*stopped.borrow() {
-                p.meter.read_for(&p, &row, &tenant).await;
+                p.meter.read_for(&p, &row, &tenant, true).await;
                 tokio::select! {
                     _ = tokio::time::sleep(METER_EVERY) => {}
                     _ = stopped.changed() => {}
@@ -207,6 +207,7 @@ async fn follow(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             }
         })
     };
+    let mut last_cpu: Option<(i64, u64)> = None;
     let ending = loop {
         let now = match p.store.run(id) {
             Ok(Some(now)) => now,
@@ -243,12 +244,16 @@ async fn follow(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         if !state.exists || !state.running {
             break Some(ending_of(&state, run.memory));
         }
+        // The kernel's own count, read at each look: the run's end is metered from the last.
+        if let Some(cpu_ns) = p.runtime.cpu_now(&container).await {
+            last_cpu = Some((now_us(), cpu_ns));
+        }
         tokio::time::sleep(POLL).await;
     };
     let _ = stop_reading.send(true);
     let _ = reader.await;
     match ending {
-        Some(ending) => end(p, &run, &container, ending).await,
+        Some(ending) => end(p, &run, &container, ending, last_cpu).await,
         None => Ok(()),
     }
 }
@@ -267,6 +272,7 @@ async fn end(
     run: &RunRow,
     container: &str,
     ending: Ending,
+    last_cpu: Option<(i64, u64)>,
 ) -> anyhow::Result<()> {
     let state = p.runtime.state(container).await.unwrap_or_default();
     let finished_us = state.finished_at_us.unwrap_or_else(now_us);
@@ -277,7 +283,7 @@ async fn end(
         .or(run.started_us)
         .unwrap_or(finished_us);
     p.meter
-        .close_run(p, &row, &run.tenant, started_us, finished_us)
+        .close_run(p, &row, &run.tenant, (started_us, finished_us), last_cpu)
         .await;
     p.store.finish_run(
         &run.id,

@@ -63,6 +63,8 @@ pub struct DockerRuntime {
     status: RwLock<DockerStatus>,
     pub platform_id: String,
     pub network: String,
+    /// Full container ids by the name they were asked by (for the cgroup files).
+    full_ids: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl DockerRuntime {
@@ -81,6 +83,7 @@ impl DockerRuntime {
             }),
             platform_id,
             network,
+            full_ids: Default::default(),
         });
         if runtime.try_connect().await.is_err() {
             let rt = runtime.clone();
@@ -362,6 +365,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn remove(&self, container: &str) -> Result<()> {
+        self.forget_full_id(container);
         let docker = self.docker()?;
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -629,6 +633,10 @@ impl Runtime for DockerRuntime {
 
     async fn list_runs(&self) -> Result<Vec<(String, String)>> {
         self.run_containers().await
+    }
+
+    async fn cpu_now(&self, id: &str) -> Option<u64> {
+        self.cgroup_cpu(id).await
     }
 
     async fn ensure_server(&self, spec: &super::ServerSpec<'_>) -> Result<InstanceState> {

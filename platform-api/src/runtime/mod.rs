@@ -303,6 +303,13 @@ pub trait Runtime: Send + Sync {
     /// The runs of this platform that have a container: (run id, container id).
     async fn list_runs(&self) -> Result<Vec<(String, String)>>;
 
+    /// The CPU time (ns) a running container has used so far, read where the kernel keeps it,
+    /// without the engine's collection delay; None where that cannot be read from here (the
+    /// engine runs on another host, the container is gone).
+    async fn cpu_now(&self, _id: &str) -> Option<u64> {
+        None
+    }
+
     /// Makes sure a server runs as `spec` says: adopted when it exists (started if stopped),
     /// created otherwise. Returns its state.
     async fn ensure_server(&self, spec: &ServerSpec<'_>) -> Result<InstanceState>;

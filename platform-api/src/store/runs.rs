@@ -178,7 +178,7 @@ impl Store {
         )
     }
 
-    /// A cron entry's ticks, newest first.
+    /// A cron entry's runs and ticks, newest first (runs by hand have no tick).
     pub fn cron_history(
         &self,
         service: &str,
@@ -189,7 +189,7 @@ impl Store {
         self.all(
             &format!(
                 "SELECT {COLUMNS} FROM runs WHERE kind = 'cron' AND service = ?1 AND env = ?2 AND entry = ?3
-                 ORDER BY tick DESC, created_at DESC LIMIT ?4"
+                 ORDER BY created_at DESC, id DESC LIMIT ?4"
             ),
             params![service, env, entry, limit],
             row,
@@ -277,12 +277,16 @@ impl Store {
         Ok(())
     }
 
-    /// The latest tick of a cron entry.
+    /// The latest scheduled tick of a cron entry.
     pub fn latest_tick(&self, service: &str, env: &str, entry: &str) -> Result<Option<RunRow>> {
-        Ok(self
-            .cron_history(service, env, entry, 1)?
-            .into_iter()
-            .next())
+        self.one(
+            &format!(
+                "SELECT {COLUMNS} FROM runs WHERE kind = 'cron' AND service = ?1 AND env = ?2 AND entry = ?3
+                   AND tick IS NOT NULL ORDER BY tick DESC LIMIT 1"
+            ),
+            params![service, env, entry],
+            row,
+        )
     }
 
     /// Whether a run with this id exists.

@@ -83,3 +83,82 @@ impl DockerRuntime {
             .collect())
     }
 }
+
+/// Where the kernel keeps a container's CPU time, by cgroup version and Docker's cgroup driver.
+fn cgroup_files(id: &str) -> [String; 6] {
+    [
+        format!("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage"),
+        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage"),
+        format!("/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage"),
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat"),
+        format!("/sys/fs/cgroup/docker/{id}/cpu.stat"),
+        format!("/sys/fs/cgroup/cpu,cpuacct/system.slice/docker-{id}.scope/cpuacct.usage"),
+    ]
+}
+
+/// CPU nanoseconds from a cgroup file: v1's `cpuacct.usage` (ns), v2's `cpu.stat` (`usage_usec`).
+fn parse_cpu(path: &str, text: &str) -> Option<u64> {
+    if path.ends_with("cpu.stat") {
+        text.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|us| us * 1000)
+    } else {
+        text.trim().parse().ok()
+    }
+}
+
+impl DockerRuntime {
+    /// A running container's CPU time from the host's cgroup files (the daemon on the engine's
+    /// host); None elsewhere.
+    pub(super) async fn cgroup_cpu(&self, name: &str) -> Option<u64> {
+        let known = self
+            .full_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let docker = self.docker().ok()?;
+                let id = docker.inspect_container(name, None).await.ok()?.id?;
+                self.full_ids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.to_owned(), id.clone());
+                id
+            }
+        };
+        for path in cgroup_files(&id) {
+            if let Ok(text) = tokio::fs::read_to_string(&path).await {
+                return parse_cpu(&path, &text);
+            }
+        }
+        None
+    }
+
+    /// Forgets what was kept of a container that is gone.
+    pub(super) fn forget_full_id(&self, name: &str) {
+        self.full_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_time_reads_from_either_cgroup_version() {
+        assert_eq!(
+            super::parse_cpu("/x/cpuacct.usage", "123456\n"),
+            Some(123_456)
+        );
+        assert_eq!(
+            super::parse_cpu("/x/cpu.stat", "usage_usec 42\nuser_usec 40\n"),
+            Some(42_000)
+        );
+        assert_eq!(super::parse_cpu("/x/cpu.stat", "nothing"), None);
+    }
+}
