@@ -28,7 +28,12 @@ pub fn entries(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<CronEntr
     let now = Utc::now();
     let mut out = Vec::new();
     for e in &manifest.cron {
-        let last = p.store.latest_tick(service, env, e.name.as_str())?;
+        // Its latest run, scheduled or by hand.
+        let last = p
+            .store
+            .cron_history(service, env, e.name.as_str(), 1)?
+            .into_iter()
+            .next();
         out.push(CronEntry {
             name: e.name.to_string(),
             env: env.to_owned(),
