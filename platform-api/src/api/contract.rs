@@ -16,7 +16,7 @@ const PROBLEM: &str = "#/components/schemas/Problem";
 const PROBLEM_TYPE: &str = "application/problem+json";
 
 /// Request bodies, each refusing unknown properties.
-const REQUEST_SCHEMAS: [&str; 8] = [
+const REQUEST_SCHEMAS: [&str; 9] = [
     "CreateService",
     "CreateDeployment",
     "Scale",
@@ -25,10 +25,12 @@ const REQUEST_SCHEMAS: [&str; 8] = [
     "CreateToken",
     "SetSecrets",
     "UnsetSecrets",
+    "RunFunction",
 ];
 
 /// The pattern of each name the server checks, by schema and property.
-fn property_patterns() -> [(&'static str, &'static str, &'static str); 11] {
+fn property_patterns() -> [(&'static str, &'static str, &'static str); 15] {
+    use faas_spec::api::runs::{RUN_MEMORY_PATTERN, RUN_TIMEOUT_PATTERN};
     use faas_spec::names::{EMAIL_PATTERN, ENV_NAME_PATTERN, SERVICE_NAME_PATTERN};
     [
         ("CreateService", "name", SERVICE_NAME_PATTERN),
@@ -42,6 +44,10 @@ fn property_patterns() -> [(&'static str, &'static str, &'static str); 11] {
         ("CanaryControl", "env", ENV_NAME_PATTERN),
         ("SetSecrets", "env", ENV_NAME_PATTERN),
         ("UnsetSecrets", "env", ENV_NAME_PATTERN),
+        ("RunFunction", "email", EMAIL_PATTERN),
+        ("RunFunction", "tenant", EMAIL_PATTERN),
+        ("RunFunction", "memory", RUN_MEMORY_PATTERN),
+        ("RunFunction", "timeout", RUN_TIMEOUT_PATTERN),
     ]
 }
 
@@ -134,6 +140,13 @@ fn complete_operation(path: &str, op: &mut Value) {
 
     if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
         for param in params {
+            if param["name"] == "limit"
+                && (path == "/v1/functions/runs" || path.ends_with("/history"))
+                && let Some(schema) = param.get_mut("schema").and_then(Value::as_object_mut)
+            {
+                schema.insert("minimum".into(), 1.into());
+                schema.insert("maximum".into(), 1000.into());
+            }
             let pattern = match param["name"].as_str() {
                 Some("env") => faas_spec::names::ENV_NAME_PATTERN,
                 Some("tenant") => faas_spec::names::EMAIL_PATTERN,
@@ -183,17 +196,32 @@ fn complete_schemas(schemas: &mut Map<String, Value>) {
         replicas.insert("maximum".into(), faas_spec::manifest::MAX_REPLICAS.into());
     }
     let secret = faas_spec::names::SECRET_NAME_PATTERN;
-    if let Some(values) = schemas
-        .get_mut("SetSecrets")
-        .and_then(|s| s.pointer_mut("/properties/values"))
+    for (schema, property, min) in [("SetSecrets", "values", 1), ("RunFunction", "env", 0)] {
+        if let Some(values) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+            .and_then(Value::as_object_mut)
+        {
+            values.insert("propertyNames".into(), json!({ "pattern": secret }));
+            values.insert("minProperties".into(), min.into());
+            values.insert(
+                "additionalProperties".into(),
+                json!({ "type": "string", "maxLength": faas_spec::names::MAX_SECRET_CHARS }),
+            );
+        }
+    }
+    if let Some(run) = schemas
+        .get_mut("RunFunction")
+        .and_then(|s| s.get_mut("properties"))
         .and_then(Value::as_object_mut)
     {
-        values.insert("propertyNames".into(), json!({ "pattern": secret }));
-        values.insert("minProperties".into(), 1.into());
-        values.insert(
-            "additionalProperties".into(),
-            json!({ "type": "string", "maxLength": faas_spec::names::MAX_SECRET_CHARS }),
-        );
+        // A name of at least one character; a command of at least one word.
+        if let Some(image) = run.get_mut("image_name").and_then(Value::as_object_mut) {
+            image.insert("minLength".into(), 1.into());
+        }
+        if let Some(command) = run.get_mut("command").and_then(Value::as_object_mut) {
+            command.insert("minItems".into(), 1.into());
+        }
     }
     if let Some(names) = schemas
         .get_mut("UnsetSecrets")

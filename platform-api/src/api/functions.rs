@@ -24,7 +24,9 @@ use crate::{AppState, Platform};
 /// to start).
 #[utoipa::path(post, path = "/v1/functions/run", tag = "functions", request_body = RunFunction,
     responses((status = 201, body = Run), (status = 400, body = faas_spec::api::Problem),
-        (status = 403, body = faas_spec::api::Problem), (status = 422, body = faas_spec::api::Problem)))]
+        (status = 403, body = faas_spec::api::Problem),
+        (status = 404, description = "No such image on the platform's engine", body = faas_spec::api::Problem),
+        (status = 422, body = faas_spec::api::Problem)))]
 pub async fn run_function(
     State(p): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -64,6 +66,11 @@ pub async fn list_runs(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Run>>> {
     let limit = limit_of(q.limit)?;
+    if let Some(t) = &q.tenant {
+        faas_spec::names::check_email(t).map_err(|e| {
+            ApiError::bad_request("invalid-tenant", format!("`tenant`: {}", e.message))
+        })?;
+    }
     let tenant = if who.is_admin() {
         q.tenant
     } else {

@@ -16,7 +16,6 @@ use crate::store::RunRow;
 const DEFAULT_CPU: f64 = 1.0;
 const DEFAULT_MEMORY: u64 = 512 * 1024 * 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// A run request, checked.
 #[derive(Debug, Clone)]
@@ -84,35 +83,56 @@ pub async fn check(p: &Platform, who: &Principal, req: &RunFunction) -> Result<C
             format!("`cpu` is {cpu}: give from 0.1 to 64 vCPUs"),
         ));
     }
+    // Exactly what the API document's patterns say.
+    let matches =
+        |pattern: &str, text: &str| regex::Regex::new(pattern).is_ok_and(|re| re.is_match(text));
     let memory = match &req.memory {
-        Some(text) => text
+        Some(text) if matches(faas_spec::api::runs::RUN_MEMORY_PATTERN, text) => text
             .parse::<Memory>()
             .map_err(|e| bad("invalid-memory", format!("`memory`: {}", e.message)))?
             .bytes(),
+        Some(text) => {
+            return Err(bad(
+                "invalid-memory",
+                format!("`memory` is `{text}`: give from `16Mi` to `999Gi`, e.g. `256Mi` or `2Gi`"),
+            ));
+        }
         None => DEFAULT_MEMORY,
     };
-    if memory < 16 * 1024 * 1024 {
-        return Err(bad(
-            "invalid-memory",
-            "`memory` is under 16Mi, too little to start a container".into(),
-        ));
-    }
     let timeout = match &req.timeout {
-        Some(text) => text
+        Some(text) if matches(faas_spec::api::runs::RUN_TIMEOUT_PATTERN, text) => text
             .parse::<Duration>()
             .map_err(|e| bad("invalid-timeout", format!("`timeout`: {}", e.message)))?,
+        Some(text) => {
+            return Err(bad(
+                "invalid-timeout",
+                format!(
+                    "`timeout` is `{text}`: give a whole number of ms, s, m or h up to 24h, e.g. `30s` or `10m`"
+                ),
+            ));
+        }
         None => DEFAULT_TIMEOUT,
     };
-    if timeout < Duration::from_secs(1) || timeout > MAX_TIMEOUT {
+    if req.image_name.is_empty() {
         return Err(bad(
-            "invalid-timeout",
-            format!("`timeout` is {timeout}: give from 1s to 24h"),
+            "invalid-image",
+            format!(
+                "`image_name` is `{}`: give an image id or reference",
+                req.image_name
+            ),
         ));
     }
-    if req.image_name.trim().is_empty() {
-        return Err(bad("invalid-image", "`image_name` is empty".into()));
-    }
-    let image_id = p.runtime.image_id(&req.image_name).await?;
+    // The image is the resource the run names: absent, it is not found (404).
+    let image_id = match p.runtime.image_id(&req.image_name).await {
+        Err(crate::runtime::RuntimeError::NoSuchImage(image)) => {
+            return Err(ApiError::not_found(
+                "image-not-found",
+                format!("there is no image `{image}` on the platform's Docker Engine"),
+            )
+            .hint("upload it with POST /v1/images (a `docker save` tarball; `faas function run` does), or build it on the same engine"));
+        }
+        other => other?,
+    };
     Ok(Checked {
         tenant,
         email,

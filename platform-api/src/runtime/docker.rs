@@ -227,6 +227,10 @@ impl Runtime for DockerRuntime {
                 .id
                 .ok_or_else(|| RuntimeError::NoSuchImage(reference.to_owned())),
             Ok(Err(e)) if is_not_found(&e) => Err(RuntimeError::NoSuchImage(reference.to_owned())),
+            // A name no image can have (`invalid reference format`) names no image either.
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 400, ..
+            })) => Err(RuntimeError::NoSuchImage(reference.to_owned())),
             Ok(Err(e)) => self.failed(e),
             Err(_) => self.failed(DockerError::RequestTimeoutError),
         }

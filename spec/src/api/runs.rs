@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+/// What `timeout` of a run accepts: a whole number of ms, s, m or h, from 1 ms to 24 h.
+pub const RUN_TIMEOUT_PATTERN: &str =
+    "^([1-9][0-9]{0,6}ms|[1-9][0-9]{0,3}s|[1-9][0-9]{0,2}m|([1-9]|1[0-9]|2[0-4])h)$";
+/// What `memory` of a run accepts: from 16 Mi to 999 Gi.
+pub const RUN_MEMORY_PATTERN: &str = "^((1[6-9]|[2-9][0-9]|[1-9][0-9]{2,5})Mi|[1-9][0-9]{0,2}Gi)$";
+
 /// `POST /v1/functions/run`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -28,12 +34,14 @@ pub struct RunFunction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// vCPUs, from 0.1 to 64 [default: 1].
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 64.0))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
-    /// Memory, e.g. `256Mi` [default: 512Mi].
+    /// Memory, from `16Mi` to `999Gi`, e.g. `256Mi` [default: 512Mi].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
-    /// Stopped and recorded as timed out after this, e.g. `30s` [default: 15m, at most 24h].
+    /// Stopped and recorded as timed out after this: a whole number of `ms`, `s`, `m` or `h`,
+    /// e.g. `30s`, at most `24h` [default: 15m].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
 }
