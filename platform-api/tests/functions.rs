@@ -227,7 +227,7 @@ fn bad_requests_record_and_start_nothing() {
     let cases = [
         (
             json!({ "image_name": "no-such-image:never" }),
-            422,
+            404,
             "image-not-found",
         ),
         (
@@ -236,7 +236,12 @@ fn bad_requests_record_and_start_nothing() {
             "invalid-timeout",
         ),
         (
-            json!({ "image_name": "busybox:stable", "timeout": "2d" }),
+            json!({ "image_name": "busybox:stable", "timeout": "25h" }),
+            400,
+            "invalid-timeout",
+        ),
+        (
+            json!({ "image_name": "busybox:stable", "timeout": "1h30m" }),
             400,
             "invalid-timeout",
         ),
