@@ -30,10 +30,16 @@ fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// `t` without its fraction of a second: schedules are of whole seconds (croner keeps the
+/// fraction of the time it starts from).
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
 /// The entry's latest time at or before `now`, in UTC.
 pub fn previous_tick(entry: &CronJob, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let cron = faas_spec::names::parse_cron(entry.schedule.as_str()).ok()?;
-    let local = now.with_timezone(&entry.timezone.tz());
+    let local = whole_second(now).with_timezone(&entry.timezone.tz());
     cron.find_previous_occurrence(&local, true)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -42,7 +48,7 @@ pub fn previous_tick(entry: &CronJob, now: DateTime<Utc>) -> Option<DateTime<Utc
 /// The entry's first time after `now`, in UTC.
 pub fn next_tick(entry: &CronJob, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let cron = faas_spec::names::parse_cron(entry.schedule.as_str()).ok()?;
-    let local = now.with_timezone(&entry.timezone.tz());
+    let local = whole_second(now).with_timezone(&entry.timezone.tz());
     cron.find_next_occurrence(&local, false)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -284,5 +290,10 @@ mod tests {
         let e = entry("*/2 * * * * *", "UTC", "1m");
         let next = next_tick(&e, at("2026-12-05T07:00:01Z")).unwrap();
         assert_eq!(tick_text(next), "2026-12-05T07:00:02Z");
+        // Times are whole seconds, whatever the fraction of now.
+        let next = next_tick(&e, at("2026-12-05T07:00:01.500Z")).unwrap();
+        assert_eq!(next, at("2026-12-05T07:00:02Z"));
+        let prev = previous_tick(&e, at("2026-12-05T07:00:02.300Z")).unwrap();
+        assert_eq!(prev, at("2026-12-05T07:00:02Z"));
     }
 }
