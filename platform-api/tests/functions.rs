@@ -99,7 +99,7 @@ fn a_run_ends_as_its_command_does_and_its_output_is_kept() {
     // Its container is gone once it has ended.
     assert!(
         !std::process::Command::new("docker")
-            .args(["inspect", &format!("faas-run-{id}")])
+            .args(["inspect", &format!("faas-{id}")])
             .output()
             .unwrap()
             .status
@@ -198,7 +198,7 @@ fn a_daemon_killed_during_runs_adopts_them_after_its_restart() {
                     "inspect",
                     "-f",
                     "{{.State.Running}}",
-                    &format!("faas-run-{short_id}"),
+                    &format!("faas-{short_id}"),
                 ])
                 .output()
                 .unwrap();

@@ -1,6 +1,6 @@
 //! One-off runs (a tenant's function runs, the ticks of cron entries), from their record to
 //! their bill. A run is recorded before its container exists, and its container is named after
-//! it (`faas-run-<id>`): one container per run, ever, whatever crashes. A watcher follows it:
+//! it (`faas-<run id>`, e.g. `faas-run-3f2a…`): one container per run, ever, whatever crashes. A watcher follows it:
 //! it stops the container at its timeout or when it is cancelled (both win over an exit seen at
 //! the same moment), meters it while it runs, and at its end closes its usage, adds the run's
 //! own price, prices it, records how it ended and what it cost, queues its report and removes

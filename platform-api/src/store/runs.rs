@@ -86,8 +86,9 @@ impl RunRow {
         !matches!(self.state.as_str(), "pending" | "running")
     }
 
+    /// `faas-run-<hex>` (the id is `run-<hex>`).
     pub fn container_name(&self) -> String {
-        format!("faas-run-{}", self.id)
+        format!("faas-{}", self.id)
     }
 }
 

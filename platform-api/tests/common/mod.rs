@@ -339,43 +339,53 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
         if !self.platform_id.is_empty() {
-            let ids = Command::new("docker")
-                .args([
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=io.faas.platform={}", self.platform_id),
-                ])
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .status();
-            }
-            // Its managed database servers and their volumes.
-            for engine in ["postgresql", "redis", "rabbitmq"] {
-                let name = self.server_container(engine);
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", "-v", &name])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = Command::new("docker")
-                    .args(["volume", "rm", "-f", &name])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+            remove_platform_containers(&self.platform_id);
         }
+    }
+}
+
+/// Removes what a platform left on the engine: its instances, its runs, its managed database
+/// servers and their volumes.
+pub fn remove_platform_containers(platform_id: &str) {
+    for label in [
+        "io.faas.platform",
+        "io.faas.run.platform",
+        "io.faas.server.platform",
+    ] {
+        let ids = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label={label}={platform_id}"),
+            ])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", "-v"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    for engine in ["postgresql", "redis", "rabbitmq"] {
+        let volume = format!(
+            "faas-{}-{engine}",
+            &platform_id[..platform_id.len().min(12)]
+        );
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &volume])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
