@@ -227,10 +227,13 @@ impl Runtime for DockerRuntime {
                 .id
                 .ok_or_else(|| RuntimeError::NoSuchImage(reference.to_owned())),
             Ok(Err(e)) if is_not_found(&e) => Err(RuntimeError::NoSuchImage(reference.to_owned())),
-            // A name no image can have (`invalid reference format`) names no image either.
-            Ok(Err(DockerError::DockerResponseServerError {
-                status_code: 400, ..
-            })) => Err(RuntimeError::NoSuchImage(reference.to_owned())),
+            // A name no image can have names no image either: the engine refuses it
+            // (`invalid reference format`) or, for one that breaks its URL, redirects (301).
+            Ok(Err(DockerError::DockerResponseServerError { status_code, .. }))
+                if (300..500).contains(&status_code) =>
+            {
+                Err(RuntimeError::NoSuchImage(reference.to_owned()))
+            }
             Ok(Err(e)) => self.failed(e),
             Err(_) => self.failed(DockerError::RequestTimeoutError),
         }
