@@ -4,14 +4,77 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use clap::Subcommand;
 use faas_spec::api::Deployment;
 use faas_spec::api::databases::{ConnectRequest, ConnectSession, DatabaseInfo, Rotation};
 
-use crate::cli::DbCommand;
 use crate::client::{Client, encode};
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
 use crate::{docker, session};
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// The databases of the service, per environment
+    List {
+        /// Only this environment
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One database: engine, provider, state, login and the variables it injects
+    Info {
+        name: String,
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open psql or redis-cli as the service's login, in the managed server's container
+    Connect {
+        name: String,
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+        /// Arguments for the client after `--`, e.g. `-- -c 'SELECT 1'` or `-- GET key`
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// New credentials: the environment rolls to a release carrying them, then the old ones are revoked
+    Rotate {
+        name: String,
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+    },
+    /// Write a dump (pg_dump's custom format; a snapshot of the environment's Redis keys) to a file
+    Backup {
+        name: String,
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+        /// The file [default: <service>-<env>-<name>-<time>.dump]
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Load a dump made by `backup` back, replacing what has the same name
+    Restore {
+        name: String,
+        /// The dump
+        file: std::path::PathBuf,
+        #[arg(short, long, value_name = "ENV", default_value = "prod")]
+        env: String,
+    },
+    /// Drop a database and its data for good (refused while app.toml of the release declares it)
+    Destroy {
+        name: String,
+        #[arg(short, long, value_name = "ENV")]
+        env: String,
+        /// The database's name again
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+    },
+}
 
 pub fn run(
     printer: &Printer,
