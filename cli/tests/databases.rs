@@ -7,7 +7,7 @@
 mod common;
 
 use common::platform::DevBox;
-use common::{code, stderr, stdout, succeeded};
+use common::{code, first_line, stderr, stdout, succeeded};
 
 #[test]
 fn a_developer_declares_deploys_connects_backs_up_rotates_and_destroys() {
@@ -134,20 +134,6 @@ fn succeeded_out(o: &std::process::Output) -> std::process::Output {
     o.clone()
 }
 
-/// Reads the child's stdout until a line arrives, within a deadline.
-fn first_line(child: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(120))
-        .expect("no URL on stdout within 120 s")
-}
-
 /// Removes what a dev session of `service` left for the next one (servers, volumes, network).
 struct DevLeftovers(&'static str);
 
@@ -199,7 +185,9 @@ fn dev_runs_the_service_with_databases_of_its_own_under_the_same_names() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let url = first_line(&mut child).trim().to_owned();
+    let url = first_line(&mut child, std::time::Duration::from_secs(120))
+        .trim()
+        .to_owned();
     let get = |path: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {

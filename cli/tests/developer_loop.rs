@@ -6,7 +6,7 @@
 mod common;
 
 use common::platform::DevBox;
-use common::{code, stderr, stdout, succeeded};
+use common::{code, first_line, stderr, stdout, succeeded};
 
 /// `faas service create NAME --template static`, as a user would; returns its directory.
 fn create_static(d: &DevBox, name: &str) -> std::path::PathBuf {
@@ -404,20 +404,6 @@ fn scale_changes_the_instances_and_status_shows_them() {
     );
 }
 
-/// Reads the child's stdout until a line arrives, within a deadline.
-fn first_line(child: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(60))
-        .expect("no URL on stdout within 60 s")
-}
-
 fn dev_containers(service: &str) -> usize {
     let out = std::process::Command::new("docker")
         .args([
@@ -444,7 +430,9 @@ fn dev_runs_the_service_and_ctrl_c_removes_what_it_started() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let url = first_line(&mut child).trim().to_owned();
+    let url = first_line(&mut child, std::time::Duration::from_secs(60))
+        .trim()
+        .to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let get = |path: &str| {
         reqwest::blocking::Client::new()

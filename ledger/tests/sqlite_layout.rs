@@ -99,21 +99,10 @@ async fn a_first_layout_file_opens_with_nothing_lost() {
                  ORDER BY e.id",
             )
             .unwrap();
-        q.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
+        q.query_map([], |r| r.try_into())
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
     };
     let old = dir.path().join("ledger.db");
     {

@@ -27,13 +27,7 @@ fn secs(text: &str) -> f64 {
 }
 
 fn logs(d: &Daemon, svc: &str) -> String {
-    d.http
-        .get(d.api(&format!("/v1/services/{svc}/logs?env=prod")))
-        .bearer_auth(&d.token)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
+    d.text(&format!("/v1/services/{svc}/logs?env=prod"))
 }
 
 const ENTRIES: &str = r#"

@@ -36,14 +36,7 @@ fn ended(d: &Daemon, id: &str) -> Value {
 }
 
 fn output(d: &Daemon, id: &str) -> Vec<(String, String)> {
-    let text = d
-        .http
-        .get(d.api(&format!("/v1/functions/runs/{id}/logs")))
-        .bearer_auth(&d.token)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = d.text(&format!("/v1/functions/runs/{id}/logs"));
     text.lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .map(|r| {

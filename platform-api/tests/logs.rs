@@ -20,14 +20,7 @@ fn chatty(name: &str, version: &str, replicas: u32) -> String {
 }
 
 fn logs(d: &Daemon, service: &str, query: &str) -> Vec<LogRecord> {
-    let text = d
-        .http
-        .get(d.api(&format!("/v1/services/{service}/logs?env=prod{query}")))
-        .bearer_auth(&d.token)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = d.text(&format!("/v1/services/{service}/logs?env=prod{query}"));
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

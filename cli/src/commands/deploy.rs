@@ -50,21 +50,6 @@ pub struct Built {
     pub id: String,
 }
 
-fn parse_build_args(args: &[String]) -> CliResult<HashMap<String, String>> {
-    args.iter()
-        .map(|a| {
-            a.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| {
-                    CliError::usage(
-                        format!("`{a}` is not KEY=VALUE"),
-                        "write --build-arg NAME=value",
-                    )
-                })
-        })
-        .collect()
-}
-
 /// Builds the service's image as app.toml's `[build]` says (for `env`'s overrides).
 pub fn build(
     printer: &Printer,
@@ -90,7 +75,7 @@ pub fn build(
         .to_path_buf();
     let context = dir.join(m.build.context());
     let mut args: HashMap<String, String> = m.build.args.clone().into_iter().collect();
-    args.extend(parse_build_args(build_args)?);
+    args.extend(super::key_values::<HashMap<_, _>>(build_args, "build-arg")?);
     let tag = image_tag(m.name.as_str(), &dir);
     printer.status(
         "Building",

@@ -2,7 +2,6 @@
 //! follows the run to its end, its stdout to ours and its stderr to ours, and exits with its
 //! exit code (124 when it timed out, 130 when it was cancelled, 137 when it ran out of memory).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::Subcommand;
@@ -11,7 +10,7 @@ use faas_spec::api::runs::{Run, RunFunction};
 use faas_spec::money::format_nanos;
 
 use crate::client::{Client, encode};
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::printer::Printer;
 use crate::session;
 
@@ -89,7 +88,7 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: FunctionCommand) -> Cl
             detach,
             command,
         } => {
-            let env = pairs(&env)?;
+            let env = super::key_values(&env, "env")?;
             let image = super::deploy::upload_if_needed(printer, &client, &image)?;
             let run: Run = client.post(
                 "/v1/functions/run",
@@ -176,23 +175,6 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: FunctionCommand) -> Cl
             Ok(())
         }
     }
-}
-
-/// KEY=VALUE pairs.
-fn pairs(items: &[String]) -> CliResult<BTreeMap<String, String>> {
-    items
-        .iter()
-        .map(|item| {
-            item.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| {
-                    CliError::usage(
-                        format!("`--env {item}` is not KEY=VALUE"),
-                        "write e.g. `--env LEVEL=debug`",
-                    )
-                })
-        })
-        .collect()
 }
 
 /// Prints a run's output: stdout lines to stdout, stderr lines to stderr.

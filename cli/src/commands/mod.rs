@@ -24,3 +24,23 @@ pub mod service;
 pub mod tariff;
 pub mod templates;
 pub mod validate;
+
+/// `KEY=VALUE` arguments of a repeatable flag (`--env`, `--build-arg`), as pairs.
+pub fn key_values<C: FromIterator<(String, String)>>(
+    items: &[String],
+    flag: &str,
+) -> crate::error::CliResult<C> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| {
+                    crate::error::CliError::usage(
+                        format!("`--{flag} {item}` is not KEY=VALUE"),
+                        format!("write e.g. `--{flag} NAME=value`"),
+                    )
+                })
+        })
+        .collect()
+}

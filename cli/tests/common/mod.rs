@@ -76,4 +76,18 @@ pub fn succeeded(o: &Output) -> String {
     stderr(o)
 }
 
+/// Reads a child's stdout until a line arrives, within `within`.
+pub fn first_line(child: &mut std::process::Child, within: std::time::Duration) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(within)
+        .unwrap_or_else(|_| panic!("no line on stdout within {within:?}"))
+}
+
 pub mod platform;

@@ -124,42 +124,14 @@ impl Drop for DevBox {
     fn drop(&mut self) {
         let id = self.platform_id();
         let _ = self.run(&["platform", "stop"]);
-        let Some(id) = id else { return };
-        // Its instances, its runs, its managed database servers and their volumes.
-        for label in [
-            "io.faas.platform",
-            "io.faas.run.platform",
-            "io.faas.server.platform",
-        ] {
-            let ids = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label={label}={id}")])
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", "-v"])
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .status();
-            }
-        }
-        for engine in ["postgresql", "redis", "rabbitmq"] {
-            let _ = Command::new("docker")
-                .args([
-                    "volume",
-                    "rm",
-                    "-f",
-                    &format!("faas-{}-{engine}", &id[..id.len().min(12)]),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if let Some(id) = id {
+            // Its instances, runs, managed database servers and their volumes.
+            let _ = Command::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/remove-platform.sh"
+            ))
+            .arg(id)
+            .status();
         }
     }
 }

@@ -264,16 +264,7 @@ impl Storage for SqliteStorage {
                      FROM events e JOIN accounts a ON a.id = e.account
                      WHERE e.id > ?1 AND e.id <= ?2 ORDER BY e.id LIMIT ?3",
                 )?
-                .query_map(params![watermark, sequenced, max as i64], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })?
+                .query_map(params![watermark, sequenced, max as i64], |r| r.try_into())?
                 .collect::<rusqlite::Result<_>>()?;
             let last = rows.last().map_or(watermark, |r| r.0);
             let deltas = round_deltas(

@@ -49,12 +49,16 @@ pub fn info(p: &Platform, row: &DatabaseRow, manifest: Option<&Manifest>) -> Dat
     }
 }
 
+/// The manifest of an environment's current release, if it has one.
+fn current_manifest(p: &Platform, service: &str, env: &str) -> ApiResult<Option<Manifest>> {
+    Ok(p.store
+        .current_release(service, env)?
+        .and_then(|r| r.manifest().ok()))
+}
+
 /// The databases of one environment of a service, as its status shows them.
 pub fn infos(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<DatabaseInfo>> {
-    let manifest = p
-        .store
-        .current_release(service, env)?
-        .and_then(|r| r.manifest().ok());
+    let manifest = current_manifest(p, service, env)?;
     Ok(p.store
         .databases(service, Some(env))?
         .iter()
@@ -79,18 +83,7 @@ pub async fn list_databases(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<DatabaseInfo>>> {
     visible(&p, &who, &svc)?;
-    let envs = match q.env {
-        Some(env) => {
-            check_env(&env)?;
-            vec![env]
-        }
-        None => p
-            .store
-            .environments(&svc)?
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect(),
-    };
+    let envs = super::services::envs_of(&p, &svc, q.env)?;
     let mut out = Vec::new();
     for env in envs {
         out.extend(infos(&p, &svc, &env)?);
@@ -102,6 +95,18 @@ pub async fn list_databases(
 pub struct EnvQuery {
     /// The environment.
     pub env: String,
+}
+
+/// A database of a service the caller may see.
+fn visible_row(
+    p: &Platform,
+    who: &Principal,
+    svc: &str,
+    env: &str,
+    name: &str,
+) -> ApiResult<DatabaseRow> {
+    visible(p, who, svc)?;
+    row_of(p, svc, env, name)
 }
 
 fn row_of(p: &Platform, svc: &str, env: &str, name: &str) -> ApiResult<DatabaseRow> {
@@ -129,12 +134,8 @@ pub async fn show_database(
     Path((svc, name)): Path<(String, String)>,
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Json<DatabaseInfo>> {
-    visible(&p, &who, &svc)?;
-    let row = row_of(&p, &svc, &q.env, &name)?;
-    let manifest = p
-        .store
-        .current_release(&svc, &q.env)?
-        .and_then(|r| r.manifest().ok());
+    let row = visible_row(&p, &who, &svc, &q.env, &name)?;
+    let manifest = current_manifest(&p, &svc, &q.env)?;
     Ok(Json(info(&p, &row, manifest.as_ref())))
 }
 
@@ -158,8 +159,7 @@ pub async fn destroy_database(
     Path((svc, name)): Path<(String, String)>,
     Query(q): Query<DestroyQuery>,
 ) -> ApiResult<StatusCode> {
-    visible(&p, &who, &svc)?;
-    let row = row_of(&p, &svc, &q.env, &name)?;
+    let row = visible_row(&p, &who, &svc, &q.env, &name)?;
     if q.confirm.as_deref() != Some(name.as_str()) {
         return Err(ApiError::bad_request(
             "confirm-required",
@@ -173,10 +173,7 @@ pub async fn destroy_database(
             q.env
         )));
     }
-    let declared = p
-        .store
-        .current_release(&svc, &q.env)?
-        .and_then(|r| r.manifest().ok())
+    let declared = current_manifest(&p, &svc, &q.env)?
         .is_some_and(|m| m.databases.keys().any(|n| n.as_str() == name));
     if declared {
         return Err(ApiError::conflict(
@@ -207,9 +204,8 @@ pub async fn rotate_database(
     Path((svc, name)): Path<(String, String)>,
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Response> {
-    visible(&p, &who, &svc)?;
     let env = q.env;
-    let row = row_of(&p, &svc, &env, &name)?;
+    let row = visible_row(&p, &who, &svc, &env, &name)?;
     if row.state != "ready" {
         return Err(ApiError::conflict(
             "database-not-ready",
@@ -284,8 +280,7 @@ pub async fn backup_database(
     Path((svc, name)): Path<(String, String)>,
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Response> {
-    visible(&p, &who, &svc)?;
-    let row = row_of(&p, &svc, &q.env, &name)?;
+    let row = visible_row(&p, &who, &svc, &q.env, &name)?;
     let dump = crate::databases::tools::backup(&p, &row)
         .await
         .map_err(server_failed)?;
@@ -305,8 +300,7 @@ pub async fn restore_database(
     Query(q): Query<EnvQuery>,
     body: Bytes,
 ) -> ApiResult<Json<String>> {
-    visible(&p, &who, &svc)?;
-    let row = row_of(&p, &svc, &q.env, &name)?;
+    let row = visible_row(&p, &who, &svc, &q.env, &name)?;
     let done = crate::databases::tools::restore(&p, &row, body.to_vec())
         .await
         .map_err(|e| ApiError::unprocessable("restore-failed", e))?;
@@ -327,8 +321,7 @@ pub async fn connect_database(
     Query(q): Query<EnvQuery>,
     ApiJson(body): ApiJson<ConnectRequest>,
 ) -> ApiResult<Json<ConnectSession>> {
-    visible(&p, &who, &svc)?;
-    let row = row_of(&p, &svc, &q.env, &name)?;
+    let row = visible_row(&p, &who, &svc, &q.env, &name)?;
     if row.state != "ready" {
         return Err(ApiError::conflict(
             "database-not-ready",

@@ -70,6 +70,22 @@ pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Ins
     Ok(out)
 }
 
+/// One environment (checked), or every environment of a service.
+pub fn envs_of(p: &Platform, svc: &str, env: Option<String>) -> ApiResult<Vec<String>> {
+    match env {
+        Some(env) => {
+            super::deployments::check_env(&env)?;
+            Ok(vec![env])
+        }
+        None => Ok(p
+            .store
+            .environments(svc)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect()),
+    }
+}
+
 pub fn service_view(p: &Platform, row: ServiceRow) -> ApiResult<Service> {
     let mut environments = Vec::new();
     for (env, _) in p.store.environments(&row.name)? {
@@ -231,19 +247,7 @@ pub async fn list_instances(
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<Json<Vec<Instance>>> {
     visible(&p, &who, &svc)?;
-    q.env
-        .as_deref()
-        .map(super::deployments::check_env)
-        .transpose()?;
-    let envs: Vec<String> = match q.env {
-        Some(env) => vec![env],
-        None => p
-            .store
-            .environments(&svc)?
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect(),
-    };
+    let envs = envs_of(&p, &svc, q.env)?;
     let mut out = Vec::new();
     for env in envs {
         out.extend(instances_of(&p, &svc, &env)?);

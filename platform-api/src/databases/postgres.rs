@@ -97,43 +97,23 @@ impl PgAdmin {
     /// Makes `principal` a role that logs in with `password` and owns the database of its
     /// name, which only it may connect to. Idempotent; the password is set anew each time.
     pub async fn ensure(&self, principal: &str, password: &str) -> Result<()> {
-        let role = ident(principal);
-        let attributes = format!(
-            "LOGIN PASSWORD '{}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-            verifier(password)
-        );
         let now = self.present(principal).await?;
         if !now.role {
-            match self
-                .client
-                .batch_execute(&format!("CREATE ROLE {role} {attributes}"))
-                .await
-            {
-                Ok(()) => {}
-                // Made meanwhile by another attempt: set it as wanted below.
-                Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {}
-                Err(e) => return Err(refused(&format!("CREATE ROLE {role}"), &e)),
-            }
+            self.create(principal, "ROLE", "", &SqlState::DUPLICATE_OBJECT)
+                .await?;
         }
-        self.run(
-            &format!("ALTER ROLE {role}"),
-            &format!("ALTER ROLE {role} {attributes}"),
-        )
-        .await?;
+        self.set_login(principal, password, "").await?;
+        let role = ident(principal);
         if !now.database {
             // CREATE DATABASE cannot share a transaction: a crash before it leaves the role
             // alone, and the next attempt comes here again.
-            match self
-                .client
-                .batch_execute(&format!(
-                    "CREATE DATABASE {role} OWNER {role} ENCODING 'UTF8' TEMPLATE template0"
-                ))
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
-                Err(e) => return Err(refused(&format!("CREATE DATABASE {role}"), &e)),
-            }
+            self.create(
+                principal,
+                "DATABASE",
+                &format!("OWNER {role} ENCODING 'UTF8' TEMPLATE template0"),
+                &SqlState::DUPLICATE_DATABASE,
+            )
+            .await?;
         }
         self.run(
             &format!("the grants on database {role}"),
@@ -161,29 +141,39 @@ impl PgAdmin {
     /// of it, its sessions set to it, so what it makes belongs to `owner`): rotation gives
     /// the new password to a role of its own while the old one still opens. Idempotent.
     pub async fn ensure_member(&self, login: &str, owner: &str, password: &str) -> Result<()> {
-        let role = ident(login);
-        let attributes = format!(
-            "LOGIN PASSWORD '{}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-            verifier(password)
-        );
         if !self.present(login).await?.role {
-            match self
-                .client
-                .batch_execute(&format!("CREATE ROLE {role} {attributes}"))
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {}
-                Err(e) => return Err(refused(&format!("CREATE ROLE {role}"), &e)),
-            }
+            self.create(login, "ROLE", "", &SqlState::DUPLICATE_OBJECT)
+                .await?;
         }
-        let owner = ident(owner);
+        let (role, owner) = (ident(login), ident(owner));
+        self.set_login(
+            login,
+            password,
+            &format!("GRANT {owner} TO {role}; ALTER ROLE {role} SET role = {owner};"),
+        )
+        .await
+    }
+
+    /// `CREATE <kind> "<name>" <rest>`; one made meanwhile by another attempt (`duplicate`) is
+    /// as good.
+    async fn create(&self, name: &str, kind: &str, rest: &str, duplicate: &SqlState) -> Result<()> {
+        let what = format!("CREATE {kind} {}", ident(name));
+        match self.client.batch_execute(&format!("{what} {rest}")).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some(duplicate) => Ok(()),
+            Err(e) => Err(refused(&what, &e)),
+        }
+    }
+
+    /// `role` logs in with `password` (given as its verifier) and may do nothing beyond what it
+    /// owns or is granted; `then` runs in the same call.
+    async fn set_login(&self, role: &str, password: &str, then: &str) -> Result<()> {
+        let role = ident(role);
         self.run(
             &format!("ALTER ROLE {role}"),
             &format!(
-                "ALTER ROLE {role} {attributes};
-                 GRANT {owner} TO {role};
-                 ALTER ROLE {role} SET role = {owner};"
+                "ALTER ROLE {role} LOGIN PASSWORD '{}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS; {then}",
+                verifier(password)
             ),
         )
         .await

@@ -107,6 +107,8 @@ pub async fn provision(
     manifest: &Manifest,
     note: impl Fn(&str, &str),
 ) -> Result<(), String> {
+    // One admin connection per engine for the whole step.
+    let mut admins: std::collections::HashMap<Engine, Admin> = Default::default();
     for (name, db) in &manifest.databases {
         let engine = db.engine;
         let provider = p
@@ -151,7 +153,12 @@ pub async fn provision(
             }
         };
         // Made again even when ready: it converges, and the server may have been reset.
-        let admin = p.databases.ready(p, engine).await?;
+        let admin = match admins.entry(engine) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(p.databases.ready(p, engine).await?)
+            }
+        };
         let logins = logins(p, &row)
             .map_err(|e| format!("cannot open the login of database {name}: {e}"))?;
         admin

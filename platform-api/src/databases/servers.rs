@@ -170,7 +170,7 @@ impl Servers {
         let name = container_name(p, engine);
         let spec = managed_spec(engine, &name, &admin_password);
         let state = p.runtime.ensure_server(&spec).await.map_err(|e| {
-            let hint = if e.to_string().to_lowercase().contains("no such image") {
+            let hint = if matches!(e, crate::runtime::RuntimeError::NoSuchImage(_)) {
                 format!(
                     " (the image {} is not on the platform's Docker Engine: `docker pull {}`, or `./install.sh --yes` seeds it where no registry answers)",
                     spec.image, spec.image

@@ -31,7 +31,8 @@ async fn pg_tool(
 ) -> Result<Vec<u8>, String> {
     let (user, pw) = login(p, row)?;
     let env = vec![("PGPASSWORD".to_owned(), pw)];
-    let (host, port) = match p.databases.container(p, Engine::Postgresql) {
+    let container = p.databases.container(p, Engine::Postgresql);
+    let (host, port) = match container {
         Some(_) => ("127.0.0.1".to_owned(), 5432),
         None => p.databases.service_addr(p, Engine::Postgresql),
     };
@@ -40,7 +41,7 @@ async fn pg_tool(
         .map(|s| (*s).to_owned())
         .collect();
     cmd.extend(args.iter().map(|s| (*s).to_owned()));
-    let (code, stdout, stderr) = match p.databases.container(p, Engine::Postgresql) {
+    let (code, stdout, stderr) = match container {
         Some(container) => {
             let out = p
                 .runtime

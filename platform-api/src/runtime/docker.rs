@@ -8,26 +8,25 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptionsBuilder, ImportImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use faas_spec::api::DockerStatus;
 use futures_util::StreamExt;
 
 use super::{
     BoxStream, InstanceSpec, InstanceState, LABEL_ENV, LABEL_INSTANCE, LABEL_PLATFORM,
-    LABEL_RELEASE, LABEL_SERVICE, LogChunk, LogStream, PlatformInstance, Result, Runtime,
-    RuntimeError, RuntimeEvent, RuntimeEventKind, Stats,
+    LABEL_RELEASE, LABEL_SERVICE, LogChunk, PlatformInstance, Result, Runtime, RuntimeError,
+    RuntimeEvent, Stats,
 };
 
+mod observe;
 mod runs;
 mod servers;
 
@@ -144,6 +143,39 @@ impl DockerRuntime {
                 self.mark_down("no answer within 10 s");
                 Err(RuntimeError::Unavailable("no answer within 10 s".into()))
             }
+        }
+    }
+
+    /// Every container (running or not) whose `label` is `value`.
+    async fn labelled(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let docker = self.docker()?;
+        let filters = HashMap::from([("label", vec![format!("{label}={value}")])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.timed(docker.list_containers(Some(options))).await
+    }
+
+    /// Creates a container of that name; false when one of the name was there already (made
+    /// by another caller, or by an earlier life of the daemon).
+    async fn create_named(&self, name: &str, body: ContainerCreateBody) -> Result<bool> {
+        let docker = self.docker()?;
+        let image = body.image.clone().unwrap_or_default();
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        match tokio::time::timeout(CALL_TIMEOUT, docker.create_container(Some(options), body)).await
+        {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            })) => Ok(false),
+            Ok(Err(e)) if is_not_found(&e) => Err(RuntimeError::NoSuchImage(image)),
+            Ok(Err(e)) => self.failed(e),
+            Err(_) => self.failed(DockerError::RequestTimeoutError),
         }
     }
 
@@ -394,45 +426,6 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    /// Follows a container's output from `since` (Unix seconds), with the engine's timestamps,
-    /// until the container stops.
-    fn follow_logs(&self, container: &str, since: i64) -> Result<BoxStream<Result<LogChunk>>> {
-        let docker = self.docker()?;
-        let options = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .since(i32::try_from(since).unwrap_or(i32::MAX))
-            .build();
-        let container = container.to_owned();
-        Ok(Box::pin(async_stream::stream! {
-            let mut inner = docker.logs(&container, Some(options));
-            while let Some(item) = inner.next().await {
-                let (stream, message) = match item {
-                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                        (LogStream::Stdout, message)
-                    }
-                    Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
-                    Ok(LogOutput::StdIn { .. }) => continue,
-                    Err(e) => {
-                        yield Err(classify(e));
-                        return;
-                    }
-                };
-                // With timestamps, every entry starts with its time and a space.
-                let Some(space) = message.iter().position(|b| *b == b' ') else {
-                    continue;
-                };
-                yield Ok(LogChunk {
-                    stream,
-                    ts: String::from_utf8_lossy(&message[..space]).into_owned(),
-                    bytes: message.slice(space + 1..),
-                });
-            }
-        }))
-    }
-
     /// Stops a container (SIGTERM, then SIGKILL after `grace`) without removing it.
     async fn stop(&self, container: &str, grace: Duration) -> Result<()> {
         let docker = self.docker()?;
@@ -455,41 +448,9 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    /// The container's last `n` lines of output, stdout and stderr merged.
-    async fn logs_tail(&self, container: &str, n: usize) -> Vec<String> {
-        let Ok(docker) = self.docker() else {
-            return Vec::new();
-        };
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&n.to_string())
-            .build();
-        let mut stream = docker.logs(container, Some(options));
-        let mut text = String::new();
-        let collect = async {
-            while let Some(Ok(chunk)) = stream.next().await {
-                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), collect).await;
-        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        let skip = lines.len().saturating_sub(n);
-        lines.into_iter().skip(skip).collect()
-    }
-
     /// Every container this platform labelled, running or not.
     async fn list_instances(&self) -> Result<Vec<PlatformInstance>> {
-        let docker = self.docker()?;
-        let filters = HashMap::from([(
-            "label",
-            vec![format!("{LABEL_PLATFORM}={}", self.platform_id)],
-        )]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self.timed(docker.list_containers(Some(options))).await?;
+        let list = self.labelled(LABEL_PLATFORM, &self.platform_id).await?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -546,92 +507,20 @@ impl Runtime for DockerRuntime {
         Ok(loaded)
     }
 
-    /// One sample of the engine's stats: cumulative CPU time and the working set (usage less
-    /// inactive file pages, under cgroup v1 and v2 alike, as `docker stats` reports it).
-    async fn stats(&self, container: &str) -> Result<Stats> {
-        let docker = self.docker()?;
-        let options = StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let mut stream = docker.stats(container, Some(options));
-        let sample = match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
-            Ok(Some(Ok(sample))) => sample,
-            Ok(Some(Err(e))) => return self.failed(e),
-            Ok(None) => return Err(RuntimeError::Docker(format!("no stats for {container}"))),
-            Err(_) => return self.failed(DockerError::RequestTimeoutError),
-        };
-        let cpu_ns = sample
-            .cpu_stats
-            .and_then(|c| c.cpu_usage)
-            .and_then(|u| u.total_usage)
-            .unwrap_or(0);
-        let memory = sample.memory_stats.unwrap_or_default();
-        let inactive = memory.stats.as_ref().and_then(|s| {
-            s.get("total_inactive_file")
-                .or_else(|| s.get("inactive_file"))
-                .copied()
-        });
-        let usage = memory.usage.unwrap_or(0);
-        Ok(Stats {
-            // The engine answers a one-shot call from its last collection, up to a second old.
-            read_at_us: sample.read.as_deref().and_then(engine_time_us),
-            cpu_ns,
-            memory_bytes: usage.saturating_sub(inactive.unwrap_or(0)),
-            memory_limit: memory.limit.filter(|l| *l > 0 && *l < i64::MAX as u64),
-        })
+    fn follow_logs(&self, container: &str, since: i64) -> Result<BoxStream<Result<LogChunk>>> {
+        self.follow_container_logs(container, since)
     }
 
-    /// The engine's container events for this platform's containers, from the moment of the
-    /// call on.
+    async fn logs_tail(&self, container: &str, n: usize) -> Vec<String> {
+        self.container_logs_tail(container, n).await
+    }
+
+    async fn stats(&self, container: &str) -> Result<Stats> {
+        self.container_stats(container).await
+    }
+
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>> {
-        let docker = self.docker()?;
-        let filters = HashMap::from([
-            ("type", vec!["container".to_owned()]),
-            (
-                "label",
-                vec![format!("{LABEL_PLATFORM}={}", self.platform_id)],
-            ),
-        ]);
-        // The request leaves on the stream's first poll; `since` now makes the engine replay
-        // what happened in between, so nothing after this call is missed.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
-        let options = EventsOptionsBuilder::default()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        Ok(Box::pin(async_stream::stream! {
-            let mut inner = docker.events(Some(options));
-            while let Some(item) = inner.next().await {
-                let message = match item {
-                    Ok(m) => m,
-                    Err(e) => {
-                        yield Err(classify(e));
-                        return;
-                    }
-                };
-                let actor = message.actor.unwrap_or_default();
-                let attributes = actor.attributes.unwrap_or_default();
-                let action = message.action.unwrap_or_default();
-                let kind = match action.as_str() {
-                    "start" => RuntimeEventKind::Started,
-                    "die" => RuntimeEventKind::Died {
-                        exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
-                    },
-                    "oom" => RuntimeEventKind::OomKilled,
-                    other => RuntimeEventKind::Other(other.to_owned()),
-                };
-                yield Ok(RuntimeEvent {
-                    id: actor.id.unwrap_or_default(),
-                    instance: attributes.get(LABEL_INSTANCE).cloned().unwrap_or_default(),
-                    kind,
-                    at_ns: message.time_nano.unwrap_or_else(|| message.time.unwrap_or(0) * 1_000_000_000),
-                });
-            }
-        }))
+        self.platform_events()
     }
 
     async fn start_run(&self, spec: &super::RunSpec<'_>) -> Result<(String, InstanceState)> {

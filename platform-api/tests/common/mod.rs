@@ -209,6 +209,17 @@ impl Daemon {
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
+    /// The body of a GET as text (an NDJSON stream, say).
+    pub fn text(&self, path: &str) -> String {
+        self.http
+            .get(self.api(path))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.post_as(&self.token, path, body)
     }
@@ -345,48 +356,14 @@ impl Drop for Daemon {
 }
 
 /// Removes what a platform left on the engine: its instances, its runs, its managed database
-/// servers and their volumes.
+/// servers and their volumes (scripts/remove-platform.sh).
 pub fn remove_platform_containers(platform_id: &str) {
-    for label in [
-        "io.faas.platform",
-        "io.faas.run.platform",
-        "io.faas.server.platform",
-    ] {
-        let ids = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label={label}={platform_id}"),
-            ])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v"])
-                .args(&ids)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-    for engine in ["postgresql", "redis", "rabbitmq"] {
-        let volume = format!(
-            "faas-{}-{engine}",
-            &platform_id[..platform_id.len().min(12)]
-        );
-        let _ = Command::new("docker")
-            .args(["volume", "rm", "-f", &volume])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+    let _ = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/remove-platform.sh"
+    ))
+    .arg(platform_id)
+    .status();
 }
 
 pub const OWNER: &str = "team@example.com";

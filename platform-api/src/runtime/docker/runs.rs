@@ -3,12 +3,9 @@
 use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
 
 use super::DockerRuntime;
-use crate::runtime::{
-    InstanceState, LABEL_RUN, LABEL_RUN_PLATFORM, Result, RunSpec, Runtime, RuntimeError,
-};
+use crate::runtime::{InstanceState, LABEL_RUN, LABEL_RUN_PLATFORM, Result, RunSpec, Runtime};
 
 impl DockerRuntime {
     pub(super) async fn start_run_container(
@@ -38,23 +35,15 @@ impl DockerRuntime {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(spec.name)
-            .build();
-        match self
-            .timed(docker.create_container(Some(options), body))
-            .await
-        {
-            Ok(_) => {}
-            // Made by an earlier life of the daemon: started below only if it never ran.
-            Err(RuntimeError::Docker(e)) if e.contains("409") || e.contains("Conflict") => {
+        // A container of its name was made by an earlier life of the daemon: it is started
+        // below only if it never ran.
+        match self.create_named(spec.name, body).await {
+            Ok(true) => {}
+            Ok(false) => {
                 let state = self.state(spec.name).await?;
                 if state.started_at_us.is_some() {
                     return Ok((spec.name.to_owned(), state));
                 }
-            }
-            Err(RuntimeError::Docker(e)) if e.to_lowercase().contains("no such image") => {
-                return Err(RuntimeError::NoSuchImage(spec.image.to_owned()));
             }
             Err(e) => return Err(e),
         }
@@ -64,16 +53,7 @@ impl DockerRuntime {
     }
 
     pub(super) async fn run_containers(&self) -> Result<Vec<(String, String)>> {
-        let docker = self.docker()?;
-        let filters = HashMap::from([(
-            "label",
-            vec![format!("{LABEL_RUN_PLATFORM}={}", self.platform_id)],
-        )]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self.timed(docker.list_containers(Some(options))).await?;
+        let list = self.labelled(LABEL_RUN_PLATFORM, &self.platform_id).await?;
         Ok(list
             .into_iter()
             .filter_map(|c| {

@@ -9,7 +9,6 @@ use bollard::models::{
     ContainerCreateBody, ExecConfig, HealthConfig, HostConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
-use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -79,18 +78,8 @@ impl DockerRuntime {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(spec.name)
-            .build();
-        match self
-            .timed(docker.create_container(Some(options), body))
-            .await
-        {
-            Ok(_) => {}
-            // Another caller made it meanwhile: adopt theirs.
-            Err(RuntimeError::Docker(e)) if e.contains("409") || e.contains("Conflict") => {}
-            Err(e) => return Err(e),
-        }
+        // Made by another caller meanwhile: theirs is adopted.
+        self.create_named(spec.name, body).await?;
         self.timed(docker.start_container(spec.name, None)).await?;
         self.state(spec.name).await
     }
