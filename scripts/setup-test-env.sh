@@ -20,5 +20,7 @@ faas_seed_dbclient_image
 faas_start_postgres faas_ledger_a faas_ledger_b >/dev/null
 faas_start_smtp_sink >/dev/null
 faas_apt_install redis-server
+# Task workers in the tests are the python-action template's helper; over RabbitMQ it needs pika.
+faas_apt_install python3-pika
 faas_start_rabbitmq >/dev/null
 faas_say "ready: $(docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})')"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: prepares the machine (Docker Engine, seeded base images), then runs every
-# test: the workspace's cargo tests, the python-function runtime's tests, the API contract test
+# test: the workspace's cargo tests, the python-function runtime's and python-action helper's tests, the API contract test
 # (schemathesis) and the end-to-end test of a new user's first steps.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +13,9 @@ cargo test --workspace --locked
 
 echo "== python-function runtime tests"
 (cd templates/python-function && python3 -m unittest discover -s tests -t . 2>&1)
+
+echo "== python-action helper tests"
+(cd templates/python-action && python3 -m unittest discover -s tests -t . 2>&1)
 
 echo "== the API as a contract (schemathesis against a fresh daemon)"
 "$root/tests/api-contract/run.sh"

@@ -41,6 +41,8 @@ pub mod env_vars {
     pub const REDIS_SERVICE_ADDR: &str = "FAAS_PLATFORM_REDIS_SERVICE_ADDR";
     pub const RABBITMQ_ADMIN_URL: &str = "FAAS_PLATFORM_RABBITMQ_ADMIN_URL";
     pub const RABBITMQ_SERVICE_ADDR: &str = "FAAS_PLATFORM_RABBITMQ_SERVICE_ADDR";
+    /// The RabbitMQ task launches go through, `amqp://USER:PASSWORD@HOST:PORT/VHOST`.
+    pub const TASKS_AMQP_URL: &str = "FAAS_PLATFORM_TASKS_AMQP_URL";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -78,6 +80,8 @@ pub struct FileConfig {
     pub billing_webhook_secret: Option<String>,
     /// External database servers, by engine (`[databases.postgresql] admin_url = …`).
     pub databases: Option<crate::databases::servers::ServersConfig>,
+    /// The RabbitMQ task launches go through (`amqp://…`).
+    pub tasks_amqp_url: Option<String>,
 }
 
 /// How the router reaches an instance.
@@ -113,6 +117,8 @@ pub struct Config {
     pub notify: crate::billing::notify::NotifyConfig,
     /// The external database servers; every other engine's server is managed.
     pub databases: crate::databases::servers::ServersConfig,
+    /// The RabbitMQ task launches go through; None: the rabbitmq transport is off.
+    pub tasks_amqp_url: Option<String>,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -131,6 +137,7 @@ pub struct Overrides {
     /// External database servers given by flags or environment variables (these win over
     /// the config file's, engine by engine).
     pub databases: crate::databases::servers::ServersConfig,
+    pub tasks_amqp_url: Option<String>,
 }
 
 /// `10s`, `500ms`, `1m` or `off`, from at least 100 ms to at most an hour.
@@ -222,6 +229,14 @@ impl Config {
         for (engine, server) in &databases {
             crate::databases::servers::check_external(*engine, server)?;
         }
+        let tasks_amqp_url = o.tasks_amqp_url.or(file.tasks_amqp_url);
+        if let Some(url) = &tasks_amqp_url
+            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+        {
+            anyhow::bail!(
+                "the tasks broker `{url}` is not an AMQP URL: give `amqp://USER:PASSWORD@HOST:PORT/VHOST`"
+            );
+        }
         let domain = o
             .domain
             .or(file.domain)
@@ -259,6 +274,7 @@ impl Config {
             meter_interval,
             notify,
             databases,
+            tasks_amqp_url,
         })
     }
 }

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub detail: String,
     pub hint: Option<String>,
     pub deployment: Option<String>,
+    /// A task definition's problems.
+    pub errors: Vec<faas_spec::api::tasks::DefinitionError>,
     /// Logged, never sent.
     pub internal: Option<String>,
 }
@@ -34,6 +36,7 @@ impl ApiError {
             detail: detail.into(),
             hint: None,
             deployment: None,
+            errors: Vec::new(),
             internal: None,
         }
     }
@@ -134,6 +137,7 @@ impl IntoResponse for ApiError {
             hint: self.hint,
             request_id,
             deployment: self.deployment,
+            errors: self.errors,
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         response.headers_mut().insert(

@@ -19,6 +19,7 @@ pub mod runs;
 pub mod runtime;
 pub mod secrets;
 pub mod store;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,8 @@ pub struct Platform {
     pub databases: databases::servers::Servers,
     /// The one-off runs this daemon follows.
     pub runs: runs::Runner,
+    /// Task chains: the action registry's and the runs' engine.
+    pub tasks: tasks::Engine,
 }
 
 pub type AppState = Arc<Platform>;

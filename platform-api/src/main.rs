@@ -74,6 +74,9 @@ enum Command {
         /// Where services reach the external RabbitMQ over AMQP, `HOST:PORT` [default: the admin URL's host, port 5672]
         #[arg(long, env = env_vars::RABBITMQ_SERVICE_ADDR, requires = "rabbitmq_admin_url")]
         rabbitmq_service_addr: Option<String>,
+        /// The RabbitMQ task launches go through, `amqp://USER:PASSWORD@HOST:PORT/VHOST` [default: none; the rabbitmq transport is off]
+        #[arg(long, env = env_vars::TASKS_AMQP_URL)]
+        tasks_amqp_url: Option<String>,
     },
 }
 
@@ -123,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         redis_service_addr,
         rabbitmq_admin_url,
         rabbitmq_service_addr,
+        tasks_amqp_url,
     } = cli.command;
     use faas_platform::databases::servers::ExternalServer;
     let databases = [
@@ -165,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ledger_config,
         meter_interval,
         databases,
+        tasks_amqp_url,
     })?;
     serve(config).await
 }
@@ -252,11 +257,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         canaries: Mutex::new(Default::default()),
         databases: faas_platform::databases::servers::Servers::new(config.databases.clone()),
         runs: Default::default(),
+        tasks: faas_platform::tasks::Engine::new(config.tasks_amqp_url.clone()),
     });
     reconcile::reconcile_when_docker_answers(platform.clone());
     let cron_task = tokio::spawn(faas_platform::runs::cron::run(platform.clone()));
     let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));
     let billing_task = tokio::spawn(faas_platform::billing::task::run(platform.clone()));
+    let tasks_task = tokio::spawn(faas_platform::tasks::run(platform.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router_task = tokio::spawn(router.clone().serve(
@@ -295,6 +302,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     meter_task.abort();
     cron_task.abort();
     billing_task.abort();
+    tasks_task.abort();
     ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");

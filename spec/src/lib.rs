@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod money;
 pub mod names;
 pub mod schema;
+pub mod task;
 pub mod units;
 mod validate;
 pub mod whole;

@@ -128,6 +128,7 @@ async fn platform(dir: &std::path::Path) -> Arc<Platform> {
         canaries: Mutex::new(Default::default()),
         databases: faas_platform::databases::servers::Servers::new(Default::default()),
         runs: Default::default(),
+        tasks: faas_platform::tasks::Engine::new(None),
         config,
         store,
         ledger,

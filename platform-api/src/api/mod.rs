@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each handler thin over the store, the runtime and
 //! the deployer. The OpenAPI document is generated from the handlers' annotations.
 
+pub mod actions;
 pub mod billing;
 pub mod canary;
 mod contract;
@@ -16,6 +17,7 @@ pub mod logs;
 pub mod secrets;
 pub mod services;
 pub mod tariffs;
+pub mod tasks;
 pub mod tokens;
 
 use axum::Router;
@@ -128,6 +130,14 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(cron::list_cron))
         .routes(routes!(cron::cron_history))
         .routes(routes!(cron::run_cron))
+        .routes(routes!(actions::heartbeat))
+        .routes(routes!(actions::list_actions))
+        .routes(routes!(actions::claim))
+        .routes(routes!(actions::post_result))
+        .routes(routes!(tasks::run_task, tasks::list_tasks))
+        .routes(routes!(tasks::show_task))
+        .routes(routes!(tasks::cancel_task))
+        .routes(routes!(tasks::approve_step))
         // Image tarballs and database dumps are as large as the disk allows.
         .merge(
             OpenApiRouter::new()

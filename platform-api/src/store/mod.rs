@@ -3,6 +3,7 @@
 //! core here. Docker holds the containers; this file holds intent and history, so a restarted
 //! daemon knows what should run and which deployment to resume.
 
+mod actions;
 mod databases;
 mod deployments;
 mod environments;
@@ -14,6 +15,7 @@ mod runs;
 mod secrets;
 mod services;
 mod tariffs;
+mod tasks;
 mod tokens;
 mod usage;
 
@@ -22,6 +24,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
 
+pub use actions::{MISSED_BEATS, WorkerRow};
 pub use databases::{DatabaseRow, SealedLogin};
 pub use deployments::{DeploymentRow, NewStep};
 pub use environments::Traffic;
@@ -32,6 +35,7 @@ pub use runs::RunRow;
 pub use secrets::SealedSecret;
 pub use services::ServiceRow;
 pub use tariffs::{PriceRow, TariffRefusal, TariffRow, TariffVersionRow};
+pub use tasks::{AttemptEnd, StepRow, TaskRunRow};
 pub use tokens::TokenRow;
 pub use usage::{Cursor, MeterRound, Piece, Priced, Progress, UsageRecord};
 
@@ -58,6 +62,8 @@ const MIGRATIONS: &[&[Migration]] = &[
     invoices::MIGRATIONS,
     databases::MIGRATIONS,
     runs::MIGRATIONS,
+    actions::MIGRATIONS,
+    tasks::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

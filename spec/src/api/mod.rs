@@ -29,6 +29,9 @@ pub struct Problem {
     /// For `deployment-in-progress`: the running deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    /// For `invalid-definition`: every problem in the task definition, with its place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<tasks::DefinitionError>,
 }
 
 /// `GET /_info`.
@@ -461,3 +464,4 @@ pub mod invoices;
 pub mod ledger;
 pub mod runs;
 pub mod tariffs;
+pub mod tasks;
