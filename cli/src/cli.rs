@@ -70,6 +70,12 @@ pub enum Command {
     /// One-off runs of an image for a tenant: run, list, show, logs, cancel
     #[command(subcommand)]
     Function(crate::commands::function::FunctionCommand),
+    /// Task chains: run a definition, follow its runs, cancel one, approve a step
+    #[command(subcommand)]
+    Task(crate::commands::task::TaskCommand),
+    /// The actions tasks launch: built in, and those that register themselves by heartbeat
+    #[command(subcommand)]
+    Action(crate::commands::action::ActionCommand),
     /// The platform's accounts ledger: balances, turnovers, events (admin)
     #[command(subcommand)]
     Ledger(LedgerCommand),

@@ -95,6 +95,7 @@ impl Client {
                     code: p.code,
                     status: p.status,
                     deployment: p.deployment,
+                    errors: p.errors,
                 }
             }
             Err(_) => CliError::failed(

@@ -30,6 +30,8 @@ pub enum CliError {
         code: String,
         status: u16,
         deployment: Option<String>,
+        /// A task definition's problems, each with its place.
+        errors: Vec<faas_spec::api::tasks::DefinitionError>,
     },
     /// Ctrl-C. Exit 130.
     #[error("interrupted")]

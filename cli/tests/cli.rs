@@ -127,7 +127,7 @@ fn create_scaffolds_a_valid_service_with_git() {
 #[test]
 fn every_template_scaffolds_a_valid_manifest() {
     let s = Sandbox::new();
-    for template in ["python-function", "rust-http", "static"] {
+    for template in ["python-action", "python-function", "rust-http", "static"] {
         let name = format!("svc-{template}");
         let out = s.run(&[
             "service",
@@ -409,7 +409,7 @@ fn templates_list_names_each_template() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["python-function", "rust-http", "static"]);
+    assert_eq!(names, ["python-action", "python-function", "rust-http", "static"]);
     for t in json.as_array().unwrap() {
         assert!(!t["description"].as_str().unwrap().is_empty());
     }

@@ -964,6 +964,41 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// Every code a definition's problem may have (the platform's included).
+const CODES: &[&str] = &[
+    "toml-syntax",
+    "unknown-key",
+    "wrong-type",
+    "invalid-duration",
+    "invalid-name",
+    "missing-key",
+    "no-steps",
+    "too-many-steps",
+    "duplicate-step",
+    "step-kind",
+    "invalid-url",
+    "invalid-method",
+    "invalid-success",
+    "invalid-retry",
+    "invalid-reference",
+    "later-step",
+    "unknown-step",
+    "unknown-action",
+    "unknown-output",
+    "missing-input",
+    "input-schema",
+];
+
+/// A problem code as a [`Diagnostic`] keeps it (`invalid-definition` for one this build does
+/// not know).
+pub fn code(text: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|c| **c == text)
+        .copied()
+        .unwrap_or("invalid-definition")
+}
+
 /// Step names: a letter, then letters, digits, `-` and `_`; at most 63.
 pub fn is_step_name(text: &str) -> bool {
     let mut chars = text.chars();

@@ -1,5 +1,6 @@
 //! One module per command. Each is a plain function of resolved arguments and the printer.
 
+pub mod action;
 pub mod auth;
 pub mod billing;
 pub mod canary;
@@ -22,6 +23,7 @@ pub mod platform;
 pub mod secrets;
 pub mod service;
 pub mod tariff;
+pub mod task;
 pub mod templates;
 pub mod validate;
 
