@@ -409,7 +409,10 @@ fn templates_list_names_each_template() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["python-action", "python-function", "rust-http", "static"]);
+    assert_eq!(
+        names,
+        ["python-action", "python-function", "rust-http", "static"]
+    );
     for t in json.as_array().unwrap() {
         assert!(!t["description"].as_str().unwrap().is_empty());
     }

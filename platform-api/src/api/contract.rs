@@ -16,7 +16,7 @@ const PROBLEM: &str = "#/components/schemas/Problem";
 const PROBLEM_TYPE: &str = "application/problem+json";
 
 /// Request bodies, each refusing unknown properties.
-const REQUEST_SCHEMAS: [&str; 9] = [
+const REQUEST_SCHEMAS: [&str; 14] = [
     "CreateService",
     "CreateDeployment",
     "Scale",
@@ -26,11 +26,17 @@ const REQUEST_SCHEMAS: [&str; 9] = [
     "SetSecrets",
     "UnsetSecrets",
     "RunFunction",
+    "Heartbeat",
+    "Claim",
+    "LaunchResult",
+    "RunTask",
+    "Approve",
 ];
 
 /// The pattern of each name the server checks, by schema and property.
-fn property_patterns() -> [(&'static str, &'static str, &'static str); 15] {
+fn property_patterns() -> [(&'static str, &'static str, &'static str); 18] {
     use faas_spec::api::runs::{RUN_MEMORY_PATTERN, RUN_TIMEOUT_PATTERN};
+    use faas_spec::api::tasks::{ACTION_NAME_PATTERN, WORKER_PATTERN};
     use faas_spec::names::{EMAIL_PATTERN, ENV_NAME_PATTERN, SERVICE_NAME_PATTERN};
     [
         ("CreateService", "name", SERVICE_NAME_PATTERN),
@@ -48,6 +54,9 @@ fn property_patterns() -> [(&'static str, &'static str, &'static str); 15] {
         ("RunFunction", "tenant", EMAIL_PATTERN),
         ("RunFunction", "memory", RUN_MEMORY_PATTERN),
         ("RunFunction", "timeout", RUN_TIMEOUT_PATTERN),
+        ("Heartbeat", "name", ACTION_NAME_PATTERN),
+        ("Heartbeat", "worker", WORKER_PATTERN),
+        ("Claim", "worker", WORKER_PATTERN),
     ]
 }
 
@@ -141,7 +150,9 @@ fn complete_operation(path: &str, op: &mut Value) {
     if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
         for param in params {
             if param["name"] == "limit"
-                && (path == "/v1/functions/runs" || path.ends_with("/history"))
+                && (path == "/v1/functions/runs"
+                    || path == "/v1/tasks"
+                    || path.ends_with("/history"))
                 && let Some(schema) = param.get_mut("schema").and_then(Value::as_object_mut)
             {
                 schema.insert("minimum".into(), 1.into());
@@ -221,6 +232,30 @@ fn complete_schemas(schemas: &mut Map<String, Value>) {
         }
         if let Some(command) = run.get_mut("command").and_then(Value::as_object_mut) {
             command.insert("minItems".into(), 1.into());
+        }
+    }
+    // A heartbeat's interval and version, a task's file name and definition size.
+    for (schema, property, limits) in [
+        (
+            "Heartbeat",
+            "interval_ms",
+            json!({"minimum": 100, "maximum": 60000}),
+        ),
+        (
+            "Heartbeat",
+            "version",
+            json!({"minLength": 1, "maxLength": 64}),
+        ),
+        ("RunTask", "file", json!({"minLength": 1, "maxLength": 255})),
+        ("RunTask", "definition", json!({"maxLength": 1 << 20})),
+    ] {
+        if let Some(p) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+            .and_then(Value::as_object_mut)
+            && let Some(limits) = limits.as_object()
+        {
+            p.extend(limits.clone());
         }
     }
     if let Some(names) = schemas

@@ -40,6 +40,7 @@ fn shown(p: &Platform, run: &TaskRunRow) -> ApiResult<TaskRun> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// Only runs in this state (`pending`, `running`, `succeeded`, `failed`, `cancelled`).
+    #[param(pattern = "^(pending|running|succeeded|failed|cancelled)$")]
     pub state: Option<String>,
     /// With the launcher tasks (`faas-launch`) that started the others.
     #[serde(default)]

@@ -7,6 +7,12 @@ use serde_json::Value;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+/// What an action's name may be: a lowercase letter or digit, then lowercase letters, digits,
+/// `-`, `_` and `.`; at most 63 (names starting `faas.` are the platform's).
+pub const ACTION_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,62}$";
+/// What a worker's id may be: 1 to 200 printable characters without spaces.
+pub const WORKER_PATTERN: &str = "^[!-~]{1,200}$";
+
 /// How the platform reaches an action.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
