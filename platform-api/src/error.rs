@@ -15,15 +15,19 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Each problem of a task definition, with its place.
+#[derive(Debug)]
+pub struct DefinitionErrors(pub Vec<faas_spec::api::tasks::DefinitionError>);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
     pub hint: Option<String>,
-    pub deployment: Option<String>,
-    /// A task definition's problems.
-    pub errors: Vec<faas_spec::api::tasks::DefinitionError>,
+    pub deployment: Option<Box<str>>,
+    /// A task definition's problems (boxed: errors travel in every `Result` of the API).
+    pub errors: Option<Box<DefinitionErrors>>,
     /// Logged, never sent.
     pub internal: Option<String>,
 }
@@ -36,7 +40,7 @@ impl ApiError {
             detail: detail.into(),
             hint: None,
             deployment: None,
-            errors: Vec::new(),
+            errors: None,
             internal: None,
         }
     }
@@ -136,8 +140,8 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             hint: self.hint,
             request_id,
-            deployment: self.deployment,
-            errors: self.errors,
+            deployment: self.deployment.map(String::from),
+            errors: self.errors.map(|e| e.0).unwrap_or_default(),
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         response.headers_mut().insert(

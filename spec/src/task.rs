@@ -957,7 +957,7 @@ impl Parser {
 
 fn fmt_duration(d: Duration) -> String {
     let s = d.as_std().as_secs();
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
     } else {
         format!("{s}s")

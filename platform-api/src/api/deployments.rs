@@ -103,7 +103,7 @@ pub(super) fn in_progress(service: &str, env: &str, running: String) -> ApiError
     .hint(format!(
         "wait for it: GET /v1/services/{service}/deployments/{running}/events"
     ));
-    e.deployment = Some(running);
+    e.deployment = Some(running.into());
     e
 }
 

@@ -418,3 +418,143 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn store_with_run() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("platform.db")).unwrap();
+        let run = TaskRunRow {
+            id: "task-1".into(),
+            tenant: "a@b.io".into(),
+            task: "t".into(),
+            file: "t.toml".into(),
+            definition: String::new(),
+            input: json!({}),
+            state: "running".into(),
+            deadline_us: i64::MAX,
+            ..Default::default()
+        };
+        let steps = [("s".to_owned(), "act".to_owned(), 3)];
+        assert!(store.create_task_run(&run, &steps).unwrap());
+        assert!(
+            !store.create_task_run(&run, &steps).unwrap(),
+            "recorded once"
+        );
+        (dir, store)
+    }
+
+    #[test]
+    fn an_attempt_is_recorded_once_and_only_its_own_result_counts() {
+        let (_dir, store) = store_with_run();
+        let input = json!({"x": 1});
+        assert!(store.make_ready("task-1", 0, 1).unwrap());
+        assert!(
+            store
+                .record_launch(
+                    "task-1",
+                    0,
+                    1,
+                    "task-1.s.1",
+                    "k",
+                    &input,
+                    None,
+                    "launched",
+                    10
+                )
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_launch(
+                    "task-1",
+                    0,
+                    1,
+                    "task-1.s.1",
+                    "k",
+                    &input,
+                    None,
+                    "launched",
+                    10
+                )
+                .unwrap(),
+            "a second decision for the same attempt is refused"
+        );
+        assert!(store.claim_launch("task-1.s.1", "w1").unwrap());
+        assert!(
+            !store.claim_launch("task-1.s.1", "w2").unwrap(),
+            "taken already"
+        );
+        assert!(
+            store
+                .end_attempt(
+                    "task-1.s.1",
+                    AttemptEnd::Retry {
+                        error: "boom",
+                        at_us: 20
+                    }
+                )
+                .unwrap()
+        );
+        assert!(
+            !store
+                .end_attempt("task-1.s.1", AttemptEnd::Succeeded(&json!(1)))
+                .unwrap(),
+            "a late result of the first attempt does not count"
+        );
+        assert!(
+            store
+                .record_launch(
+                    "task-1",
+                    0,
+                    2,
+                    "task-1.s.2",
+                    "k",
+                    &input,
+                    None,
+                    "launched",
+                    30
+                )
+                .unwrap()
+        );
+        assert!(
+            store.step_by_launch("task-1.s.1").unwrap().is_none(),
+            "superseded"
+        );
+        assert!(
+            store
+                .end_attempt("task-1.s.2", AttemptEnd::Succeeded(&json!({"ok": true})))
+                .unwrap()
+        );
+        let step = &store.steps_of("task-1").unwrap()[0];
+        assert_eq!((step.state.as_str(), step.attempt), ("succeeded", 2));
+        assert_eq!(step.output, Some(json!({"ok": true})));
+    }
+
+    #[test]
+    fn a_run_ends_once_and_takes_its_going_steps_with_it() {
+        let (_dir, store) = store_with_run();
+        store.make_ready("task-1", 0, 1).unwrap();
+        assert!(
+            store
+                .end_task_run("task-1", "cancelled", None, Some("by request"), "cancelled")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .end_task_run("task-1", "failed", None, None, "cancelled")
+                .unwrap()
+        );
+        let run = store.task_run("task-1").unwrap().unwrap();
+        assert_eq!(
+            (run.state.as_str(), run.error.as_deref()),
+            ("cancelled", Some("by request"))
+        );
+        assert_eq!(store.steps_of("task-1").unwrap()[0].state, "cancelled");
+        assert!(store.task_runs_due(i64::MAX).unwrap().is_empty());
+    }
+}

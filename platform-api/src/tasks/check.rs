@@ -68,12 +68,11 @@ pub fn against_actions(
             _ => None,
         };
         for r in &step.references {
-            if let Source::Step(name) = &r.source {
-                if let Some((_, Some(schema))) = outputs.iter().find(|(n, _)| n == name) {
-                    if let Some(d) = missing_output(name, schema, r) {
-                        out.push(d);
-                    }
-                }
+            if let Source::Step(name) = &r.source
+                && let Some((_, Some(schema))) = outputs.iter().find(|(n, _)| n == name)
+                && let Some(d) = missing_output(name, schema, r)
+            {
+                out.push(d);
             }
         }
         input_fits(
@@ -99,9 +98,7 @@ pub fn against_actions(
 fn missing_output(step: &str, schema: &Value, r: &Reference) -> Option<Diagnostic> {
     let mut at = schema;
     for (depth, field) in r.path.iter().enumerate() {
-        let Some(props) = at.get("properties").and_then(Value::as_object) else {
-            return None;
-        };
+        let props = at.get("properties").and_then(Value::as_object)?;
         match props.get(field) {
             Some(next) => at = next,
             None => {
@@ -231,19 +228,21 @@ pub fn api_error(report: &faas_spec::Report) -> ApiError {
         ),
     )
     .hint("`errors` lists each with its place; fix them and run again: nothing was launched");
-    e.errors = located
-        .iter()
-        .map(|d| DefinitionError {
-            code: d.diagnostic.code.to_owned(),
-            message: d.diagnostic.message.clone(),
-            line: d.line,
-            column: d.column,
-            start: d.diagnostic.span.start,
-            end: d.diagnostic.span.end,
-            label: d.diagnostic.label.clone(),
-            expected: d.diagnostic.expected.clone(),
-            help: d.diagnostic.help.clone(),
-        })
-        .collect();
+    e.errors = Some(Box::new(crate::error::DefinitionErrors(
+        located
+            .iter()
+            .map(|d| DefinitionError {
+                code: d.diagnostic.code.to_owned(),
+                message: d.diagnostic.message.clone(),
+                line: d.line,
+                column: d.column,
+                start: d.diagnostic.span.start,
+                end: d.diagnostic.span.end,
+                label: d.diagnostic.label.clone(),
+                expected: d.diagnostic.expected.clone(),
+                help: d.diagnostic.help.clone(),
+            })
+            .collect(),
+    )));
     e
 }

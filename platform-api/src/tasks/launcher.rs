@@ -119,10 +119,10 @@ pub async fn submit(p: &AppState, who: &Principal, body: &RunTask) -> ApiResult<
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let l = p.store.task_run(&launcher.id)?;
-        if let Some(run) = p.store.task_run(&child)? {
-            if run.state != "pending" || l.as_ref().is_some_and(TaskRunRow::is_over) {
-                return Ok(run);
-            }
+        if let Some(run) = p.store.task_run(&child)?
+            && (run.state != "pending" || l.as_ref().is_some_and(TaskRunRow::is_over))
+        {
+            return Ok(run);
         }
         if let Some(l) = l.filter(TaskRunRow::is_over) {
             return Err(ApiError::unprocessable(

@@ -120,7 +120,10 @@ impl Engine {
             });
             hex::decode(text).unwrap_or_default()
         });
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key");
+        // HMAC takes a key of any length: this never fails.
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+            return String::new();
+        };
         mac.update(launch.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
@@ -211,9 +214,6 @@ async fn advance(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         p.tasks.forget(id);
         return Ok(());
     }
-    if run.state == "pending" {
-        return Ok(());
-    }
     let now = now_us();
     if run.cancel {
         return end(
@@ -234,6 +234,18 @@ async fn advance(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             Some("the task's timeout passed".into()),
             "cancelled",
         );
+    }
+    if run.state == "pending" {
+        // Its launcher starts it; one that ended without doing so leaves it failed.
+        let launcher = match &run.parent {
+            Some(parent) => p.store.task_run(parent)?,
+            None => None,
+        };
+        if launcher.is_none_or(|l| l.is_over()) {
+            let why = "its launcher ended without starting it";
+            return end(p, &run, "failed", None, Some(why.into()), "cancelled");
+        }
+        return Ok(());
     }
     let def = match p.tasks.definition(&run) {
         Ok(d) => d,
@@ -522,17 +534,17 @@ async fn check_timers(
         )?;
         return Ok(());
     }
-    if step.state == "running" {
-        if let Some(worker) = step.worker.as_deref() {
-            let row = p.store.worker(&run.tenant, &step.action, worker)?;
-            if row.is_none_or(|w| !w.alive_at(now)) {
-                let why = format!(
-                    "worker `{worker}` stopped beating during attempt {}",
-                    step.attempt
-                );
-                attempt_failed(p, run, sdef, step, &why)?;
-            }
-        }
+    if step.state == "running"
+        && let Some(worker) = step.worker.as_deref()
+        && p.store
+            .worker(&run.tenant, &step.action, worker)?
+            .is_none_or(|w| !w.alive_at(now))
+    {
+        let why = format!(
+            "worker `{worker}` stopped beating during attempt {}",
+            step.attempt
+        );
+        attempt_failed(p, run, sdef, step, &why)?;
     }
     Ok(())
 }
@@ -595,16 +607,17 @@ fn store_result(
     let Some(run) = p.store.task_run(&step.run)? else {
         return Ok(false);
     };
-    if let (Some(w), Some(holder)) = (worker, step.worker.as_deref()) {
-        if w != holder && step.state == "running" {
-            tracing::info!(
-                launch,
-                worker = w,
-                holder,
-                "a result from a worker that does not hold the attempt is ignored"
-            );
-            return Ok(false);
-        }
+    if let (Some(w), Some(holder)) = (worker, step.worker.as_deref())
+        && w != holder
+        && step.state == "running"
+    {
+        tracing::info!(
+            launch,
+            worker = w,
+            holder,
+            "a result from a worker that does not hold the attempt is ignored"
+        );
+        return Ok(false);
     }
     let def = p.tasks.definition(&run).map_err(anyhow::Error::msg)?;
     let Some(sdef) = def.steps.get(step.idx as usize) else {
