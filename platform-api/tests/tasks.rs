@@ -95,6 +95,35 @@ fn a_chain_over_http_passes_outputs_step_to_step() {
 }
 
 #[test]
+fn a_chain_over_http_whose_worker_answers_with_the_result() {
+    let d = daemon();
+    let p = unique("a");
+    let effects = d.dir.join("effects");
+    let _w = Worker::start(
+        &d,
+        "w1",
+        "http",
+        "add,double,record",
+        &[
+            ("FAAS_TEST_NAME_PREFIX", p.as_str()),
+            ("FAAS_EFFECTS", effects.to_str().unwrap()),
+            ("FAAS_ACTION_REPLY", "answer"),
+        ],
+    );
+    wait_action(
+        &d,
+        &format!("{p}record"),
+        "available",
+        Duration::from_secs(20),
+    );
+    let (status, run) = run_task(&d, &chain(&p), json!({"a": 1, "b": 1}));
+    assert_eq!(status, 201, "{run}");
+    let run = wait_task(&d, run["id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(run["output"], json!({"value": 4, "worker": "w1"}));
+}
+
+#[test]
 fn an_in_process_chain_passes_outputs_and_its_launch_is_a_task_too() {
     let d = daemon();
     let def = format!(
@@ -309,6 +338,21 @@ input = { approved_by = "$steps.ask.by", order = "$input.order" }
     let run = wait_task(&d, &id, Duration::from_secs(10));
     assert_eq!(run["state"], "succeeded", "{run:#}");
     assert_eq!(run["output"], json!({"approved_by": "ann", "order": 42}));
+
+    // A cancelled run ends at once, and its waiting step with it.
+    let (_, run) = run_task(&d, def, json!({"order": 7}));
+    let id = run["id"].as_str().unwrap().to_owned();
+    wait_until(&d, &id, Duration::from_secs(10), |r| {
+        r["steps"][0]["state"] == "approval"
+    });
+    let (status, cancelled) = d.post(&format!("/v1/tasks/{id}/cancel"), json!({}));
+    assert_eq!(status, 202, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    assert_eq!(cancelled["steps"][0]["state"], "cancelled");
+    let (status, _) = d.post(&format!("/v1/tasks/{id}/steps/ask/approve"), json!({}));
+    assert_eq!(status, 409);
+    let (status, _) = d.post(&format!("/v1/tasks/{id}/cancel"), json!({}));
+    assert_eq!(status, 409, "over already");
 
     let late = "name = \"late\"\n[[steps]]\nname = \"ask\"\napproval = {}\ntimeout = \"1s\"\n[[steps]]\nname = \"after\"\naction = \"faas.echo\"\n";
     let (_, run) = run_task(&d, late, json!({}));

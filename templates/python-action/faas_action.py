@@ -13,7 +13,8 @@ What the helper does for the function:
 - it registers the action by heartbeat (POST /v1/actions/heartbeat every FAAS_ACTION_INTERVAL_MS),
   with its name, version, schemas, transport and address; the platform never registers it;
 - it takes launches over HTTP (the platform POSTs them; the helper answers 202 and posts the
-  result back, retrying while the platform is away) or over RabbitMQ (one durable queue per
+  result back, retrying while the platform is away; or, with FAAS_ACTION_REPLY=answer, answers
+  with the result itself) or over RabbitMQ (one durable queue per
   action, prefetch 1; a launch is claimed before it runs, its result published with confirms to
   the launch's reply_to, and the launch acknowledged only after that);
 - it hands the function the launch's idempotency key (`ctx.key`): every attempt of one step
@@ -27,7 +28,8 @@ policy decides what comes next).
 Environment: FAAS_URL (the platform API, default http://127.0.0.1:7700), FAAS_TOKEN (required),
 FAAS_ACTION_TRANSPORT (`http` or `rabbitmq`, default http), PORT (http, default 8080),
 FAAS_ACTION_URL (where the platform reaches this worker, default http://127.0.0.1:$PORT),
-FAAS_AMQP_URL (rabbitmq), FAAS_ACTION_QUEUE_PREFIX (default `faas.action.`), FAAS_WORKER (this
+FAAS_ACTION_REPLY (http: `callback`, the default, or `answer`), FAAS_AMQP_URL (rabbitmq),
+FAAS_ACTION_QUEUE_PREFIX (default `faas.action.`), FAAS_WORKER (this
 worker's id, default host-pid), FAAS_ACTION_INTERVAL_MS (default 2000), FAAS_ACTION_DONE_FILE.
 The rabbitmq transport needs the `pika` package (add it to requirements.txt).
 """
@@ -123,7 +125,7 @@ class Worker:
 
     def __init__(self, actions, platform, transport="http", worker=None, interval_ms=2000,
                  port=8080, public_url=None, amqp_url=None, queue_prefix="faas.action.",
-                 done_file=None):
+                 done_file=None, reply="callback"):
         self.actions = {a.name: a for a in actions}
         self.platform = platform
         self.transport = transport
@@ -135,6 +137,7 @@ class Worker:
         self.amqp_url = amqp_url
         self.queue_prefix = queue_prefix
         self.done_file = done_file
+        self.reply = reply
         self.done = {}
         self.running = {}
         self.lock = threading.Lock()
@@ -250,6 +253,9 @@ class Worker:
                     return self.reply(400, {"detail": "the body is not a launch"})
                 if name not in worker.actions or launch.get("action") != name:
                     return self.reply(404, {"detail": f"no action {name!r} here"})
+                if worker.reply == "answer":
+                    # Short actions: the result is the answer itself.
+                    return self.reply(200, worker.run(launch))
                 self.reply(202, {"worker": worker.worker})
                 threading.Thread(target=worker.run_and_post, args=(launch,), daemon=True).start()
 
@@ -344,9 +350,12 @@ def serve(actions=None):
         amqp_url=env("FAAS_AMQP_URL"),
         queue_prefix=env("FAAS_ACTION_QUEUE_PREFIX", "faas.action."),
         done_file=env("FAAS_ACTION_DONE_FILE"),
+        reply=env("FAAS_ACTION_REPLY", "callback"),
     )
     if not worker.actions:
         sys.exit("no actions: declare functions with @action")
+    if worker.reply not in ("callback", "answer"):
+        sys.exit(f"FAAS_ACTION_REPLY is {worker.reply!r}: give callback or answer")
     if worker.transport not in ("http", "rabbitmq"):
         sys.exit(f"FAAS_ACTION_TRANSPORT is {worker.transport!r}: give http or rabbitmq")
     if worker.transport == "rabbitmq" and not worker.amqp_url:

@@ -137,5 +137,30 @@ class HelperTest(unittest.TestCase):
         self.assertEqual(result, {"output": {"words": 3}, "token": "tok", "worker": "w9"})
 
 
+    def test_with_reply_answer_the_result_is_the_answer(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        w = self.worker(port=port, reply="answer")
+        threading.Thread(target=w.serve_http, daemon=True).start()
+        body = json.dumps(launch("k8", text="one two")).encode()
+        deadline = time.time() + 5
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/actions/count", data=body,
+                                                 method="POST")
+                with urllib.request.urlopen(request, timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                    self.assertEqual(json.loads(r.read()), {"output": {"words": 2}})
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.assertFalse([p for p in self.platform.posts if p[0].endswith("/result")])
+
+
 if __name__ == "__main__":
     unittest.main()
