@@ -183,6 +183,10 @@ stop() {
     if running "$c"; then kill "$(cat "$home/$c.pid")" 2>/dev/null || true; fi
     rm -f "$home/$c.pid"
   done
+  # The pods' containers outlive the kubelet: remove those its dockershim made.
+  local pods
+  pods=$(docker ps -aq --filter label=io.kubernetes.docker.type 2>/dev/null || true)
+  if [ -n "$pods" ]; then docker rm -f $pods >/dev/null; fi
 }
 
 case "${1:-start}" in
