@@ -55,6 +55,18 @@ impl Diagnostic {
     }
 }
 
+/// A file that is not TOML at all: where the parser stopped, and its first line of why.
+pub fn toml_syntax(file_name: &str, e: &toml_edit::TomlError) -> Diagnostic {
+    let message = e.message().trim();
+    Diagnostic::new(
+        "toml-syntax",
+        e.span().unwrap_or(0..0),
+        format!("{file_name} is not valid TOML"),
+    )
+    .label(message.lines().next().unwrap_or_default())
+    .help("see https://toml.io for the syntax; strings need quotes, tables are `[name]`")
+}
+
 /// A 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Position {

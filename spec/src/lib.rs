@@ -21,6 +21,7 @@ use toml_edit::{Item, TableLike};
 
 pub use diagnostic::{Diagnostic, Report};
 pub use manifest::*;
+pub use validate::nearest;
 
 /// The manifest's file name in a service directory.
 pub const MANIFEST_FILE: &str = "app.toml";
@@ -65,15 +66,7 @@ impl ManifestFile {
         };
         let doc = match toml_edit::Document::parse(source) {
             Ok(doc) => doc,
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let message = e.message().trim().to_owned();
-                return Err(report(vec![
-                    Diagnostic::new("toml-syntax", span, format!("{file_name} is not valid TOML"))
-                        .label(first_line(&message))
-                        .help("see https://toml.io for the syntax; strings need quotes, tables are `[name]`"),
-                ]));
-            }
+            Err(e) => return Err(report(vec![diagnostic::toml_syntax(file_name, &e)])),
         };
         let root = doc.as_table();
 
@@ -183,10 +176,6 @@ fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
     let mut seen = std::collections::HashSet::new();
     diagnostics.retain(|d| seen.insert((d.code, d.span.start, d.span.end, d.message.clone())));
     diagnostics.sort_by_key(|d| d.span.start);
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").to_owned()
 }
 
 /// Reads the `name` of a table-like, for callers that edit manifests.

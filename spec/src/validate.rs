@@ -570,7 +570,7 @@ fn list(items: &[&str]) -> String {
 }
 
 /// The known word closest to `word`, when it is close enough to be a typo.
-pub(crate) fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| {

@@ -82,31 +82,27 @@ fn json_arg(text: Option<&str>, flag: &str) -> CliResult<Option<serde_json::Valu
 }
 
 pub fn run(printer: &Printer, context: Option<&str>, cmd: TaskCommand) -> CliResult {
-    if let TaskCommand::Run {
-        definition,
-        input,
-        detach,
-        json,
-    } = cmd
-    {
-        return run_definition(
+    match cmd {
+        TaskCommand::Run {
+            definition,
+            input,
+            detach,
+            json,
+        } => run_definition(
             printer,
             context,
             &definition,
             input.as_deref(),
             detach,
             json,
-        );
-    }
-    let client = session::connect(printer, context)?;
-    match cmd {
-        TaskCommand::Run { .. } => Ok(()),
+        ),
         TaskCommand::List {
             state,
             all,
             limit,
             json,
         } => {
+            let client = session::connect(printer, context)?;
             let mut path = format!("/v1/tasks?limit={limit}&launchers={all}");
             if let Some(s) = state {
                 path.push_str(&format!("&state={}", encode(&s)));
@@ -133,6 +129,7 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: TaskCommand) -> CliRes
             Ok(())
         }
         TaskCommand::Show { run, json } => {
+            let client = session::connect(printer, context)?;
             let r: TaskRun = client.get(&format!("/v1/tasks/{}", encode(&run)))?;
             if json {
                 printer.json(&r);
@@ -142,6 +139,7 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: TaskCommand) -> CliRes
             Ok(())
         }
         TaskCommand::Cancel { run } => {
+            let client = session::connect(printer, context)?;
             let r: TaskRun = client.post(
                 &format!("/v1/tasks/{}/cancel", encode(&run)),
                 &serde_json::json!({}),
@@ -155,6 +153,7 @@ pub fn run(printer: &Printer, context: Option<&str>, cmd: TaskCommand) -> CliRes
             input,
             reject,
         } => {
+            let client = session::connect(printer, context)?;
             let body = Approve {
                 input: json_arg(input.as_deref(), "input")?,
                 reject,

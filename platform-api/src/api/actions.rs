@@ -3,7 +3,9 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use faas_spec::api::tasks::{Action, Claim, Heartbeat, HeartbeatAck, Launch, LaunchResult};
+use faas_spec::api::tasks::{
+    Action, Claim, Heartbeat, HeartbeatAck, Launch, LaunchResult, outcome,
+};
 
 use super::{ApiJson, Path};
 use crate::AppState;
@@ -121,15 +123,11 @@ pub async fn post_result(
     ApiJson(body): ApiJson<LaunchResult>,
 ) -> ApiResult<Json<faas_spec::api::tasks::StepRun>> {
     own_launch(&p, &who, &id, Some(&body.token))?;
-    let outcome = match (body.output, body.error) {
-        (_, Some(error)) => Err(error),
-        (Some(output), None) => Ok(output),
-        (None, None) => {
-            return Err(ApiError::unprocessable(
-                "empty-result",
-                "a result has `output` or `error`",
-            ));
-        }
+    let Some(outcome) = outcome(body.output, body.error) else {
+        return Err(ApiError::unprocessable(
+            "empty-result",
+            "a result has `output` or `error`",
+        ));
     };
     let stored = record_result(&p, &id, outcome, body.worker.as_deref())
         .await

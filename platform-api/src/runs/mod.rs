@@ -368,12 +368,7 @@ pub fn environment_of(p: &Platform, run: &RunRow) -> Result<Vec<(String, String)
 
 /// How the API shows a run.
 pub fn view(run: &RunRow) -> Run {
-    let iso = |us: i64| {
-        humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(us).unwrap_or(0)),
-        )
-        .to_string()
-    };
+    let iso = crate::store::rfc3339_ms;
     Run {
         id: run.id.clone(),
         kind: run.kind.clone(),

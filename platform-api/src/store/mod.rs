@@ -35,7 +35,7 @@ pub use runs::RunRow;
 pub use secrets::SealedSecret;
 pub use services::ServiceRow;
 pub use tariffs::{PriceRow, TariffRefusal, TariffRow, TariffVersionRow};
-pub use tasks::{AttemptEnd, StepRow, TaskRunRow};
+pub use tasks::{Attempt, AttemptEnd, StepRow, TaskRunRow};
 pub use tokens::TokenRow;
 pub use usage::{Cursor, MeterRound, Piece, Priced, Progress, UsageRecord};
 
@@ -99,6 +99,13 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// A time in µs since the epoch as the API shows it: RFC 3339 to the millisecond, UTC.
+pub fn rfc3339_ms(us: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_micros(u64::try_from(us).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 pub struct Store {

@@ -153,6 +153,21 @@ fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRow> {
     })
 }
 
+/// An attempt of a step as [`Store::record_launch`] records it: its launch id, idempotency
+/// key, input, the worker it goes to (HTTP), its state (`launched` or `approval`) and deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub run: &'a str,
+    pub idx: i64,
+    pub attempt: i64,
+    pub launch: &'a str,
+    pub key: &'a str,
+    pub input: &'a serde_json::Value,
+    pub worker: Option<&'a str>,
+    pub state: &'a str,
+    pub until_us: i64,
+}
+
 /// How an attempt ended, as [`Store::end_attempt`] writes it.
 pub enum AttemptEnd<'a> {
     /// The step succeeded with this output.
@@ -338,29 +353,27 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Records the next attempt of a ready step before it is sent: its launch id, key, input,
-    /// the worker it goes to (HTTP) and its deadline. False if the step was not ready at that
-    /// attempt (another decision came first).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_launch(
-        &self,
-        run: &str,
-        idx: i64,
-        attempt: i64,
-        launch: &str,
-        key: &str,
-        input: &serde_json::Value,
-        worker: Option<&str>,
-        state: &str,
-        until_us: i64,
-    ) -> Result<bool> {
+    /// Records the next attempt of a ready step before it is sent. False if the step was not
+    /// ready at the attempt before (another decision came first).
+    pub fn record_launch(&self, a: &Attempt<'_>) -> Result<bool> {
         let n = self.with(|c| {
             c.prepare_cached(
                 "UPDATE task_steps SET state = ?7, attempt = ?3, launch = ?4, key = ?5, input = ?6, worker = ?8,
                    until_us = ?9, error = NULL, started_at = COALESCE(started_at, ?10)
                   WHERE run = ?1 AND idx = ?2 AND state = 'ready' AND attempt = ?3 - 1",
             )?
-            .execute(params![run, idx, attempt, launch, key, input.to_string(), state, worker, until_us, now()])
+            .execute(params![
+                a.run,
+                a.idx,
+                a.attempt,
+                a.launch,
+                a.key,
+                a.input.to_string(),
+                a.state,
+                a.worker,
+                a.until_us,
+                now()
+            ])
         })?;
         Ok(n == 1)
     }
@@ -453,35 +466,20 @@ mod tests {
         let (_dir, store) = store_with_run();
         let input = json!({"x": 1});
         assert!(store.make_ready("task-1", 0, 1).unwrap());
+        let first = Attempt {
+            run: "task-1",
+            idx: 0,
+            attempt: 1,
+            launch: "task-1.s.1",
+            key: "k",
+            input: &input,
+            worker: None,
+            state: "launched",
+            until_us: 10,
+        };
+        assert!(store.record_launch(&first).unwrap());
         assert!(
-            store
-                .record_launch(
-                    "task-1",
-                    0,
-                    1,
-                    "task-1.s.1",
-                    "k",
-                    &input,
-                    None,
-                    "launched",
-                    10
-                )
-                .unwrap()
-        );
-        assert!(
-            !store
-                .record_launch(
-                    "task-1",
-                    0,
-                    1,
-                    "task-1.s.1",
-                    "k",
-                    &input,
-                    None,
-                    "launched",
-                    10
-                )
-                .unwrap(),
+            !store.record_launch(&first).unwrap(),
             "a second decision for the same attempt is refused"
         );
         assert!(store.claim_launch("task-1.s.1", "w1").unwrap());
@@ -506,21 +504,13 @@ mod tests {
                 .unwrap(),
             "a late result of the first attempt does not count"
         );
-        assert!(
-            store
-                .record_launch(
-                    "task-1",
-                    0,
-                    2,
-                    "task-1.s.2",
-                    "k",
-                    &input,
-                    None,
-                    "launched",
-                    30
-                )
-                .unwrap()
-        );
+        let second = Attempt {
+            attempt: 2,
+            launch: "task-1.s.2",
+            until_us: 30,
+            ..first
+        };
+        assert!(store.record_launch(&second).unwrap());
         assert!(
             store.step_by_launch("task-1.s.1").unwrap().is_none(),
             "superseded"

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use faas_spec::api::tasks::{Launch, LaunchResult};
+use faas_spec::api::tasks::{Launch, LaunchResult, outcome};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -247,11 +247,8 @@ async fn store(p: &Arc<Platform>, result: LaunchResult) -> Result<(), String> {
         tracing::warn!(launch = %launch, "a result with a wrong token; dropped");
         return Ok(());
     }
-    let outcome = match (result.output, result.error) {
-        (_, Some(error)) => Err(error),
-        (Some(output), None) => Ok(output),
-        (None, None) => Err("the worker's result has neither `output` nor `error`".into()),
-    };
+    let outcome = outcome(result.output, result.error)
+        .unwrap_or_else(|| Err("the worker's result has neither `output` nor `error`".into()));
     record_result(p, &launch, outcome, result.worker.as_deref())
         .await
         .map(drop)

@@ -39,24 +39,22 @@ pub fn against_actions(
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut outputs: Vec<(&str, Option<Value>)> = Vec::new();
-    let known: Vec<String> = p
-        .store
-        .workers(Some(tenant))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|w| w.action)
-        .collect();
     for step in &def.steps {
         let action_schemas = match &step.kind {
             StepKind::Action { name, span } => match schemas(p, tenant, name) {
                 Some(s) => Some(s),
                 None => {
-                    let suggestion = known
-                        .iter()
-                        .map(|k| (strsim::jaro_winkler(k, name), k))
-                        .filter(|(score, _)| *score > 0.8)
-                        .max_by(|a, b| a.0.total_cmp(&b.0))
-                        .map(|(_, k)| format!("did you mean `{k}`?"));
+                    // The tenant's actions are read only when one is unknown.
+                    let known: Vec<String> = p
+                        .store
+                        .workers(Some(tenant))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|w| w.action)
+                        .collect();
+                    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                    let suggestion =
+                        faas_spec::nearest(name, &known).map(|k| format!("did you mean `{k}`?"));
                     out.push(
                         Diagnostic::new("unknown-action", span.clone(), format!("there is no action `{name}`"))
                             .label("no worker of yours has beaten for it")

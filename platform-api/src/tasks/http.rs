@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_spec::api::tasks::Launch;
+use faas_spec::api::tasks::{Launch, outcome};
 use faas_spec::task::HttpCall;
 use serde_json::{Value, json};
 
@@ -46,16 +46,14 @@ pub async fn launch(p: &Arc<Platform>, worker: &WorkerRow, launch: Launch, timeo
         Ok(r) if r.status().is_success() => {
             let status = r.status();
             match r.json::<Value>().await {
-                Ok(body) => match (
-                    body.get("output"),
-                    body.get("error").and_then(Value::as_str),
-                ) {
-                    (_, Some(error)) => Err(error.to_owned()),
-                    (Some(output), None) => Ok(output.clone()),
-                    (None, None) => Err(format!(
-                        "the worker answered {status} with neither `output` nor `error`"
-                    )),
-                },
+                Ok(body) => {
+                    let error = body.get("error").and_then(Value::as_str).map(str::to_owned);
+                    outcome(body.get("output").cloned(), error).unwrap_or_else(|| {
+                        Err(format!(
+                            "the worker answered {status} with neither `output` nor `error`"
+                        ))
+                    })
+                }
                 Err(e) => Err(format!("the worker answered {status} without JSON: {e}")),
             }
         }

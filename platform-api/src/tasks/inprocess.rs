@@ -102,7 +102,7 @@ impl Registry {
                 address: "faas-platform".into(),
                 state: "available".into(),
                 workers: 1,
-                last_beat: super::view::time_of(crate::meter::now_us()),
+                last_beat: crate::store::rfc3339_ms(crate::meter::now_us()),
                 input_schema: e.input_schema.clone(),
                 output_schema: e.output_schema.clone(),
             })

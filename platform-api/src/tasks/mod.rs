@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::Platform;
 use crate::meter::now_us;
-use crate::store::{AttemptEnd, StepRow, TaskRunRow};
+use crate::store::{Attempt, AttemptEnd, StepRow, TaskRunRow, WorkerRow};
 
 /// How often the sweeper looks for what time decides.
 const SWEEP: Duration = Duration::from_millis(200);
@@ -198,7 +198,8 @@ async fn recover(p: &Arc<Platform>) {
             launch = step.launch.as_deref().unwrap_or(""),
             "sending again a launch a restart interrupted"
         );
-        send(p, &run, sdef, &step).await;
+        let workers = workers_for(p, &run, sdef).unwrap_or_default();
+        send(p, &run, sdef, &step, &workers).await;
     }
     for run in p.store.active_task_runs().unwrap_or_default() {
         p.tasks.kick(&run);
@@ -368,17 +369,29 @@ async fn launch_step(
     let launch = format!("{}.{}.{attempt}", run.id, step.name);
     let timeout_us = sdef.timeout.as_std().as_micros() as i64;
     let until = now + timeout_us;
+    let workers = workers_for(p, run, sdef)?;
+    let attempt_row = Attempt {
+        run: &run.id,
+        idx: step.idx,
+        attempt,
+        launch: &launch,
+        key: &key,
+        input: &input,
+        worker: None,
+        state: "launched",
+        until_us: until,
+    };
     match &sdef.kind {
         StepKind::Approval { .. } => {
-            p.store.record_launch(
-                &run.id, step.idx, attempt, &launch, &key, &input, None, "approval", until,
-            )?;
+            p.store.record_launch(&Attempt {
+                state: "approval",
+                ..attempt_row
+            })?;
             return Ok(());
         }
         StepKind::Http(_) => {}
         StepKind::Action { name, .. } if p.tasks.inprocess.get(name).is_some() => {}
         StepKind::Action { name, .. } => {
-            let workers = p.store.workers_of(&run.tenant, name)?;
             let Some(current) = registry::current(&workers, now) else {
                 let waited = now - step.ready_us.unwrap_or(now);
                 if waited >= timeout_us {
@@ -402,30 +415,39 @@ async fn launch_step(
             }
         }
     }
-    let worker = match &sdef.kind {
-        StepKind::Action { name, .. } => {
-            registry::pick_http_worker(p, &run.tenant, name, &launch, now)?
-        }
-        _ => None,
-    };
-    if !p.store.record_launch(
-        &run.id,
-        step.idx,
-        attempt,
-        &launch,
-        &key,
-        &input,
-        worker.as_deref(),
-        "launched",
-        until,
-    )? {
+    let worker = registry::pick_http_worker(&workers, &launch, now);
+    if !p.store.record_launch(&Attempt {
+        worker: worker.as_deref(),
+        ..attempt_row
+    })? {
         return Ok(());
     }
-    let Some(recorded) = p.store.step_by_launch(&launch)? else {
-        return Ok(());
+    // What was recorded, without reading it back.
+    let recorded = StepRow {
+        attempt,
+        launch: Some(launch.clone()),
+        key: Some(key.clone()),
+        input: Some(input.clone()),
+        worker: worker.clone(),
+        until_us: Some(until),
+        ..step.clone()
     };
-    send(p, run, sdef, &recorded).await;
+    send(p, run, sdef, &recorded, &workers).await;
     Ok(())
+}
+
+/// The workers of a step's action (none for built-in steps and in-process actions).
+fn workers_for(
+    p: &Platform,
+    run: &TaskRunRow,
+    sdef: &StepDefinition,
+) -> crate::store::Result<Vec<WorkerRow>> {
+    match &sdef.kind {
+        StepKind::Action { name, .. } if p.tasks.inprocess.get(name).is_none() => {
+            p.store.workers_of(&run.tenant, name)
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// The launch of a recorded attempt, as workers receive it.
@@ -440,13 +462,19 @@ pub fn launch_of(p: &Platform, run: &TaskRunRow, step: &StepRow) -> Launch {
         attempt: step.attempt as u32,
         action: step.action.clone(),
         input: step.input.clone().unwrap_or(Value::Null),
-        deadline: view::time_of(step.until_us.unwrap_or(0)),
+        deadline: crate::store::rfc3339_ms(step.until_us.unwrap_or(0)),
         reply_to: None,
     }
 }
 
 /// Sends a recorded attempt over its transport; a transport that refuses fails the attempt.
-async fn send(p: &Arc<Platform>, run: &TaskRunRow, sdef: &StepDefinition, step: &StepRow) {
+async fn send(
+    p: &Arc<Platform>,
+    run: &TaskRunRow,
+    sdef: &StepDefinition,
+    step: &StepRow,
+    workers: &[WorkerRow],
+) {
     let launch = launch_of(p, run, step);
     let timeout = sdef.timeout.as_std();
     match &sdef.kind {
@@ -468,8 +496,7 @@ async fn send(p: &Arc<Platform>, run: &TaskRunRow, sdef: &StepDefinition, step: 
                 });
                 return;
             }
-            let workers = p.store.workers_of(&run.tenant, name).unwrap_or_default();
-            let Some(current) = registry::current(&workers, now_us()) else {
+            let Some(current) = registry::current(workers, now_us()) else {
                 // Gone since: the attempt's deadline decides.
                 return;
             };

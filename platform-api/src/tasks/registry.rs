@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use faas_spec::api::tasks::{Action, Heartbeat, HeartbeatAck, Transport};
 use faas_spec::task::is_action_name;
 
-use super::view::time_of;
 use crate::Platform;
 use crate::error::{ApiError, ApiResult};
 use crate::meter::now_us;
@@ -25,25 +24,18 @@ pub fn current(workers: &[WorkerRow], now_us: i64) -> Option<&WorkerRow> {
 
 /// For an HTTP action, the live worker a launch goes to (spread by the launch id); None for
 /// other transports.
-pub fn pick_http_worker(
-    p: &Platform,
-    tenant: &str,
-    action: &str,
-    launch: &str,
-    now_us: i64,
-) -> crate::store::Result<Option<String>> {
-    let workers = p.store.workers_of(tenant, action)?;
+pub fn pick_http_worker(workers: &[WorkerRow], launch: &str, now_us: i64) -> Option<String> {
     let live: Vec<&WorkerRow> = workers
         .iter()
         .filter(|w| w.alive_at(now_us) && w.transport == Transport::Http.as_str())
         .collect();
     if live.is_empty() {
-        return Ok(None);
+        return None;
     }
     let spread = launch
         .bytes()
         .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-    Ok(Some(live[spread % live.len()].worker.clone()))
+    Some(live[spread % live.len()].worker.clone())
 }
 
 /// Checks and records one beat.
@@ -202,7 +194,7 @@ pub fn actions(p: &Platform, tenant: Option<&str>) -> crate::store::Result<Vec<A
             }
             .into(),
             workers: alive as u32,
-            last_beat: time_of(last.last_beat_us),
+            last_beat: crate::store::rfc3339_ms(last.last_beat_us),
             input_schema: last.input_schema.clone(),
             output_schema: last.output_schema.clone(),
         });

@@ -2,13 +2,7 @@
 
 use faas_spec::api::tasks::{StepRun, TaskRun};
 
-use crate::store::{StepRow, TaskRunRow};
-
-/// A time in µs since the epoch, as RFC 3339 (ms).
-pub fn time_of(us: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
-}
+use crate::store::{StepRow, TaskRunRow, rfc3339_ms};
 
 pub fn task_run(run: &TaskRunRow, steps: &[StepRow]) -> TaskRun {
     TaskRun {
@@ -41,6 +35,6 @@ fn step(s: &StepRow) -> StepRun {
         key: s.key.clone(),
         started_at: s.started_at.clone(),
         finished_at: s.finished_at.clone(),
-        until: s.until_us.map(time_of),
+        until: s.until_us.map(rfc3339_ms),
     }
 }

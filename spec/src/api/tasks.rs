@@ -168,6 +168,16 @@ pub struct LaunchResult {
     pub error: Option<String>,
 }
 
+/// What a worker's `output` and `error` say of its attempt: an output, or why it failed (an
+/// error wins); None when it says neither.
+pub fn outcome(output: Option<Value>, error: Option<String>) -> Option<Result<Value, String>> {
+    match (output, error) {
+        (_, Some(error)) => Some(Err(error)),
+        (Some(output), None) => Some(Ok(output)),
+        (None, None) => None,
+    }
+}
+
 /// `POST /v1/tasks`: run a task definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -34,7 +34,7 @@ use std::ops::Range;
 use serde_json::Value;
 use toml_edit::Item;
 
-use crate::diagnostic::{Diagnostic, Report};
+use crate::diagnostic::Report;
 use crate::units::Duration;
 
 /// The longest a task may run.
@@ -274,18 +274,7 @@ impl TaskDefinition {
         };
         let doc = match toml_edit::Document::parse(source) {
             Ok(doc) => doc,
-            Err(e) => {
-                let message = e.message().trim().to_owned();
-                return Err(report(vec![
-                    Diagnostic::new(
-                        "toml-syntax",
-                        e.span().unwrap_or(0..0),
-                        format!("{file_name} is not valid TOML"),
-                    )
-                    .label(message.lines().next().unwrap_or_default().to_owned())
-                    .help("see https://toml.io for the syntax; strings need quotes, tables are `[name]`"),
-                ]));
-            }
+            Err(e) => return Err(report(vec![crate::diagnostic::toml_syntax(file_name, &e)])),
         };
         let mut p = parse::Parser {
             diagnostics: Vec::new(),

@@ -54,12 +54,7 @@ impl Parser {
                     .get_key_value(key)
                     .and_then(|(k, _)| k.span())
                     .unwrap_or_else(|| self.whole.clone());
-                let suggestion = known
-                    .iter()
-                    .map(|k| (strsim::jaro_winkler(k, key), *k))
-                    .filter(|(score, _)| *score > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, k)| format!("did you mean `{k}`?"));
+                let suggestion = crate::nearest(key, known).map(|k| format!("did you mean `{k}`?"));
                 self.push(
                     Diagnostic::new(
                         "unknown-key",

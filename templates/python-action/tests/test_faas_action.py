@@ -5,6 +5,7 @@ idempotency key, failures reported as errors."""
 import http.server
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -75,6 +76,27 @@ class HelperTest(unittest.TestCase):
     def worker(self, **kw):
         return faas_action.Worker([self.action], faas_action.Platform(self.platform.url(), "secret"), **kw)
 
+    def post_launch(self, worker_kw, body):
+        """Serves HTTP launches with a worker on a free port and POSTs one: (status, body)."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        w = self.worker(port=port, **worker_kw)
+        threading.Thread(target=w.serve_http, daemon=True).start()
+        data = json.dumps(body).encode()
+        deadline = time.time() + 5
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/actions/count", data=data,
+                                                 method="POST")
+                with urllib.request.urlopen(request, timeout=5) as r:
+                    return r.status, json.loads(r.read())
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+
     def test_a_beat_says_what_the_action_is(self):
         self.worker(worker="w1", port=9999, interval_ms=500).beat_once()
         path, body, auth = self.platform.posts[0]
@@ -111,54 +133,17 @@ class HelperTest(unittest.TestCase):
         self.assertEqual(len(self.calls), 2)
 
     def test_an_http_launch_is_answered_202_and_its_result_posted(self):
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        w = self.worker(port=port, worker="w9")
-        threading.Thread(target=w.serve_http, daemon=True).start()
-        body = json.dumps(launch("k7")).encode()
-        deadline = time.time() + 5
-        while True:
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/actions/count", data=body,
-                                                 method="POST")
-                with urllib.request.urlopen(request, timeout=5) as r:
-                    self.assertEqual(r.status, 202)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
+        status, _ = self.post_launch({"worker": "w9"}, launch("k7"))
+        self.assertEqual(status, 202)
         posted = self.platform.wait_for(lambda p: p[0].endswith("/result"))
         path, result, _ = posted[0]
         self.assertEqual(path, "/v1/actions/launches/run.step.1/result")
         self.assertEqual(result, {"output": {"words": 3}, "token": "tok", "worker": "w9"})
 
-
     def test_with_reply_answer_the_result_is_the_answer(self):
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        w = self.worker(port=port, reply="answer")
-        threading.Thread(target=w.serve_http, daemon=True).start()
-        body = json.dumps(launch("k8", text="one two")).encode()
-        deadline = time.time() + 5
-        while True:
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/actions/count", data=body,
-                                                 method="POST")
-                with urllib.request.urlopen(request, timeout=5) as r:
-                    self.assertEqual(r.status, 200)
-                    self.assertEqual(json.loads(r.read()), {"output": {"words": 2}})
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
+        status, body = self.post_launch({"reply": "answer"}, launch("k8", text="one two"))
+        self.assertEqual(status, 200)
+        self.assertEqual(body, {"output": {"words": 2}})
         self.assertFalse([p for p in self.platform.posts if p[0].endswith("/result")])
 
 
