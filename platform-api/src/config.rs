@@ -43,6 +43,12 @@ pub mod env_vars {
     pub const RABBITMQ_SERVICE_ADDR: &str = "FAAS_PLATFORM_RABBITMQ_SERVICE_ADDR";
     /// The RabbitMQ task launches go through, `amqp://USER:PASSWORD@HOST:PORT/VHOST`.
     pub const TASKS_AMQP_URL: &str = "FAAS_PLATFORM_TASKS_AMQP_URL";
+    /// What runs instances: `docker` or `kubernetes`.
+    pub const RUNTIME: &str = "FAAS_PLATFORM_RUNTIME";
+    /// The Kubernetes runtime's kubeconfig, context and namespace.
+    pub const KUBECONFIG: &str = "FAAS_PLATFORM_KUBECONFIG";
+    pub const KUBE_CONTEXT: &str = "FAAS_PLATFORM_KUBE_CONTEXT";
+    pub const NAMESPACE: &str = "FAAS_PLATFORM_NAMESPACE";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -82,6 +88,30 @@ pub struct FileConfig {
     pub databases: Option<crate::databases::servers::ServersConfig>,
     /// The RabbitMQ task launches go through (`amqp://…`).
     pub tasks_amqp_url: Option<String>,
+    /// What runs instances: `docker` (the default) or `kubernetes`.
+    pub runtime: Option<RuntimeKind>,
+    /// The Kubernetes runtime's cluster (`[kubernetes] kubeconfig, context, namespace`).
+    pub kubernetes: Option<KubernetesFile>,
+}
+
+/// The `[kubernetes]` table of the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesFile {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// What runs the platform's instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    /// Containers on the local Docker Engine.
+    #[default]
+    Docker,
+    /// Pods on a Kubernetes cluster whose nodes take images from the local Docker Engine.
+    Kubernetes,
 }
 
 /// How the router reaches an instance.
@@ -119,6 +149,9 @@ pub struct Config {
     pub databases: crate::databases::servers::ServersConfig,
     /// The RabbitMQ task launches go through; None: the rabbitmq transport is off.
     pub tasks_amqp_url: Option<String>,
+    pub runtime: RuntimeKind,
+    /// The Kubernetes runtime's cluster; its namespace None: `faas-<platform id>`.
+    pub kubernetes: KubernetesFile,
 }
 
 /// What flags and environment variables said (None: not given).
@@ -138,6 +171,8 @@ pub struct Overrides {
     /// the config file's, engine by engine).
     pub databases: crate::databases::servers::ServersConfig,
     pub tasks_amqp_url: Option<String>,
+    pub runtime: Option<RuntimeKind>,
+    pub kubernetes: KubernetesFile,
 }
 
 /// `10s`, `500ms`, `1m` or `off`, from at least 100 ms to at most an hour.
@@ -237,6 +272,26 @@ impl Config {
                 "the tasks broker `{url}` is not an AMQP URL: give `amqp://USER:PASSWORD@HOST:PORT/VHOST`"
             );
         }
+        let runtime = o.runtime.or(file.runtime).unwrap_or_default();
+        let upstream = o.upstream.or(file.upstream).unwrap_or_default();
+        if runtime == RuntimeKind::Kubernetes && upstream == Upstream::Published {
+            anyhow::bail!(
+                "the Kubernetes runtime sends requests to pod addresses: leave out `upstream = \"published\"` (the router must reach pod IPs; run the platform inside the cluster when it cannot)"
+            );
+        }
+        let file_kube = file.kubernetes.unwrap_or_default();
+        let kubernetes = KubernetesFile {
+            kubeconfig: o.kubernetes.kubeconfig.or(file_kube.kubeconfig),
+            context: o.kubernetes.context.or(file_kube.context),
+            namespace: o.kubernetes.namespace.or(file_kube.namespace),
+        };
+        if let Some(ns) = &kubernetes.namespace
+            && !crate::runtime::kubernetes::is_dns_label(ns)
+        {
+            anyhow::bail!(
+                "the namespace `{ns}` is not a DNS label: give lowercase letters, digits and `-`, at most 63, e.g. `faas`"
+            );
+        }
         let domain = o
             .domain
             .or(file.domain)
@@ -262,7 +317,7 @@ impl Config {
             domain: domain.to_ascii_lowercase(),
             network: o.network.or(file.network).unwrap_or_else(|| "faas".into()),
             shutdown_drain: Duration::from_secs(file.shutdown_drain_s.unwrap_or(10)),
-            upstream: o.upstream.or(file.upstream).unwrap_or_default(),
+            upstream,
             logs_max_bytes: std::env::var(env_vars::LOGS_MAX_BYTES)
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -275,6 +330,8 @@ impl Config {
             notify,
             databases,
             tasks_amqp_url,
+            runtime,
+            kubernetes,
         })
     }
 }

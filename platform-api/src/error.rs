@@ -92,6 +92,12 @@ impl From<crate::runtime::RuntimeError> for ApiError {
                 format!("there is no image `{image}` on the platform's Docker Engine"),
             )
             .hint("upload it with POST /v1/images (a `docker save` tarball), or build it on the same engine"),
+            R::Kubernetes(why) => {
+                let mut e = Self::new(StatusCode::BAD_GATEWAY, "kubernetes-error", format!("the Kubernetes API refused: {why}"));
+                e.internal = Some(why);
+                e
+            }
+            R::Unsupported(why) => Self::new(StatusCode::NOT_IMPLEMENTED, "not-on-this-runtime", why),
             R::Docker(why) => {
                 let mut e = Self::new(StatusCode::BAD_GATEWAY, "docker-error", format!("the Docker Engine refused: {why}"));
                 e.internal = Some(why);

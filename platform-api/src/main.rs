@@ -77,6 +77,18 @@ enum Command {
         /// The RabbitMQ task launches go through, `amqp://USER:PASSWORD@HOST:PORT/VHOST` [default: none; the rabbitmq transport is off]
         #[arg(long, env = env_vars::TASKS_AMQP_URL)]
         tasks_amqp_url: Option<String>,
+        /// What runs instances: the local Docker Engine, or a Kubernetes cluster [default: docker]
+        #[arg(long, value_enum, env = env_vars::RUNTIME)]
+        runtime: Option<faas_platform::config::RuntimeKind>,
+        /// The Kubernetes runtime's kubeconfig [default: $KUBECONFIG, else ~/.kube/config]
+        #[arg(long, env = env_vars::KUBECONFIG)]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig's context [default: its current one]
+        #[arg(long, env = env_vars::KUBE_CONTEXT)]
+        context: Option<String>,
+        /// The namespace the platform's objects go in [default: faas-<platform id>]
+        #[arg(long, env = env_vars::NAMESPACE)]
+        namespace: Option<String>,
     },
 }
 
@@ -127,6 +139,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         rabbitmq_admin_url,
         rabbitmq_service_addr,
         tasks_amqp_url,
+        runtime: runtime_kind,
+        kubeconfig,
+        context,
+        namespace,
     } = cli.command;
     use faas_platform::databases::servers::ExternalServer;
     let databases = [
@@ -170,6 +186,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         meter_interval,
         databases,
         tasks_amqp_url,
+        runtime: runtime_kind,
+        kubernetes: faas_platform::config::KubernetesFile {
+            kubeconfig,
+            context,
+            namespace,
+        },
     })?;
     serve(config).await
 }
@@ -228,8 +250,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} for the router: {e}", config.router))?;
 
-    let runtime: Arc<dyn runtime::Runtime> =
-        runtime::DockerRuntime::start(platform_id, config.network.clone()).await;
+    let docker = runtime::DockerRuntime::start(platform_id.clone(), config.network.clone()).await;
+    let runtime: Arc<dyn runtime::Runtime> = match config.runtime {
+        faas_platform::config::RuntimeKind::Docker => docker,
+        faas_platform::config::RuntimeKind::Kubernetes => {
+            let k = &config.kubernetes;
+            let cluster = runtime::kubernetes::KubernetesConfig {
+                kubeconfig: k.kubeconfig.clone(),
+                context: k.context.clone(),
+                namespace: k
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| format!("faas-{platform_id}")),
+            };
+            runtime::KubernetesRuntime::connect(platform_id, &cluster, docker).await?
+        }
+    };
     if !runtime.status().available {
         tracing::warn!(
             "the Docker Engine does not answer ({}); the API will say so until it does, and the platform keeps trying",

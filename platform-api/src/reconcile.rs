@@ -82,7 +82,7 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         let addr = manifest
             .as_ref()
             .and_then(|m| p.upstream_addr(&state, m.run.port));
-        let (Some(port), Some(addr), Some(manifest)) = (state.host_port, addr, manifest) else {
+        let (Some(addr), Some(manifest)) = (addr, manifest) else {
             let _ = p
                 .runtime
                 .stop_and_remove(&c.id, Duration::from_secs(5))
@@ -93,7 +93,7 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         };
         let mut updated = row.clone();
         updated.container_id = Some(c.id.clone());
-        updated.host_port = Some(port);
+        updated.host_port = state.host_port;
         if updated.state == "draining" {
             updated.state = "healthy".into();
         }
@@ -139,7 +139,7 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
         adopted = report.adopted,
         removed = report.removed,
         resumed = report.resumed,
-        "reconciled with the Docker Engine"
+        "reconciled with the runtime"
     );
     Ok(report)
 }

@@ -84,7 +84,8 @@ pub(super) async fn start_instance(
             ctx.p.upstream_addr(&state, manifest.run.port),
             state.failure(),
         ) {
-            (Some(port), Some(addr), None) => (id, port, addr),
+            // A pod publishes no port on the host: its address is enough.
+            (port, Some(addr), None) => (id, port, addr),
             (_, _, why) => {
                 let why = why.unwrap_or_else(|| "its container published no port".into());
                 let logs = ctx.p.runtime.logs_tail(&id, FAILED_LOG_LINES).await;
@@ -111,7 +112,7 @@ pub(super) async fn start_instance(
         }
     };
     row.container_id = Some(container_id);
-    row.host_port = Some(port);
+    row.host_port = port;
     row.state = "running".into();
     ctx.p.store.add_instance(&row)?;
     ctx.p.router.add_backend(

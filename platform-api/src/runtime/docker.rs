@@ -400,6 +400,7 @@ impl Runtime for DockerRuntime {
             started_at_us: s.started_at.as_deref().and_then(engine_time_us),
             finished_at_us: s.finished_at.as_deref().and_then(engine_time_us),
             error: s.error,
+            stuck: false,
         })
     }
 

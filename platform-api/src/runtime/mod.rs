@@ -4,6 +4,7 @@
 //! engine's types cross this boundary: only the plain ones below.
 
 pub mod docker;
+pub mod kubernetes;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use faas_spec::api::DockerStatus;
 use futures_util::Stream;
 
 pub use docker::DockerRuntime;
+pub use kubernetes::KubernetesRuntime;
 
 /// Labels every instance carries, so that the platform can find, adopt or remove it after a
 /// crash whatever runs it.
@@ -34,6 +36,11 @@ pub enum RuntimeError {
     NoSuchImage(String),
     #[error("Docker: {0}")]
     Docker(String),
+    #[error("Kubernetes: {0}")]
+    Kubernetes(String),
+    /// What this runtime does not do (e.g. managed database servers on Kubernetes).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;
@@ -101,6 +108,9 @@ pub struct InstanceState {
     pub started_at_us: Option<i64>,
     pub finished_at_us: Option<i64>,
     pub error: Option<String>,
+    /// The runtime cannot start it without a change (its image cannot be had, no node can run
+    /// it): `error` says why.
+    pub stuck: bool,
 }
 
 impl InstanceState {
@@ -108,6 +118,10 @@ impl InstanceState {
     pub fn failure(&self) -> Option<String> {
         if !self.exists {
             return Some("its container is gone".into());
+        }
+        if self.stuck {
+            let why = self.error.as_deref().unwrap_or("the runtime cannot start it");
+            return Some(format!("it cannot start: {why}"));
         }
         if self.oom_killed {
             return Some("its container ran out of memory (raise size.memory)".into());

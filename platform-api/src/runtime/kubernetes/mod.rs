@@ -1,0 +1,540 @@
+//! The Kubernetes runtime (kube-rs, typed objects, server-side apply under one field manager):
+//! an instance is a Deployment of one pod labelled like a Docker container (`io.faas.*`), its
+//! secret variables a Secret it owns, its environment a Service whose Endpoints the platform
+//! watches. The router keeps routing, weighting and measuring: it sends requests to pod IPs.
+//! Images come from the Docker Engine the nodes use (a local cluster on the platform's host, or
+//! minikube's docker-env), pinned by their immutable id and never pulled. Nothing of kube
+//! leaves this module.
+
+mod logs;
+pub mod objects;
+pub mod pods;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use faas_spec::api::DockerStatus;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use super::{
+    BoxStream, DockerRuntime, InstanceSpec, InstanceState, LABEL_ENV, LABEL_INSTANCE,
+    LABEL_PLATFORM, LABEL_RELEASE, LABEL_RUN, LABEL_RUN_PLATFORM, LABEL_SERVICE, LogChunk,
+    PlatformInstance, Result, Runtime, RuntimeError, RuntimeEvent, Stats,
+};
+use objects::FIELD_MANAGER;
+
+/// Where the platform's cluster is and which namespace is its own.
+#[derive(Debug, Clone, Default)]
+pub struct KubernetesConfig {
+    /// The kubeconfig file [default: `$KUBECONFIG`, else `~/.kube/config`].
+    pub kubeconfig: Option<PathBuf>,
+    /// Its context [default: the current one].
+    pub context: Option<String>,
+    /// The namespace everything of this platform goes in.
+    pub namespace: String,
+}
+
+/// Whether `name` is a DNS label (RFC 1123), as namespaces and Services must be.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// How long a pod may take to be placed and given an address.
+const PLACE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn kube_error(e: kube::Error) -> RuntimeError {
+    match e {
+        kube::Error::Api(status) => RuntimeError::Kubernetes(format!(
+            "{} ({})",
+            status.message, status.reason
+        )),
+        other => RuntimeError::Unavailable(format!("the Kubernetes API: {other}")),
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+pub struct KubernetesRuntime {
+    this: Weak<KubernetesRuntime>,
+    client: Client,
+    namespace: String,
+    platform_id: String,
+    /// The Docker Engine the cluster's nodes take images from.
+    images: Arc<DockerRuntime>,
+    server: String,
+    status_error: RwLock<Option<String>>,
+}
+
+impl KubernetesRuntime {
+    /// Connects to the cluster named by `config`, checks that it answers, and makes the
+    /// platform's namespace. Fails with what to fix when it cannot.
+    pub async fn connect(
+        platform_id: String,
+        config: &KubernetesConfig,
+        images: Arc<DockerRuntime>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let options = kube::config::KubeConfigOptions {
+            context: config.context.clone(),
+            ..Default::default()
+        };
+        let kube_config = match &config.kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read the kubeconfig {}: {e}", path.display())
+                })?;
+                kube::Config::from_custom_kubeconfig(file, &options).await
+            }
+            None => kube::Config::from_kubeconfig(&options).await,
+        }
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use the kubeconfig{}: {e} (name one with --kubeconfig, and a context with --context)",
+                config
+                    .kubeconfig
+                    .as_ref()
+                    .map(|p| format!(" {}", p.display()))
+                    .unwrap_or_default()
+            )
+        })?;
+        let url = kube_config.cluster_url.to_string();
+        let client = Client::try_from(kube_config)
+            .map_err(|e| anyhow::anyhow!("cannot make a client for {url}: {e}"))?;
+        let version = tokio::time::timeout(Duration::from_secs(15), client.apiserver_version())
+            .await
+            .map_err(|_| anyhow::anyhow!("the Kubernetes API at {url} did not answer within 15 s"))?
+            .map_err(|e| anyhow::anyhow!("the Kubernetes API at {url} does not answer: {e}"))?;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(config.namespace.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        namespaces
+            .patch(
+                &config.namespace,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(&ns),
+            )
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot make the namespace `{}` on {url}: {e}", config.namespace)
+            })?;
+        tracing::info!(
+            cluster = %url,
+            version = %version.git_version,
+            namespace = %config.namespace,
+            "the platform runs its instances on Kubernetes"
+        );
+        Ok(Arc::new_cyclic(|this| Self {
+            this: this.clone(),
+            client,
+            namespace: config.namespace.clone(),
+            platform_id,
+            images,
+            server: format!("Kubernetes {} at {url}", version.git_version),
+            status_error: RwLock::new(None),
+        }))
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn services(&self) -> Api<Service> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn note(&self, result: &std::result::Result<(), &RuntimeError>) {
+        let error = match result {
+            Err(RuntimeError::Unavailable(why)) => Some(why.clone()),
+            _ => None,
+        };
+        *self.status_error.write().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    async fn apply<K>(&self, api: &Api<K>, name: &str, obj: &K) -> Result<K>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let out = api.patch(name, &params, &Patch::Apply(obj)).await.map_err(kube_error);
+        self.note(&out.as_ref().map(|_| ()));
+        out
+    }
+
+    /// The instance's Deployment, if it exists.
+    async fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
+        self.deployments().get_opt(name).await.map_err(kube_error)
+    }
+
+    /// The newest pod of an instance (a Deployment's, or a run's pod of that name), leaving
+    /// out pods on their way out when there is another.
+    async fn newest_pod(&self, name: &str) -> Result<Option<Pod>> {
+        let Some(d) = self.deployment(name).await? else {
+            return self.pods().get_opt(name).await.map_err(kube_error);
+        };
+        let instance = d
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_INSTANCE).cloned())
+            .unwrap_or_default();
+        let selector = format!("{LABEL_PLATFORM}={},{LABEL_INSTANCE}={instance}", self.platform_id);
+        let mut pods = self
+            .pods()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_error)?
+            .items;
+        pods.sort_by_key(|p| {
+            (
+                !pods::is_gone(p),
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            )
+        });
+        Ok(pods.pop())
+    }
+
+    /// Whether the instance should have a running pod: its Deployment exists and is not
+    /// scaled to zero (a run's pod: it has not ended).
+    async fn wants_a_pod(&self, name: &str) -> bool {
+        match self.deployment(name).await {
+            Ok(Some(d)) => d.spec.and_then(|s| s.replicas).unwrap_or(1) > 0,
+            Ok(None) => match self.pods().get_opt(name).await {
+                Ok(Some(pod)) => {
+                    let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+                    pod.metadata.deletion_timestamp.is_none()
+                        && phase != "Succeeded"
+                        && phase != "Failed"
+                }
+                Ok(None) => false,
+                Err(_) => true,
+            },
+            Err(_) => true,
+        }
+    }
+
+    /// Waits until the instance's pod has an address and its container a start, or cannot
+    /// start; returns its state then.
+    async fn placed(&self, name: &str) -> Result<InstanceState> {
+        let deadline = tokio::time::Instant::now() + PLACE_TIMEOUT;
+        loop {
+            let pod = self.newest_pod(name).await?;
+            let state = pods::state_of(pod.as_ref());
+            let started = state.running || state.exit_code.is_some();
+            if state.failure().is_some() || (state.ip.is_some() && started) {
+                return Ok(state);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(InstanceState {
+                    stuck: true,
+                    error: Some(format!(
+                        "its pod did not start within {}s{}",
+                        PLACE_TIMEOUT.as_secs(),
+                        state.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                    )),
+                    ..state
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Removes an environment's Service once no instance of it is left.
+    async fn drop_unused_service(&self, service: &str, env: &str) {
+        let selector = format!(
+            "{LABEL_PLATFORM}={},{LABEL_SERVICE}={service},{LABEL_ENV}={env}",
+            self.platform_id
+        );
+        if let Ok(list) = self
+            .deployments()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            && list.items.is_empty()
+        {
+            let _ = self
+                .services()
+                .delete(&objects::service_name(service, env), &DeleteParams::default())
+                .await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for KubernetesRuntime {
+    fn platform_id(&self) -> &str {
+        &self.platform_id
+    }
+
+    fn status(&self) -> DockerStatus {
+        let images = self.images.status();
+        let error = self
+            .status_error
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        DockerStatus {
+            available: images.available && error.is_none(),
+            // The engine images are built on: a client on it need not upload them.
+            engine_id: images.engine_id,
+            version: Some(format!(
+                "{} (images: Docker {})",
+                self.server,
+                images.version.unwrap_or_else(|| "?".into())
+            )),
+            error: error.or(images.error),
+        }
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<String> {
+        self.images.image_id(reference).await
+    }
+
+    async fn load_image(&self, tarball: &std::path::Path) -> Result<Vec<String>> {
+        self.images.load_image(tarball).await
+    }
+
+    async fn start_instance(&self, spec: &InstanceSpec<'_>) -> Result<(String, InstanceState)> {
+        let name = spec.container_name();
+        let labels = objects::labels(&self.platform_id, spec);
+        let service = objects::service(
+            &objects::service_name(spec.service, spec.env),
+            &self.platform_id,
+            spec.service,
+            spec.env,
+            spec.manifest.run.port,
+        );
+        self.apply(&self.services(), &objects::service_name(spec.service, spec.env), &service)
+            .await?;
+        // The Secret first (the pod cannot start without it), then the Deployment, then the
+        // Secret again, owned by the Deployment so that it goes with it.
+        let (_, data) = objects::env_vars(spec, &name);
+        let secret = objects::secret(&name, &labels, data.clone(), None);
+        self.apply(&self.secrets(), &name, &secret).await?;
+        let deployment = objects::deployment(&name, &self.platform_id, spec);
+        let applied = self.apply(&self.deployments(), &name, &deployment).await?;
+        let owner = OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.clone(),
+            uid: applied.metadata.uid.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        let secret = objects::secret(&name, &labels, data, Some(owner));
+        self.apply(&self.secrets(), &name, &secret).await?;
+        let state = self.placed(&name).await?;
+        Ok((name, state))
+    }
+
+    /// The cluster restarts a Deployment's pod whenever it exits: nothing to turn on.
+    async fn keep_running(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn state(&self, id: &str) -> Result<InstanceState> {
+        let exists = self.deployment(id).await?.is_some();
+        let pod = self.newest_pod(id).await?;
+        if !exists && pod.is_none() {
+            return Ok(InstanceState::default());
+        }
+        Ok(pods::state_of(pod.as_ref()))
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let scale = serde_json::json!({"spec": {"replicas": 0}});
+        match self
+            .deployments()
+            .patch(id, &PatchParams::default(), &Patch::Merge(&scale))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(kube_error(e)),
+        }
+        // Its pods get SIGTERM now, and SIGKILL after `grace`.
+        let mut params = DeleteParams::default();
+        params.grace_period_seconds = Some(grace.as_secs().max(1) as u32);
+        let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(30);
+        loop {
+            let pod = self.newest_pod(id).await?;
+            let Some(pod) = pod else { return Ok(()) };
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_none() {
+                match self.pods().delete(&name, &params).await {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(kube_error(e)),
+                }
+            }
+            let finished = pods::state_of(Some(&pod));
+            if (pod.metadata.deletion_timestamp.is_some() && !finished.running)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let labels = self
+            .deployment(id)
+            .await?
+            .and_then(|d| d.metadata.labels)
+            .unwrap_or_default();
+        let params = DeleteParams::background();
+        for result in [
+            self.deployments().delete(id, &params).await.map(|_| ()),
+            self.secrets().delete(id, &params).await.map(|_| ()),
+            self.pods().delete(id, &params).await.map(|_| ()),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(kube_error(e)),
+            }
+        }
+        if let (Some(service), Some(env)) = (labels.get(LABEL_SERVICE), labels.get(LABEL_ENV)) {
+            self.drop_unused_service(service, env).await;
+        }
+        Ok(())
+    }
+
+    fn follow_logs(&self, id: &str, since: i64) -> Result<BoxStream<Result<LogChunk>>> {
+        self.follow(id, since)
+    }
+
+    async fn logs_tail(&self, id: &str, n: usize) -> Vec<String> {
+        self.tail(id, n).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<Stats> {
+        let pod = self
+            .newest_pod(id)
+            .await?
+            .ok_or_else(|| RuntimeError::Kubernetes(format!("no pod of {id}")))?;
+        stats::of_pod(&self.client, &pod).await
+    }
+
+    async fn list_instances(&self) -> Result<Vec<PlatformInstance>> {
+        let selector = format!("{LABEL_PLATFORM}={}", self.platform_id);
+        let list = self
+            .deployments()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_error)?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|d| {
+                let name = d.metadata.name.clone()?;
+                let labels = d.metadata.labels.clone().unwrap_or_default();
+                let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0;
+                let ready = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+                    > 0;
+                Some(PlatformInstance {
+                    id: name.clone(),
+                    name,
+                    service: label(LABEL_SERVICE),
+                    env: label(LABEL_ENV),
+                    release: label(LABEL_RELEASE),
+                    instance: label(LABEL_INSTANCE),
+                    running: wanted && ready,
+                })
+            })
+            .collect())
+    }
+
+    fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>> {
+        Ok(Box::pin(futures_util::stream::pending()))
+    }
+
+    async fn start_run(&self, spec: &super::RunSpec<'_>) -> Result<(String, InstanceState)> {
+        let pod = objects::run_pod(&self.platform_id, spec);
+        match self.pods().create(&PostParams::default(), &pod).await {
+            Ok(_) => {}
+            // Made before a crash: left as it is.
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(kube_error(e)),
+        }
+        let state = self.placed(spec.name).await?;
+        Ok((spec.name.to_owned(), state))
+    }
+
+    async fn list_runs(&self) -> Result<Vec<(String, String)>> {
+        let selector = format!("{LABEL_RUN_PLATFORM}={}", self.platform_id);
+        let list = self
+            .pods()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_error)?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|p| {
+                let run = p.metadata.labels.as_ref()?.get(LABEL_RUN)?.clone();
+                Some((run, p.metadata.name?))
+            })
+            .collect())
+    }
+
+    async fn ensure_server(&self, spec: &super::ServerSpec<'_>) -> Result<InstanceState> {
+        Err(RuntimeError::Unsupported(format!(
+            "the platform does not run managed {} servers on Kubernetes: name an external one (e.g. --{}-admin-url)",
+            spec.engine, spec.engine
+        )))
+    }
+
+    async fn exec(
+        &self,
+        _id: &str,
+        _cmd: &[String],
+        _env: &[(String, String)],
+        _stdin: Option<Vec<u8>>,
+    ) -> Result<super::ExecOutput> {
+        Err(RuntimeError::Unsupported(
+            "running commands in instances is not available on the Kubernetes runtime yet".into(),
+        ))
+    }
+
+    async fn prepare_exec(
+        &self,
+        _id: &str,
+        _cmd: &[String],
+        _env: &[(String, String)],
+        _tty: bool,
+    ) -> Result<String> {
+        Err(RuntimeError::Unsupported(
+            "interactive sessions are not available on the Kubernetes runtime yet".into(),
+        ))
+    }
+}

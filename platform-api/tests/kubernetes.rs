@@ -1,0 +1,247 @@
+//! The Kubernetes runtime on a real cluster (scripts/setup-kubernetes.sh: an API server,
+//! controllers, scheduler and a kubelet on the local Docker Engine): deployments served through
+//! the router from pod IPs, a rolling deploy under load without a failed request, a release
+//! that crashes or cannot be placed failing fast while the old one serves, logs across a
+//! container restart, and a daemon killed mid-deploy converging with no orphaned Deployment.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// The test cluster's kubeconfig: `FAAS_TEST_KUBECONFIG`, or the one the setup script writes.
+fn kubeconfig() -> String {
+    let path = std::env::var("FAAS_TEST_KUBECONFIG")
+        .unwrap_or_else(|_| "/var/lib/faas-test/k8s/kubeconfig".into());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "no test cluster at {path}: run `scripts/setup-kubernetes.sh start` (the test command does)"
+    );
+    path
+}
+
+fn env() -> Vec<(&'static str, String)> {
+    vec![
+        ("FAAS_PLATFORM_RUNTIME", "kubernetes".into()),
+        ("FAAS_PLATFORM_KUBECONFIG", kubeconfig()),
+    ]
+}
+
+/// A daemon on the Kubernetes runtime; its namespace is deleted when the test ends.
+struct OnCluster {
+    d: Daemon,
+}
+
+impl OnCluster {
+    fn start() -> Self {
+        let env = env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Self {
+            d: Daemon::start_with(&pairs),
+        }
+    }
+
+    fn restart(&mut self, extra: &[(&str, &str)]) {
+        let env = env();
+        let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.extend_from_slice(extra);
+        self.d.restart(&pairs);
+    }
+
+    fn namespace(&self) -> String {
+        format!("faas-{}", self.d.platform_id)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Value {
+        let out = Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig(), "-n", &self.namespace()])
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The Deployments of a service: (name, release label, ready replicas).
+    fn deployments(&self, service: &str) -> Vec<(String, String, i64)> {
+        let list = self.kubectl(&["get", "deployments", "-l", &format!("io.faas.service={service}")]);
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["metadata"]["name"].as_str().unwrap().to_owned(),
+                    d["metadata"]["labels"]["io.faas.release"].as_str().unwrap().to_owned(),
+                    d["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    fn pods(&self, service: &str) -> Vec<Value> {
+        let list = self.kubectl(&["get", "pods", "-l", &format!("io.faas.service={service}")]);
+        list["items"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for OnCluster {
+    fn drop(&mut self) {
+        self.d.kill();
+        let _ = Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig(), "delete", "namespace", &self.namespace()])
+            .args(["--wait=false"])
+            .output();
+    }
+}
+
+/// Waits until only `release`'s Deployments are left, `n` of them.
+fn wait_only(k: &OnCluster, service: &str, release: &str, n: usize) {
+    wait_until(
+        &format!("only {n} Deployments of {release}"),
+        Duration::from_secs(60),
+        || {
+            let ds = k.deployments(service);
+            ds.len() == n && ds.iter().all(|(_, r, _)| r == release)
+        },
+    );
+}
+
+#[test]
+fn a_service_is_served_from_pods_and_rolls_under_load_without_a_failed_request() {
+    let k = OnCluster::start();
+    let d = &k.d;
+    d.create_service("kweb");
+    let r = d
+        .http
+        .put(d.api("/v1/services/kweb/secrets"))
+        .bearer_auth(&d.token)
+        .json(&serde_json::json!({ "env": "prod", "values": { "TOKEN": "s3cret" } }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v1 = d.deploy_and_wait("kweb", "prod", &manifest("kweb", "v1", 2));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    assert_eq!(d.route("kweb", "prod", "/"), (200, "v1\n".into()));
+
+    // Two Deployments of one ready pod each, labelled as Docker containers are; the secret in
+    // a Secret, never in the Deployment; the environment's Service.
+    let release = v1["release"].as_str().unwrap();
+    wait_only(&k, "kweb", release, 2);
+    let ds = k.deployments("kweb");
+    assert!(ds.iter().all(|(_, _, ready)| *ready == 1), "{ds:?}");
+    let name = &ds[0].0;
+    let deployment = k.kubectl(&["get", "deployment", name]);
+    assert!(!deployment.to_string().contains("s3cret"), "{deployment}");
+    let secret = k.kubectl(&["get", "secret", name]);
+    assert_eq!(secret["data"]["TOKEN"], "czNjcmV0", "{secret}");
+    let service = k.kubectl(&["get", "service", "faas-kweb-prod"]);
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+
+    // A rolling deploy under constant load: not one failed request.
+    let load = Load::start(d.router_port, d.host("kweb", "prod"));
+    let v2 = d.deploy_and_wait("kweb", "prod", &manifest("kweb", "v2", 2));
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(v2["state"], "succeeded", "{v2:#}\n{}", d.log());
+    assert_eq!(failed, 0, "{ok} ok, {failed} failed: {errors:?}");
+    assert!(ok > 20, "too little load to prove anything: {ok}");
+    assert_eq!(d.route("kweb", "prod", "/"), (200, "v2\n".into()));
+    wait_only(&k, "kweb", v2["release"].as_str().unwrap(), 2);
+}
+
+#[test]
+fn a_release_that_crashes_or_cannot_be_placed_fails_fast_and_the_old_one_serves() {
+    let k = OnCluster::start();
+    let d = &k.d;
+    d.create_service("kbad");
+    let v1 = d.deploy_and_wait("kbad", "prod", &manifest("kbad", "v1", 1));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    let good = v1["release"].as_str().unwrap().to_owned();
+
+    let load = Load::start(d.router_port, d.host("kbad", "prod"));
+    let started = std::time::Instant::now();
+    let crashed = d.deploy_and_wait("kbad", "prod", &crashing_manifest("kbad", 1));
+    let crash_took = started.elapsed();
+    assert_eq!(crashed["state"], "failed", "{crashed:#}");
+    let text = crashed.to_string();
+    assert!(text.contains("code 3"), "the exit code: {crashed:#}");
+    assert!(text.contains("fatal: no config"), "the pod's last lines: {crashed:#}");
+    // Well inside its 20 s grace: the crash is seen, not waited out.
+    assert!(crash_took < Duration::from_secs(20), "took {crash_took:?}");
+
+    // 64 CPUs: no node of this cluster has them.
+    let huge = manifest_with("kbad", "v3", 1, "[size]\ncpu = 64\n");
+    let unplaced = d.deploy_and_wait("kbad", "prod", &huge);
+    assert_eq!(unplaced["state"], "failed", "{unplaced:#}");
+    assert!(
+        unplaced.to_string().contains("Insufficient cpu"),
+        "the scheduler's reason: {unplaced:#}"
+    );
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "{ok} ok, {failed} failed: {errors:?}");
+    assert_eq!(d.route("kbad", "prod", "/"), (200, "v1\n".into()));
+    wait_only(&k, "kbad", &good, 1);
+}
+
+#[test]
+fn logs_follow_a_pod_across_a_container_restart() {
+    let k = OnCluster::start();
+    let d = &k.d;
+    d.create_service("klog");
+    // It says hello at each start; /cgi-bin/die ends its process once.
+    let m = manifest("klog", "v1", 1).replace(
+        "command = [\"sh\", \"-c\", \"",
+        "command = [\"sh\", \"-c\", \"echo hello from a start && mkdir -p /tmp/www/cgi-bin && printf '#!/bin/sh\\\\nkill 1\\\\n' > /tmp/www/cgi-bin/die && chmod +x /tmp/www/cgi-bin/die && ",
+    );
+    let v1 = d.deploy_and_wait("klog", "prod", &m);
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    let hellos = |d: &Daemon| {
+        d.text("/v1/services/klog/logs?env=prod")
+            .lines()
+            .filter(|l| l.contains("hello from a start"))
+            .count()
+    };
+    wait_until("the first start's line", Duration::from_secs(30), || hellos(d) == 1);
+    let _ = d.route("klog", "prod", "/cgi-bin/die");
+    wait_until("the restarted container", Duration::from_secs(60), || {
+        k.pods("klog").iter().any(|p| {
+            p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0) >= 1
+                && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+        })
+    });
+    wait_until("the second start's line", Duration::from_secs(30), || hellos(d) == 2);
+}
+
+#[test]
+fn a_daemon_killed_mid_deploy_converges_with_no_orphan() {
+    let mut k = OnCluster::start();
+    k.d.create_service("kcrash");
+    let v1 = k.d.deploy_and_wait("kcrash", "prod", &manifest("kcrash", "v1", 2));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", k.d.log());
+
+    k.restart(&[("FAAS_PLATFORM_CRASH_AT", "instance-starting")]);
+    let id = k.d.deploy("kcrash", "prod", &manifest("kcrash", "v2", 2));
+    assert!(
+        k.d.wait_exit(Duration::from_secs(60)),
+        "the daemon did not crash:\n{}",
+        k.d.log()
+    );
+    k.restart(&[]);
+    let dep = k.d.wait_deployment("kcrash", &id, Duration::from_secs(120));
+    assert_eq!(dep["state"], "succeeded", "{dep:#}\n{}", k.d.log());
+    assert_eq!(k.d.route("kcrash", "prod", "/"), (200, "v2\n".into()));
+    // Exactly v2's two instances: the Deployment started before the crash adopted or removed.
+    wait_only(&k, "kcrash", dep["release"].as_str().unwrap(), 2);
+    wait_until("exactly two pods", Duration::from_secs(60), || {
+        k.pods("kcrash").len() == 2
+    });
+}
