@@ -193,6 +193,9 @@ pub fn deployment(name: &str, platform: &str, spec: &InstanceSpec<'_>) -> Deploy
                     ),
                     enable_service_links: Some(false),
                     automount_service_account_token: Some(false),
+                    // The pod's pause process is PID 1 and reaps, as Docker's init does: the
+                    // service is not PID 1, so SIGTERM stops it even without a handler.
+                    share_process_namespace: Some(true),
                     ..Default::default()
                 }),
             },
@@ -277,6 +280,7 @@ pub fn run_pod(platform: &str, spec: &crate::runtime::RunSpec<'_>) -> k8s_openap
             }],
             enable_service_links: Some(false),
             automount_service_account_token: Some(false),
+            share_process_namespace: Some(true),
             ..Default::default()
         }),
         ..Default::default()
