@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: prepares the machine (Docker Engine, seeded base images), then runs every
+# The test command: prepares the machine (Docker Engine, seeded base images, a Kubernetes
+# cluster), then runs every
 # test: the workspace's cargo tests, the python-function runtime's and python-action helper's tests, the API contract test
 # (schemathesis) and the end-to-end test of a new user's first steps.
 set -euo pipefail
@@ -7,6 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 "$root/scripts/setup-test-env.sh"
+# A real Kubernetes 1.20 on loopback for the Kubernetes runtime's tests (built once per machine).
+"$root/scripts/setup-kubernetes.sh" start
 
 echo "== cargo test"
 cargo test --workspace --locked

@@ -3,6 +3,7 @@
 //! environments from release to release through persisted, resumable deployments
 //! ([`deployer`]). [`api::app`] builds the HTTP API apart from any socket.
 
+pub mod addresses;
 pub mod api;
 pub mod auth;
 pub mod billing;

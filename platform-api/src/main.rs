@@ -300,6 +300,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));
     let billing_task = tokio::spawn(faas_platform::billing::task::run(platform.clone()));
     let tasks_task = tokio::spawn(faas_platform::tasks::run(platform.clone()));
+    let addresses_task = tokio::spawn(faas_platform::addresses::follow(platform.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router_task = tokio::spawn(router.clone().serve(
@@ -339,6 +340,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     cron_task.abort();
     billing_task.abort();
     tasks_task.abort();
+    addresses_task.abort();
     ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");

@@ -142,8 +142,10 @@ fn a_service_is_served_from_pods_and_rolls_under_load_without_a_failed_request()
     // a Secret, never in the Deployment; the environment's Service.
     let release = v1["release"].as_str().unwrap();
     wait_only(&k, "kweb", release, 2);
+    wait_until("both pods ready by their probes", Duration::from_secs(30), || {
+        k.deployments("kweb").iter().all(|(_, _, ready)| *ready == 1)
+    });
     let ds = k.deployments("kweb");
-    assert!(ds.iter().all(|(_, _, ready)| *ready == 1), "{ds:?}");
     let name = &ds[0].0;
     let deployment = k.kubectl(&["get", "deployment", name]);
     assert!(!deployment.to_string().contains("s3cret"), "{deployment}");
@@ -249,4 +251,57 @@ fn a_daemon_killed_mid_deploy_converges_with_no_orphan() {
     wait_until("exactly two pods", Duration::from_secs(60), || {
         k.pods("kcrash").len() == 2
     });
+}
+
+#[test]
+fn a_replaced_pod_is_followed_to_its_new_address() {
+    let k = OnCluster::start();
+    let d = &k.d;
+    d.create_service("kmove");
+    let v1 = d.deploy_and_wait("kmove", "prod", &small(manifest("kmove", "v1", 2)));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    let addresses = || -> Vec<(String, String, bool)> {
+        let (_, list) = d.get("/v1/services/kmove/instances?env=prod");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap().to_owned(),
+                    i["address"].as_str().unwrap_or_default().to_owned(),
+                    i["healthy"] == true,
+                )
+            })
+            .collect()
+    };
+    let before = addresses();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // Someone deletes a pod: its Deployment makes another, on another address.
+    let pod = k.pods("kmove")[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let out = Command::new("kubectl")
+        .args(["--kubeconfig", &kubeconfig(), "-n", &k.namespace(), "delete", "pod", &pod])
+        .args(["--grace-period=1", "--wait=false"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until("the router at the new pod's address, healthy", Duration::from_secs(60), || {
+        let now = addresses();
+        now.len() == 2 && now.iter().all(|(_, _, healthy)| *healthy) && now != before
+    });
+    let now = addresses();
+    let ips: Vec<String> = k
+        .pods("kmove")
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| format!("{}:8080", p["status"]["podIP"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(
+        now.iter().all(|(_, addr, _)| ips.contains(addr)),
+        "every instance at a live pod's address: {now:?} vs {ips:?}"
+    );
+    assert!(d.log().contains("the router follows it"), "{}", d.log());
+    for _ in 0..10 {
+        assert_eq!(d.route("kmove", "prod", "/"), (200, "v1\n".into()));
+    }
 }

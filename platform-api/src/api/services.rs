@@ -63,7 +63,11 @@ pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Ins
                 row.state.clone()
             },
             healthy: backend.as_ref().is_some_and(|b| b.is_healthy()),
-            address: row.host_port.map(|port| format!("127.0.0.1:{port}")),
+            // Its published port, or (a pod) the address the router sends its requests to.
+            address: row
+                .host_port
+                .map(|port| format!("127.0.0.1:{port}"))
+                .or_else(|| backend.as_ref().map(|b| b.addr.to_string())),
             role: role(&row.release_id),
         });
     }

@@ -163,6 +163,31 @@ impl Router {
         left
     }
 
+    /// Sends an instance's requests to a new address (its pod was replaced): a fresh backend
+    /// there, healthy once its check passes; a draining one is left to finish.
+    pub fn readdress(
+        self: &Arc<Self>,
+        service: &str,
+        env: &str,
+        instance: &str,
+        addr: std::net::SocketAddr,
+    ) -> bool {
+        let pool = self.pool(service, env);
+        let Some(old) = pool.get(instance) else {
+            return false;
+        };
+        if old.addr == addr || old.is_draining() {
+            return false;
+        }
+        old.stop_checker();
+        self.add_backend(
+            service,
+            env,
+            Backend::new(instance, &old.release, addr, old.check.clone()),
+        );
+        true
+    }
+
     pub fn remove_backend(&self, service: &str, env: &str, instance: &str) {
         if let Some(b) = self.pool(service, env).remove(instance) {
             b.stop_checker();

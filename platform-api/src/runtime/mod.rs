@@ -255,6 +255,13 @@ pub enum RuntimeEventKind {
     Other(String),
 }
 
+/// An instance the runtime now reaches at a new address (its pod was replaced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressChange {
+    pub instance: String,
+    pub ip: std::net::IpAddr,
+}
+
 /// What runs instances. Ids are the runtime's own (a container id); a name from
 /// [`container_name`] is accepted wherever an id is.
 #[async_trait::async_trait]
@@ -305,6 +312,12 @@ pub trait Runtime: Send + Sync {
 
     /// Every instance this platform labelled, running or not.
     async fn list_instances(&self) -> Result<Vec<PlatformInstance>>;
+
+    /// Instances that move to a new address while they run, as the runtime learns it; None where
+    /// an instance keeps its address for its life (a Docker container).
+    fn address_changes(&self) -> Option<BoxStream<AddressChange>> {
+        None
+    }
 
     /// What happens to this platform's instances from now on (starts, deaths, OOM kills).
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>>;

@@ -6,6 +6,7 @@
 //! minikube's docker-env), pinned by their immutable id and never pulled. Nothing of kube
 //! leaves this module.
 
+mod endpoints;
 mod logs;
 pub mod objects;
 pub mod pods;
@@ -472,6 +473,10 @@ impl Runtime for KubernetesRuntime {
                 })
             })
             .collect())
+    }
+
+    fn address_changes(&self) -> Option<BoxStream<super::AddressChange>> {
+        Some(self.watch_addresses())
     }
 
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>> {
