@@ -305,3 +305,44 @@ fn a_replaced_pod_is_followed_to_its_new_address() {
         assert_eq!(d.route("kmove", "prod", "/"), (200, "v1\n".into()));
     }
 }
+
+#[test]
+fn a_faulty_canary_is_rolled_back_and_bluegreen_switches_under_load_on_the_cluster() {
+    let k = OnCluster::start();
+    let d = &k.d;
+
+    // Canary: v2 fails 30% of its requests; the router's own figures roll it back.
+    d.create_service("kcanary");
+    let v1 = d.deploy_and_wait("kcanary", "prod", &small(flaky_release("kcanary", "v1", 0, "")));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    let load = Load::start_path(d.router_port, d.host("kcanary", "prod"), "/cgi-bin/v");
+    let deploy = canary_table("[50, 100]", "5s", 20, true);
+    let v2 = d.deploy_and_wait("kcanary", "prod", &small(flaky_release("kcanary", "v2", 30, &deploy)));
+    let (ok, failed, _) = load.finish();
+    assert_eq!(v2["state"], "rolled_back", "{v2:#}");
+    assert!(v2["reason"].as_str().unwrap().contains("5xx ratio"), "{v2:#}");
+    assert!(ok > 0 && failed > 0, "the canary took its share: {ok} ok, {failed} failed");
+    for _ in 0..20 {
+        assert_eq!(d.route("kcanary", "prod", "/cgi-bin/v"), (200, "v1\n".into()));
+    }
+    wait_only(&k, "kcanary", v1["release"].as_str().unwrap(), 2);
+
+    // Blue-green: the green set waits at its preview host, the switch and the switch back
+    // lose no request.
+    d.create_service("kbg");
+    let bg = |v: &str| small(bluegreen_release("kbg", v, "10m", "/cgi-bin/smoke", 0));
+    let v1 = d.deploy_and_wait("kbg", "prod", &bg("v1"));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    let load = Load::start(d.router_port, d.host("kbg", "prod"));
+    let v2 = d.deploy_and_wait("kbg", "prod", &bg("v2"));
+    assert_eq!(v2["state"], "succeeded", "{v2:#}");
+    assert_eq!(d.route("kbg", "prod", "/"), (200, "v2\n".into()));
+    let (code, rb) = d.post("/v1/services/kbg/rollback", serde_json::json!({ "env": "prod" }));
+    assert_eq!(code, 202, "{rb}");
+    let rb = d.wait_deployment("kbg", rb["id"].as_str().unwrap(), Duration::from_secs(60));
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(rb["state"], "succeeded", "{rb:#}");
+    assert_eq!(failed, 0, "{ok} ok, {failed} failed: {errors:?}");
+    assert!(ok > 50, "{ok}");
+    assert_eq!(d.route("kbg", "prod", "/"), (200, "v1\n".into()));
+}

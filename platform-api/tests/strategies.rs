@@ -16,63 +16,6 @@ fn release(name: &str, version: &str, replicas: u32, deploy: &str) -> String {
     manifest_with(name, version, replicas, deploy)
 }
 
-fn canary_table(steps: &str, interval: &str, min_requests: u32, auto: bool) -> String {
-    format!(
-        "[deploy]\nstrategy = \"canary\"\n[deploy.canary]\nsteps = {steps}\ninterval = \"{interval}\"\nmin_requests = {min_requests}\nauto = {auto}\nmax_error_rate = 0.05\n"
-    )
-}
-
-/// A busybox service whose `/cgi-bin/v` answers its version, and 500 to `fail_percent` of
-/// requests.
-fn flaky_release(name: &str, version: &str, fail_percent: u32, deploy: &str) -> String {
-    format!(
-        r#"name = "{name}"
-owner = "{OWNER}"
-[run]
-port = 8080
-command = ["sh", "-c", "mkdir -p /tmp/www/cgi-bin && echo ok > /tmp/www/_info && printf '%s\n' \"$SCRIPT\" > /tmp/www/cgi-bin/v && chmod +x /tmp/www/cgi-bin/v && exec httpd -f -p 8080 -h /tmp/www"]
-[run.env]
-SCRIPT = '''
-#!/bin/sh
-if [ $((RANDOM % 100)) -lt {fail_percent} ]; then
-  printf 'Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n{version} failed\n'
-else
-  printf 'Content-Type: text/plain\r\n\r\n{version}\n'
-fi
-'''
-[health]
-path = "/_info"
-interval = "500ms"
-grace = "20s"
-[scale]
-replicas = 2
-{deploy}"#
-    )
-}
-
-/// A busybox service for blue-green: `/` says its version, `/smoke` answers 200 after
-/// `smoke_delay` seconds (a CGI script), so the set waits at its preview host meanwhile.
-fn bluegreen_release(name: &str, version: &str, keep: &str, smoke: &str, delay: u32) -> String {
-    format!(
-        r#"name = "{name}"
-owner = "{OWNER}"
-[run]
-port = 8080
-command = ["sh", "-c", "mkdir -p /tmp/www/cgi-bin && echo ok > /tmp/www/_info && echo {version} > /tmp/www/index.html && printf '#!/bin/sh\nsleep {delay}\nprintf \"Content-Type: text/plain\\r\\n\\r\\nsmoke ok\\n\"\n' > /tmp/www/cgi-bin/smoke && chmod +x /tmp/www/cgi-bin/smoke && exec httpd -f -p 8080 -h /tmp/www"]
-[health]
-path = "/_info"
-interval = "500ms"
-grace = "20s"
-[scale]
-replicas = 2
-[deploy]
-strategy = "bluegreen"
-[deploy.bluegreen]
-keep_previous = "{keep}"
-smoke = "{smoke}"
-"#
-    )
-}
 
 fn get(d: &Daemon, host: &str, path: &str, cookie: Option<&str>) -> (u16, String) {
     let mut r = d

@@ -182,7 +182,16 @@ impl KubernetesRuntime {
         K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
     {
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let out = api.patch(name, &params, &Patch::Apply(obj)).await.map_err(kube_error);
+        let mut out = api.patch(name, &params, &Patch::Apply(obj)).await;
+        // Two instances starting at once both create their environment's Service: the one that
+        // lost the race applies again, onto the object the other made.
+        if let Err(kube::Error::Api(s)) = &out
+            && s.code == 409
+            && s.reason == "AlreadyExists"
+        {
+            out = api.patch(name, &params, &Patch::Apply(obj)).await;
+        }
+        let out = out.map_err(kube_error);
         self.note(&out.as_ref().map(|_| ()));
         out
     }
