@@ -73,7 +73,12 @@ impl OnCluster {
 
     /// The Deployments of a service: (name, release label, ready replicas).
     fn deployments(&self, service: &str) -> Vec<(String, String, i64)> {
-        let list = self.kubectl(&["get", "deployments", "-l", &format!("io.faas.service={service}")]);
+        let list = self.kubectl(&[
+            "get",
+            "deployments",
+            "-l",
+            &format!("io.faas.service={service}"),
+        ]);
         list["items"]
             .as_array()
             .unwrap()
@@ -81,7 +86,10 @@ impl OnCluster {
             .map(|d| {
                 (
                     d["metadata"]["name"].as_str().unwrap().to_owned(),
-                    d["metadata"]["labels"]["io.faas.release"].as_str().unwrap().to_owned(),
+                    d["metadata"]["labels"]["io.faas.release"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
                     d["status"]["readyReplicas"].as_i64().unwrap_or(0),
                 )
             })
@@ -98,7 +106,13 @@ impl Drop for OnCluster {
     fn drop(&mut self) {
         self.d.kill();
         let _ = Command::new("kubectl")
-            .args(["--kubeconfig", &kubeconfig(), "delete", "namespace", &self.namespace()])
+            .args([
+                "--kubeconfig",
+                &kubeconfig(),
+                "delete",
+                "namespace",
+                &self.namespace(),
+            ])
             .args(["--wait=false"])
             .output();
     }
@@ -142,9 +156,15 @@ fn a_service_is_served_from_pods_and_rolls_under_load_without_a_failed_request()
     // a Secret, never in the Deployment; the environment's Service.
     let release = v1["release"].as_str().unwrap();
     wait_only(&k, "kweb", release, 2);
-    wait_until("both pods ready by their probes", Duration::from_secs(30), || {
-        k.deployments("kweb").iter().all(|(_, _, ready)| *ready == 1)
-    });
+    wait_until(
+        "both pods ready by their probes",
+        Duration::from_secs(30),
+        || {
+            k.deployments("kweb")
+                .iter()
+                .all(|(_, _, ready)| *ready == 1)
+        },
+    );
     let ds = k.deployments("kweb");
     let name = &ds[0].0;
     let deployment = k.kubectl(&["get", "deployment", name]);
@@ -181,7 +201,10 @@ fn a_release_that_crashes_or_cannot_be_placed_fails_fast_and_the_old_one_serves(
     assert_eq!(crashed["state"], "rolled_back", "{crashed:#}");
     let text = crashed.to_string();
     assert!(text.contains("code 3"), "the exit code: {crashed:#}");
-    assert!(text.contains("fatal: no config"), "the pod's last lines: {crashed:#}");
+    assert!(
+        text.contains("fatal: no config"),
+        "the pod's last lines: {crashed:#}"
+    );
     // Well inside its 20 s grace: the crash is seen, not waited out.
     assert!(crash_took < Duration::from_secs(20), "took {crash_took:?}");
 
@@ -217,26 +240,35 @@ fn logs_follow_a_pod_across_a_container_restart() {
             .filter(|l| l.contains("hello from a start"))
             .count()
     };
-    wait_until("the first start's line", Duration::from_secs(30), || hellos(d) == 1);
+    wait_until("the first start's line", Duration::from_secs(30), || {
+        hellos(d) == 1
+    });
     let _ = d.route("klog", "prod", "/cgi-bin/die");
     wait_until("the restarted container", Duration::from_secs(60), || {
         k.pods("klog").iter().any(|p| {
-            p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0) >= 1
+            p["status"]["containerStatuses"][0]["restartCount"]
+                .as_i64()
+                .unwrap_or(0)
+                >= 1
                 && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
         })
     });
-    wait_until("the second start's line", Duration::from_secs(30), || hellos(d) == 2);
+    wait_until("the second start's line", Duration::from_secs(30), || {
+        hellos(d) == 2
+    });
 }
 
 #[test]
 fn a_daemon_killed_mid_deploy_converges_with_no_orphan() {
     let mut k = OnCluster::start();
     k.d.create_service("kcrash");
-    let v1 = k.d.deploy_and_wait("kcrash", "prod", &small(manifest("kcrash", "v1", 2)));
+    let v1 =
+        k.d.deploy_and_wait("kcrash", "prod", &small(manifest("kcrash", "v1", 2)));
     assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", k.d.log());
 
     k.restart(&[("FAAS_PLATFORM_CRASH_AT", "instance-starting")]);
-    let id = k.d.deploy("kcrash", "prod", &small(manifest("kcrash", "v2", 2)));
+    let id =
+        k.d.deploy("kcrash", "prod", &small(manifest("kcrash", "v2", 2)));
     assert!(
         k.d.wait_exit(Duration::from_secs(60)),
         "the daemon did not crash:\n{}",
@@ -278,17 +310,36 @@ fn a_replaced_pod_is_followed_to_its_new_address() {
     assert_eq!(before.len(), 2, "{before:?}");
 
     // Someone deletes a pod: its Deployment makes another, on another address.
-    let pod = k.pods("kmove")[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let pod = k.pods("kmove")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = Command::new("kubectl")
-        .args(["--kubeconfig", &kubeconfig(), "-n", &k.namespace(), "delete", "pod", &pod])
+        .args([
+            "--kubeconfig",
+            &kubeconfig(),
+            "-n",
+            &k.namespace(),
+            "delete",
+            "pod",
+            &pod,
+        ])
         .args(["--grace-period=1", "--wait=false"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_until("the router at the new pod's address, healthy", Duration::from_secs(60), || {
-        let now = addresses();
-        now.len() == 2 && now.iter().all(|(_, _, healthy)| *healthy) && now != before
-    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "the router at the new pod's address, healthy",
+        Duration::from_secs(60),
+        || {
+            let now = addresses();
+            now.len() == 2 && now.iter().all(|(_, _, healthy)| *healthy) && now != before
+        },
+    );
     let now = addresses();
     let ips: Vec<String> = k
         .pods("kmove")
@@ -313,17 +364,34 @@ fn a_faulty_canary_is_rolled_back_and_bluegreen_switches_under_load_on_the_clust
 
     // Canary: v2 fails 30% of its requests; the router's own figures roll it back.
     d.create_service("kcanary");
-    let v1 = d.deploy_and_wait("kcanary", "prod", &small(flaky_release("kcanary", "v1", 0, "")));
+    let v1 = d.deploy_and_wait(
+        "kcanary",
+        "prod",
+        &small(flaky_release("kcanary", "v1", 0, "")),
+    );
     assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
     let load = Load::start_path(d.router_port, d.host("kcanary", "prod"), "/cgi-bin/v");
     let deploy = canary_table("[50, 100]", "5s", 20, true);
-    let v2 = d.deploy_and_wait("kcanary", "prod", &small(flaky_release("kcanary", "v2", 30, &deploy)));
+    let v2 = d.deploy_and_wait(
+        "kcanary",
+        "prod",
+        &small(flaky_release("kcanary", "v2", 30, &deploy)),
+    );
     let (ok, failed, _) = load.finish();
     assert_eq!(v2["state"], "rolled_back", "{v2:#}");
-    assert!(v2["reason"].as_str().unwrap().contains("5xx ratio"), "{v2:#}");
-    assert!(ok > 0 && failed > 0, "the canary took its share: {ok} ok, {failed} failed");
+    assert!(
+        v2["reason"].as_str().unwrap().contains("5xx ratio"),
+        "{v2:#}"
+    );
+    assert!(
+        ok > 0 && failed > 0,
+        "the canary took its share: {ok} ok, {failed} failed"
+    );
     for _ in 0..20 {
-        assert_eq!(d.route("kcanary", "prod", "/cgi-bin/v"), (200, "v1\n".into()));
+        assert_eq!(
+            d.route("kcanary", "prod", "/cgi-bin/v"),
+            (200, "v1\n".into())
+        );
     }
     wait_only(&k, "kcanary", v1["release"].as_str().unwrap(), 2);
 
@@ -337,7 +405,10 @@ fn a_faulty_canary_is_rolled_back_and_bluegreen_switches_under_load_on_the_clust
     let v2 = d.deploy_and_wait("kbg", "prod", &bg("v2"));
     assert_eq!(v2["state"], "succeeded", "{v2:#}");
     assert_eq!(d.route("kbg", "prod", "/"), (200, "v2\n".into()));
-    let (code, rb) = d.post("/v1/services/kbg/rollback", serde_json::json!({ "env": "prod" }));
+    let (code, rb) = d.post(
+        "/v1/services/kbg/rollback",
+        serde_json::json!({ "env": "prod" }),
+    );
     assert_eq!(code, 202, "{rb}");
     let rb = d.wait_deployment("kbg", rb["id"].as_str().unwrap(), Duration::from_secs(60));
     let (ok, failed, errors) = load.finish();

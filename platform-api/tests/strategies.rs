@@ -16,7 +16,6 @@ fn release(name: &str, version: &str, replicas: u32, deploy: &str) -> String {
     manifest_with(name, version, replicas, deploy)
 }
 
-
 fn get(d: &Daemon, host: &str, path: &str, cookie: Option<&str>) -> (u16, String) {
     let mut r = d
         .http

@@ -120,7 +120,10 @@ impl InstanceState {
             return Some("its container is gone".into());
         }
         if self.stuck {
-            let why = self.error.as_deref().unwrap_or("the runtime cannot start it");
+            let why = self
+                .error
+                .as_deref()
+                .unwrap_or("the runtime cannot start it");
             return Some(format!("it cannot start: {why}"));
         }
         if self.oom_killed {

@@ -57,10 +57,9 @@ const PLACE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn kube_error(e: kube::Error) -> RuntimeError {
     match e {
-        kube::Error::Api(status) => RuntimeError::Kubernetes(format!(
-            "{} ({})",
-            status.message, status.reason
-        )),
+        kube::Error::Api(status) => {
+            RuntimeError::Kubernetes(format!("{} ({})", status.message, status.reason))
+        }
         other => RuntimeError::Unavailable(format!("the Kubernetes API: {other}")),
     }
 }
@@ -134,7 +133,10 @@ impl KubernetesRuntime {
             )
             .await
             .map_err(|e| {
-                anyhow::anyhow!("cannot make the namespace `{}` on {url}: {e}", config.namespace)
+                anyhow::anyhow!(
+                    "cannot make the namespace `{}` on {url}: {e}",
+                    config.namespace
+                )
             })?;
         tracing::info!(
             cluster = %url,
@@ -179,7 +181,11 @@ impl KubernetesRuntime {
 
     async fn apply<K>(&self, api: &Api<K>, name: &str, obj: &K) -> Result<K>
     where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
     {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let mut out = api.patch(name, &params, &Patch::Apply(obj)).await;
@@ -213,7 +219,10 @@ impl KubernetesRuntime {
             .as_ref()
             .and_then(|l| l.get(LABEL_INSTANCE).cloned())
             .unwrap_or_default();
-        let selector = format!("{LABEL_PLATFORM}={},{LABEL_INSTANCE}={instance}", self.platform_id);
+        let selector = format!(
+            "{LABEL_PLATFORM}={},{LABEL_INSTANCE}={instance}",
+            self.platform_id
+        );
         let mut pods = self
             .pods()
             .list(&ListParams::default().labels(&selector))
@@ -288,7 +297,10 @@ impl KubernetesRuntime {
         {
             let _ = self
                 .services()
-                .delete(&objects::service_name(service, env), &DeleteParams::default())
+                .delete(
+                    &objects::service_name(service, env),
+                    &DeleteParams::default(),
+                )
                 .await;
         }
     }
@@ -338,8 +350,12 @@ impl Runtime for KubernetesRuntime {
             spec.env,
             spec.manifest.run.port,
         );
-        self.apply(&self.services(), &objects::service_name(spec.service, spec.env), &service)
-            .await?;
+        self.apply(
+            &self.services(),
+            &objects::service_name(spec.service, spec.env),
+            &service,
+        )
+        .await?;
         // The Secret first (the pod cannot start without it), then the Deployment, then the
         // Secret again, owned by the Deployment so that it goes with it.
         let (_, data) = objects::env_vars(spec, &name);
@@ -386,8 +402,10 @@ impl Runtime for KubernetesRuntime {
             Err(e) => return Err(kube_error(e)),
         }
         // Its pods get SIGTERM now, and SIGKILL after `grace`.
-        let mut params = DeleteParams::default();
-        params.grace_period_seconds = Some(grace.as_secs().max(1) as u32);
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace.as_secs().max(1) as u32),
+            ..Default::default()
+        };
         let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(30);
         loop {
             let pod = self.newest_pod(id).await?;

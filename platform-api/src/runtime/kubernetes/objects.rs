@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
     TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -116,7 +116,10 @@ pub fn deployment(name: &str, platform: &str, spec: &InstanceSpec<'_>) -> Deploy
         (LABEL_INSTANCE.to_owned(), spec.instance_id.to_owned()),
     ]);
     let (env, _) = env_vars(spec, name);
-    let cpu = Quantity(format!("{}m", ((m.size.cpu * 1000.0).round() as i64).max(1)));
+    let cpu = Quantity(format!(
+        "{}m",
+        ((m.size.cpu * 1000.0).round() as i64).max(1)
+    ));
     let memory = Quantity(m.size.memory.bytes().to_string());
     // Requested as sized; memory capped there, CPU not (CFS throttling costs latency, and what
     // is used is metered). That is the Burstable class: its OOM score stays positive, which
@@ -235,7 +238,10 @@ pub fn service(name: &str, platform: &str, svc: &str, env: &str, port: u16) -> S
 }
 
 /// A one-off run's pod: run once to its end, never restarted.
-pub fn run_pod(platform: &str, spec: &crate::runtime::RunSpec<'_>) -> k8s_openapi::api::core::v1::Pod {
+pub fn run_pod(
+    platform: &str,
+    spec: &crate::runtime::RunSpec<'_>,
+) -> k8s_openapi::api::core::v1::Pod {
     use crate::runtime::{LABEL_RUN, LABEL_RUN_PLATFORM};
     let labels = BTreeMap::from([
         (LABEL_RUN.to_owned(), spec.run_id.to_owned()),
@@ -303,10 +309,11 @@ mod tests {
     use super::*;
 
     fn manifest() -> faas_spec::Manifest {
-        faas_spec::Manifest::parse(
+        faas_spec::ManifestFile::parse(
             "app.toml",
             r#"
 name = "web"
+owner = "team@example.com"
 [run]
 port = 8080
 command = ["serve", "--fast"]
@@ -319,6 +326,7 @@ memory = "128Mi"
 "#,
         )
         .expect("a valid manifest")
+        .manifest
     }
 
     fn spec(m: &faas_spec::Manifest) -> InstanceSpec<'_> {
@@ -329,7 +337,10 @@ memory = "128Mi"
             instance_id: "i1",
             image_id: "sha256:abc",
             manifest: m,
-            extra_env: vec![("TOKEN".into(), "s3cret".into()), ("DB_URL".into(), "postgres://x".into())],
+            extra_env: vec![
+                ("TOKEN".into(), "s3cret".into()),
+                ("DB_URL".into(), "postgres://x".into()),
+            ],
         }
     }
 
@@ -346,7 +357,10 @@ memory = "128Mi"
             ])
         );
         let token = vars.iter().find(|v| v.name == "TOKEN").expect("TOKEN");
-        assert!(token.value.is_none(), "the secret overrides the manifest's TOKEN");
+        assert!(
+            token.value.is_none(),
+            "the secret overrides the manifest's TOKEN"
+        );
         let mode = vars.iter().find(|v| v.name == "MODE").expect("MODE");
         assert_eq!(mode.value.as_deref(), Some("prod"));
         let port = vars.iter().find(|v| v.name == "PORT").expect("PORT");
@@ -360,18 +374,37 @@ memory = "128Mi"
     fn the_deployment_carries_the_manifest() {
         let m = manifest();
         let d = deployment("faas-web-prod-i1", "p1", &spec(&m));
-        let pod = d.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
+        let pod = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.clone())
+            .expect("pod");
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some("sha256:abc"));
         assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
-        assert_eq!(c.args.as_deref(), Some(&["serve".to_owned(), "--fast".to_owned()][..]));
-        let requests = c.resources.as_ref().and_then(|r| r.requests.clone()).expect("requests");
+        assert_eq!(
+            c.args.as_deref(),
+            Some(&["serve".to_owned(), "--fast".to_owned()][..])
+        );
+        let requests = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.clone())
+            .expect("requests");
         assert_eq!(requests["cpu"].0, "250m");
         assert_eq!(requests["memory"].0, (128u64 << 20).to_string());
-        let limits = c.resources.as_ref().and_then(|r| r.limits.clone()).expect("limits");
+        let limits = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.clone())
+            .expect("limits");
         assert_eq!(limits["memory"].0, (128u64 << 20).to_string());
         assert!(!limits.contains_key("cpu"), "CPU is requested, not capped");
-        let probe = c.readiness_probe.as_ref().and_then(|p| p.http_get.clone()).expect("probe");
+        let probe = c
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| p.http_get.clone())
+            .expect("probe");
         assert_eq!(probe.path.as_deref(), Some("/_info"));
         let labels = d.metadata.labels.expect("labels");
         assert_eq!(labels[LABEL_INSTANCE], "i1");

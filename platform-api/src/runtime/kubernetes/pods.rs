@@ -156,7 +156,12 @@ mod tests {
                 "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]
         }));
-        assert!(state_of(Some(&p)).failure().expect("failure").contains("memory"));
+        assert!(
+            state_of(Some(&p))
+                .failure()
+                .expect("failure")
+                .contains("memory")
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ fn pick(summary: &str, namespace: &str, pod: &str, limit: Option<u64>) -> Result
         .iter()
         .find(|p| p.pod_ref.name == pod && p.pod_ref.namespace == namespace)
         .and_then(|p| p.containers.iter().find(|c| c.name == CONTAINER))
-        .ok_or_else(|| RuntimeError::Kubernetes(format!("the kubelet has no figures of {pod} yet")))?;
+        .ok_or_else(|| {
+            RuntimeError::Kubernetes(format!("the kubelet has no figures of {pod} yet"))
+        })?;
     let cpu = c.cpu.as_ref();
     Ok(Stats {
         read_at_us: cpu
@@ -65,7 +67,11 @@ fn pick(summary: &str, namespace: &str, pod: &str, limit: Option<u64>) -> Result
             .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
             .map(|t| t.as_microsecond()),
         cpu_ns: cpu.and_then(|c| c.usage_core_nano_seconds).unwrap_or(0),
-        memory_bytes: c.memory.as_ref().and_then(|m| m.working_set_bytes).unwrap_or(0),
+        memory_bytes: c
+            .memory
+            .as_ref()
+            .and_then(|m| m.working_set_bytes)
+            .unwrap_or(0),
         memory_limit: limit,
     })
 }
@@ -108,7 +114,10 @@ mod tests {
                 {"name": "app", "cpu": {"time": "2026-12-05T10:00:01Z", "usageCoreNanoSeconds": 1500000},
                  "memory": {"workingSetBytes": 4096}}]}]}"#;
         let s = pick(summary, "faas", "web-1", Some(1 << 20)).expect("figures");
-        assert_eq!((s.cpu_ns, s.memory_bytes, s.memory_limit), (1_500_000, 4096, Some(1 << 20)));
+        assert_eq!(
+            (s.cpu_ns, s.memory_bytes, s.memory_limit),
+            (1_500_000, 4096, Some(1 << 20))
+        );
         assert!(s.read_at_us.is_some());
         assert!(pick(summary, "faas", "gone", None).is_err());
     }
