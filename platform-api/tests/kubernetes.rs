@@ -166,6 +166,22 @@ fn a_service_is_served_from_pods_and_rolls_under_load_without_a_failed_request()
         },
     );
     let ds = k.deployments("kweb");
+    // Status shows each instance's pod, its node and its readiness.
+    wait_until(
+        "both pods ready in the status",
+        Duration::from_secs(30),
+        || {
+            let (_, list) = d.get("/v1/services/kweb/instances?env=prod");
+            list.as_array().unwrap().iter().all(|i| {
+                i["pod"]["node"] == "localhost"
+                    && i["pod"]["ready"] == true
+                    && i["pod"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("faas-kweb-prod-")
+            })
+        },
+    );
     let name = &ds[0].0;
     let deployment = k.kubectl(&["get", "deployment", name]);
     assert!(!deployment.to_string().contains("s3cret"), "{deployment}");

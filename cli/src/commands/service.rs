@@ -120,6 +120,20 @@ pub fn status(
                 health,
                 i.address.clone().unwrap_or_default()
             ));
+            if let Some(pod) = &i.pod {
+                let restarts = match pod.restarts {
+                    0 => String::new(),
+                    1 => ", 1 restart".to_owned(),
+                    n => format!(", {n} restarts"),
+                };
+                printer.result(format!(
+                    "  {:<10}     pod {} on node {}, {}{restarts}",
+                    "",
+                    pod.name,
+                    pod.node.as_deref().unwrap_or("(none yet)"),
+                    if pod.ready { "ready" } else { "not ready" },
+                ));
+            }
         }
     }
     Ok(())

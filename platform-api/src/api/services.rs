@@ -69,6 +69,7 @@ pub fn instances_of(p: &Platform, service: &str, env: &str) -> ApiResult<Vec<Ins
                 .map(|port| format!("127.0.0.1:{port}"))
                 .or_else(|| backend.as_ref().map(|b| b.addr.to_string())),
             role: role(&row.release_id),
+            pod: p.runtime.placement(&row.id),
         });
     }
     Ok(out)

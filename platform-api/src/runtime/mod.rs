@@ -322,6 +322,12 @@ pub trait Runtime: Send + Sync {
         None
     }
 
+    /// The pod an instance runs in, where the runtime has pods (read from what it watches,
+    /// without a call).
+    fn placement(&self, _instance: &str) -> Option<faas_spec::api::PodPlacement> {
+        None
+    }
+
     /// What happens to this platform's instances from now on (starts, deaths, OOM kills).
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>>;
 

@@ -141,6 +141,21 @@ pub struct Instance {
     /// before its switch) or `standby` (warm, no traffic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Its pod, on the Kubernetes runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodPlacement>,
+}
+
+/// Where an instance runs on Kubernetes: its pod, the node, the pod's readiness (its probe as
+/// the kubelet sees it) and how often its container restarted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PodPlacement {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub ready: bool,
+    pub restarts: u32,
 }
 
 /// An immutable release: image, effective manifest and secrets version.

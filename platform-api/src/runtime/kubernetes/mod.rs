@@ -9,6 +9,7 @@
 mod endpoints;
 mod logs;
 pub mod objects;
+mod placement;
 pub mod pods;
 mod stats;
 
@@ -77,6 +78,8 @@ pub struct KubernetesRuntime {
     images: Arc<DockerRuntime>,
     server: String,
     status_error: RwLock<Option<String>>,
+    /// The platform's pods, as the watch last saw them.
+    pods_seen: kube::runtime::reflector::Store<Pod>,
 }
 
 impl KubernetesRuntime {
@@ -144,6 +147,10 @@ impl KubernetesRuntime {
             namespace = %config.namespace,
             "the platform runs its instances on Kubernetes"
         );
+        let pods_seen = placement::watch(
+            Api::namespaced(client.clone(), &config.namespace),
+            &format!("{LABEL_PLATFORM}={platform_id}"),
+        );
         Ok(Arc::new_cyclic(|this| Self {
             this: this.clone(),
             client,
@@ -152,6 +159,7 @@ impl KubernetesRuntime {
             images,
             server: format!("Kubernetes {} at {url}", version.git_version),
             status_error: RwLock::new(None),
+            pods_seen,
         }))
     }
 
@@ -500,6 +508,10 @@ impl Runtime for KubernetesRuntime {
                 })
             })
             .collect())
+    }
+
+    fn placement(&self, instance: &str) -> Option<faas_spec::api::PodPlacement> {
+        placement::of(&self.pods_seen, instance)
     }
 
     fn address_changes(&self) -> Option<BoxStream<super::AddressChange>> {
