@@ -258,10 +258,28 @@ pub struct LaunchArgs {
     pub create: CreateArgs,
 }
 
+/// How the local platform runs its services; remembered for its later starts.
+#[derive(Debug, Args)]
+pub struct PlatformStartArgs {
+    /// What runs services: the local Docker Engine, or a local Kubernetes cluster whose nodes
+    /// use it (minikube's docker-env, the test cluster) [default: the last start's, else docker]
+    #[arg(long, value_parser = ["docker", "kubernetes"])]
+    pub runtime: Option<String>,
+    /// The cluster's kubeconfig [default: $KUBECONFIG, else ~/.kube/config]
+    #[arg(long, requires = "runtime")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig's context [default: its current one]
+    #[arg(long, requires = "runtime")]
+    pub kube_context: Option<String>,
+    /// The namespace of the platform's objects [default: faas-<platform id>]
+    #[arg(long, requires = "runtime")]
+    pub namespace: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PlatformCommand {
     /// Start the local platform in the background
-    Start,
+    Start(PlatformStartArgs),
     /// Stop the local platform (its services' containers keep running)
     Stop,
     /// Whether the local platform runs, where it listens and where its data is

@@ -81,7 +81,41 @@ impl Local {
 
     /// Starts the daemon in the background and waits until it answers. Returns false when it
     /// was running already.
+    /// Where the flags it was last started with are kept, so that a start without them (the
+    /// CLI starting it on demand) runs it the same way: on the same runtime and cluster.
+    pub fn args_file(&self) -> PathBuf {
+        self.data_dir.join("platform.args")
+    }
+
+    /// Starts it with the flags it was last started with (none: on the Docker Engine).
     pub fn start(&self) -> CliResult<bool> {
+        let args = std::fs::read_to_string(self.args_file())
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        self.start_with(args)
+    }
+
+    /// Starts it with `args` after `serve`'s own, and remembers them for later starts.
+    pub fn start_with_args(&self, args: Vec<String>) -> CliResult<bool> {
+        if self.answers() {
+            return Ok(false);
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+            CliError::failed(
+                format!("cannot create {}: {e}", self.data_dir.display()),
+                None,
+            )
+        })?;
+        std::fs::write(self.args_file(), args.join("\n")).map_err(|e| {
+            CliError::failed(
+                format!("cannot write {}: {e}", self.args_file().display()),
+                None,
+            )
+        })?;
+        self.start_with(args)
+    }
+
+    fn start_with(&self, args: Vec<String>) -> CliResult<bool> {
         if self.answers() {
             return Ok(false);
         }
@@ -111,6 +145,7 @@ impl Local {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen", &self.listen, "--router", &self.router])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);

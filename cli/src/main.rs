@@ -141,7 +141,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
                 },
             )
         }
-        Command::Platform(PlatformCommand::Start) => commands::platform::start(printer),
+        Command::Platform(PlatformCommand::Start(args)) => commands::platform::start(printer, args),
         Command::Platform(PlatformCommand::Stop) => commands::platform::stop(printer),
         Command::Platform(PlatformCommand::Status { json }) => {
             commands::platform::status(printer, json)

@@ -8,9 +8,31 @@ use crate::error::CliResult;
 use crate::local::Local;
 use crate::printer::Printer;
 
-pub fn start(printer: &Printer) -> CliResult {
+pub fn start(printer: &Printer, args: crate::cli::PlatformStartArgs) -> CliResult {
     let local = Local::new();
-    if local.start()? {
+    let started = match args.runtime {
+        None => local.start()?,
+        Some(runtime) => {
+            let mut flags = vec!["--runtime".to_owned(), runtime];
+            if let Some(path) = args.kubeconfig {
+                let path = std::path::absolute(&path).unwrap_or(path);
+                flags.extend(["--kubeconfig".to_owned(), path.display().to_string()]);
+            }
+            if let Some(context) = args.kube_context {
+                flags.extend(["--context".to_owned(), context]);
+            }
+            if let Some(ns) = args.namespace {
+                flags.extend(["--namespace".to_owned(), ns]);
+            }
+            if local.answers() {
+                printer.warn(
+                    "the local platform runs already: `faas platform stop` first to change its runtime",
+                );
+            }
+            local.start_with_args(flags)?
+        }
+    };
+    if started {
         printer.status(
             "Started",
             format!(
