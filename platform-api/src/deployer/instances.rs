@@ -182,6 +182,8 @@ pub(super) async fn gate(
             .router
             .backend(&dep.service, &dep.env, &row.id)
             .is_some_and(|b| b.is_healthy())
+            // Where the runtime has its own verdict (a rolled-out Deployment), both agree.
+            && ctx.p.runtime.state(&container).await?.rolled_out != Some(false)
         {
             ctx.p.runtime.keep_running(&container).await?;
             ctx.p.store.set_instance_state(&row.id, "healthy")?;

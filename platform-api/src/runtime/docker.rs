@@ -401,6 +401,7 @@ impl Runtime for DockerRuntime {
             finished_at_us: s.finished_at.as_deref().and_then(engine_time_us),
             error: s.error,
             stuck: false,
+            rolled_out: None,
         })
     }
 

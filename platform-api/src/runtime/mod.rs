@@ -111,6 +111,9 @@ pub struct InstanceState {
     /// The runtime cannot start it without a change (its image cannot be had, no node can run
     /// it): `error` says why.
     pub stuck: bool,
+    /// Whether the runtime's own object says it is up (a Kubernetes Deployment rolled out by
+    /// kubectl's rules); None where the runtime has no such notion (Docker).
+    pub rolled_out: Option<bool>,
 }
 
 impl InstanceState {

@@ -390,12 +390,25 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn state(&self, id: &str) -> Result<InstanceState> {
-        let exists = self.deployment(id).await?.is_some();
+        let deployment = self.deployment(id).await?;
         let pod = self.newest_pod(id).await?;
-        if !exists && pod.is_none() {
+        if deployment.is_none() && pod.is_none() {
             return Ok(InstanceState::default());
         }
-        Ok(pods::state_of(pod.as_ref()))
+        let mut state = pods::state_of(pod.as_ref());
+        if let Some(d) = &deployment {
+            match pods::rolled_out(d) {
+                Ok(done) => state.rolled_out = Some(done),
+                Err(why) => {
+                    state.rolled_out = Some(false);
+                    if state.failure().is_none() {
+                        state.stuck = true;
+                        state.error = Some(why);
+                    }
+                }
+            }
+        }
+        Ok(state)
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {

@@ -175,6 +175,9 @@ pub fn deployment(name: &str, platform: &str, spec: &InstanceSpec<'_>) -> Deploy
         },
         spec: Some(DeploymentSpec {
             replicas: Some(1),
+            // The cluster's own verdict on a pod that never becomes ready, within the grace
+            // the platform gives it.
+            progress_deadline_seconds: Some((m.health.grace.as_std().as_secs() as i32).max(1)),
             selector: LabelSelector {
                 match_labels: Some(selector),
                 ..Default::default()

@@ -2,6 +2,7 @@
 //! reading of container statuses, with the reasons a pod cannot start (an image that cannot be
 //! had, a crash loop, no node to run on) made plain so that a deployment fails fast with them.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use super::objects::CONTAINER;
@@ -28,6 +29,36 @@ fn app_status(pod: &Pod) -> Option<&ContainerStatus> {
         .iter()
         .find(|c| c.name == CONTAINER)
         .or_else(|| statuses.first())
+}
+
+/// Whether a Deployment has rolled out by kubectl's own rules (`rollout status`): the
+/// controller saw its last change, every replica is updated, none of an older template is
+/// left, and every updated one is available. Its progress deadline passed: why not.
+pub fn rolled_out(d: &Deployment) -> Result<bool, String> {
+    let Some(status) = d.status.as_ref() else {
+        return Ok(false);
+    };
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
+        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    {
+        return Err(format!(
+            "its Deployment stopped progressing (ProgressDeadlineExceeded: {})",
+            c.message.as_deref().unwrap_or("no reason given")
+        ));
+    }
+    let generation = d.metadata.generation.unwrap_or(0);
+    if generation > status.observed_generation.unwrap_or(0) {
+        return Ok(false);
+    }
+    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    Ok(updated >= wanted
+        && status.replicas.unwrap_or(0) <= updated
+        && status.available_replicas.unwrap_or(0) >= updated)
 }
 
 /// Whether the pod is on its way out (deleted, or its phase is final).
@@ -173,6 +204,31 @@ mod tests {
         }));
         let why = state_of(Some(&p)).failure().expect("failure");
         assert!(why.contains("Insufficient memory"), "{why}");
+    }
+
+    fn deployment(generation: i64, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "d", "generation": generation},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .expect("a deployment")
+    }
+
+    #[test]
+    fn a_rollout_is_done_by_kubectls_rules() {
+        let done = serde_json::json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1});
+        assert_eq!(rolled_out(&deployment(2, done.clone())), Ok(true));
+        // The controller has not seen the last change yet: whatever its figures say.
+        assert_eq!(rolled_out(&deployment(3, done)), Ok(false));
+        let unavailable = serde_json::json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0});
+        assert_eq!(rolled_out(&deployment(1, unavailable)), Ok(false));
+        let old_left = serde_json::json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 2});
+        assert_eq!(rolled_out(&deployment(1, old_left)), Ok(false));
+        let stalled = serde_json::json!({"observedGeneration": 1, "conditions": [{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"d-1\" has timed out progressing."}]});
+        let why = rolled_out(&deployment(1, stalled)).expect_err("stalled");
+        assert!(why.contains("ProgressDeadlineExceeded"), "{why}");
     }
 
     #[test]
