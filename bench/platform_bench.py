@@ -41,14 +41,15 @@ def free_port():
 
 
 class Platform:
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, env=None):
         self.api_port, self.router_port = free_port(), free_port()
         self.data = os.path.join(workdir, "data")
         self.log = open(os.path.join(workdir, "daemon.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.api_port}",
              "--router", f"127.0.0.1:{self.router_port}", "--network", "faas-bench"],
-            stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, "FAAS_LOG": "warn"})
+            stdout=subprocess.DEVNULL, stderr=self.log,
+            env={**os.environ, "FAAS_LOG": "warn", **(env or {})})
         deadline = time.time() + 30
         while True:
             try:

@@ -49,6 +49,8 @@ pub mod env_vars {
     pub const KUBECONFIG: &str = "FAAS_PLATFORM_KUBECONFIG";
     pub const KUBE_CONTEXT: &str = "FAAS_PLATFORM_KUBE_CONTEXT";
     pub const NAMESPACE: &str = "FAAS_PLATFORM_NAMESPACE";
+    /// Where the cluster's nodes take images from: `docker` or `registry`.
+    pub const IMAGES: &str = "FAAS_PLATFORM_IMAGES";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -101,6 +103,8 @@ pub struct KubernetesFile {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub namespace: Option<String>,
+    /// Where the nodes take images from: `docker` (the platform's engine) or `registry`.
+    pub images: Option<crate::runtime::kubernetes::Images>,
 }
 
 /// What runs the platform's instances.
@@ -284,6 +288,7 @@ impl Config {
             kubeconfig: o.kubernetes.kubeconfig.or(file_kube.kubeconfig),
             context: o.kubernetes.context.or(file_kube.context),
             namespace: o.kubernetes.namespace.or(file_kube.namespace),
+            images: o.kubernetes.images.or(file_kube.images),
         };
         if let Some(ns) = &kubernetes.namespace
             && !crate::runtime::kubernetes::is_dns_label(ns)

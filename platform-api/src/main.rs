@@ -89,6 +89,9 @@ enum Command {
         /// The namespace the platform's objects go in [default: faas-<platform id>]
         #[arg(long, env = env_vars::NAMESPACE)]
         namespace: Option<String>,
+        /// Where the cluster's nodes take images from: the platform's Docker Engine (a local cluster) or a registry (deploy by digest) [default: docker]
+        #[arg(long, value_enum, env = env_vars::IMAGES)]
+        images: Option<faas_platform::runtime::kubernetes::Images>,
     },
 }
 
@@ -143,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         kubeconfig,
         context,
         namespace,
+        images,
     } = cli.command;
     use faas_platform::databases::servers::ExternalServer;
     let databases = [
@@ -191,6 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kubeconfig,
             context,
             namespace,
+            images,
         },
     })?;
     serve(config).await
@@ -262,6 +267,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .namespace
                     .clone()
                     .unwrap_or_else(|| format!("faas-{platform_id}")),
+                images: k.images.unwrap_or_default(),
             };
             runtime::KubernetesRuntime::connect(platform_id, &cluster, docker).await?
         }

@@ -427,3 +427,48 @@ fn a_faulty_canary_is_rolled_back_and_bluegreen_switches_under_load_on_the_clust
     assert!(ok > 50, "{ok}");
     assert_eq!(d.route("kbg", "prod", "/"), (200, "v1\n".into()));
 }
+
+#[test]
+fn the_in_cluster_manifests_are_accepted_by_the_api_server() {
+    let manifests = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/kubernetes/platform.yaml"
+    );
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A server-side dry run checks every object as the API server would store it, but a
+    // namespaced object needs its namespace to exist: those two are made for real first.
+    for ns in ["faas-system", "faas"] {
+        // One left by an earlier run may still be terminating.
+        wait_until(
+            &format!("namespace {ns} gone"),
+            Duration::from_secs(90),
+            || !kubectl(&["get", "namespace", ns]).status.success(),
+        );
+        let _ = kubectl(&["create", "namespace", ns]);
+    }
+    let out = kubectl(&["apply", "--dry-run=server", "-f", manifests]);
+    for ns in ["faas-system", "faas"] {
+        let _ = kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for object in [
+        "clusterrole.rbac.authorization.k8s.io/faas-platform",
+        "role.rbac.authorization.k8s.io/faas-platform",
+        "deployment.apps/faas-platform",
+        "service/faas-router",
+        "persistentvolumeclaim/faas-platform-data",
+    ] {
+        assert!(text.contains(object), "{object} missing from:\n{text}");
+    }
+}

@@ -40,6 +40,35 @@ pub struct KubernetesConfig {
     pub context: Option<String>,
     /// The namespace everything of this platform goes in.
     pub namespace: String,
+    /// Where the nodes take images from.
+    pub images: Images,
+}
+
+/// Where a cluster's nodes take the images of releases from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Images {
+    /// The platform's Docker Engine, which the nodes use too (a local cluster on this host,
+    /// minikube's docker-env): a built image is used as it is, by its id.
+    #[default]
+    Docker,
+    /// A registry the nodes pull from: releases name their image by digest
+    /// (`REGISTRY/REPO@sha256:…`), pushed there beforehand.
+    Registry,
+}
+
+/// A reference pinned by its digest (`REPO@sha256:<64 hex>`), the only kind a registry-backed
+/// cluster runs: a tag can move under a running release.
+pub fn is_pinned(reference: &str) -> bool {
+    reference
+        .rsplit_once("@sha256:")
+        .is_some_and(|(repo, hex)| {
+            !repo.is_empty()
+                && hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// Whether `name` is a DNS label (RFC 1123), as namespaces and Services must be.
@@ -74,8 +103,8 @@ pub struct KubernetesRuntime {
     client: Client,
     namespace: String,
     platform_id: String,
-    /// The Docker Engine the cluster's nodes take images from.
-    images: Arc<DockerRuntime>,
+    /// The Docker Engine the cluster's nodes take images from; None: a registry.
+    images: Option<Arc<DockerRuntime>>,
     server: String,
     status_error: RwLock<Option<String>>,
     /// The platform's pods, as the watch last saw them.
@@ -88,20 +117,27 @@ impl KubernetesRuntime {
     pub async fn connect(
         platform_id: String,
         config: &KubernetesConfig,
-        images: Arc<DockerRuntime>,
+        docker: Arc<DockerRuntime>,
     ) -> anyhow::Result<Arc<Self>> {
+        let images = (config.images == Images::Docker).then_some(docker);
         let options = kube::config::KubeConfigOptions {
             context: config.context.clone(),
             ..Default::default()
         };
-        let kube_config = match &config.kubeconfig {
-            Some(path) => {
+        let kube_config = match (&config.kubeconfig, &config.context) {
+            (Some(path), _) => {
                 let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
                     anyhow::anyhow!("cannot read the kubeconfig {}: {e}", path.display())
                 })?;
-                kube::Config::from_custom_kubeconfig(file, &options).await
+                kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            None => kube::Config::from_kubeconfig(&options).await,
+            (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| e.to_string()),
+            // $KUBECONFIG, ~/.kube/config, else the pod's service account (in the cluster).
+            (None, None) => kube::Config::infer().await.map_err(|e| e.to_string()),
         }
         .map_err(|e| {
             anyhow::anyhow!(
@@ -321,12 +357,20 @@ impl Runtime for KubernetesRuntime {
     }
 
     fn status(&self) -> DockerStatus {
-        let images = self.images.status();
         let error = self
             .status_error
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let Some(docker) = &self.images else {
+            return DockerStatus {
+                available: error.is_none(),
+                engine_id: None,
+                version: Some(format!("{} (images: a registry)", self.server)),
+                error,
+            };
+        };
+        let images = docker.status();
         DockerStatus {
             available: images.available && error.is_none(),
             // The engine images are built on: a client on it need not upload them.
@@ -341,11 +385,22 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn image_id(&self, reference: &str) -> Result<String> {
-        self.images.image_id(reference).await
+        match &self.images {
+            Some(docker) => docker.image_id(reference).await,
+            None if is_pinned(reference) => Ok(reference.to_owned()),
+            None => Err(RuntimeError::Unsupported(format!(
+                "the cluster pulls images from a registry: name `{reference}` by its digest (`REGISTRY/REPO@sha256:…`, as `docker push` prints it)"
+            ))),
+        }
     }
 
     async fn load_image(&self, tarball: &std::path::Path) -> Result<Vec<String>> {
-        self.images.load_image(tarball).await
+        match &self.images {
+            Some(docker) => docker.load_image(tarball).await,
+            None => Err(RuntimeError::Unsupported(
+                "the cluster pulls images from a registry: push the image there and deploy it by its digest".into(),
+            )),
+        }
     }
 
     async fn start_instance(&self, spec: &InstanceSpec<'_>) -> Result<(String, InstanceState)> {
@@ -593,5 +648,19 @@ impl Runtime for KubernetesRuntime {
         Err(RuntimeError::Unsupported(
             "interactive sessions are not available on the Kubernetes runtime yet".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_digest_references_are_pinned() {
+        let hex = "a".repeat(64);
+        assert!(super::is_pinned(&format!(
+            "registry.example:5000/web@sha256:{hex}"
+        )));
+        assert!(!super::is_pinned("registry.example:5000/web:latest"));
+        assert!(!super::is_pinned(&format!("@sha256:{hex}")));
+        assert!(!super::is_pinned("web@sha256:abc"));
     }
 }
