@@ -38,8 +38,13 @@ struct OnCluster {
 
 impl OnCluster {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[(&str, &str)]) -> Self {
         let env = env();
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.extend_from_slice(extra);
         Self {
             d: Daemon::start_with(&pairs),
         }
@@ -471,4 +476,30 @@ fn the_in_cluster_manifests_are_accepted_by_the_api_server() {
     ] {
         assert!(text.contains(object), "{object} missing from:\n{text}");
     }
+}
+
+#[test]
+fn the_meter_reads_what_pods_use_from_their_kubelet() {
+    let k = OnCluster::start_with(&[("FAAS_PLATFORM_METER_INTERVAL", "1s")]);
+    let d = &k.d;
+    d.create_service("kmeter");
+    // It burns 2 s of CPU (200 ticks), then idles.
+    let m = small(manifest("kmeter", "v1", 1)).replace(
+        "exec httpd -f -p 8080 -h /tmp/www",
+        "httpd -p 8080 -h /tmp/www && while :; do read -r _ _ _ _ _ _ _ _ _ _ _ _ _ u s _ < /proc/$$/stat; [ $((u+s)) -ge 200 ] && break; done; exec sleep 100000",
+    );
+    let v1 = d.deploy_and_wait("kmeter", "prod", &m);
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    let db = rusqlite::Connection::open(d.data_dir().join("platform.db")).unwrap();
+    let used = |resource: &str| -> i64 {
+        db.query_row(
+            "SELECT COALESCE(SUM(quantity), 0) FROM usage_records WHERE service = 'kmeter' AND resource = ?1",
+            [resource],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    wait_until("CPU and memory metered from the kubelet", Duration::from_secs(60), || {
+        used("vcpu") > 0 && used("memory") > 0 && used("instance") > 0
+    });
 }
