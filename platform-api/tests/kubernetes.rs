@@ -499,7 +499,108 @@ fn the_meter_reads_what_pods_use_from_their_kubelet() {
         )
         .unwrap()
     };
-    wait_until("CPU and memory metered from the kubelet", Duration::from_secs(60), || {
-        used("vcpu") > 0 && used("memory") > 0 && used("instance") > 0
+    wait_until(
+        "CPU and memory metered from the kubelet",
+        Duration::from_secs(60),
+        || used("vcpu") > 0 && used("memory") > 0 && used("instance") > 0,
+    );
+}
+
+#[test]
+fn a_release_whose_image_is_gone_fails_fast_and_the_old_one_serves() {
+    let mut k = OnCluster::start();
+    k.d.create_service("kgone");
+    let v1 =
+        k.d.deploy_and_wait("kgone", "prod", &small(manifest("kgone", "v1", 1)));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", k.d.log());
+
+    // An image of its own (a new id), released, then removed before any pod could use it: the
+    // daemon stops right after the deployment's first step, the image goes, the daemon resumes.
+    let tag = format!("faas-test/kgone:{}", k.d.platform_id);
+    let build = Command::new("docker")
+        .args(["build", "-q", "-t", &tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("FROM busybox:stable\nLABEL gone={tag}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(build.status.success(), "docker build failed");
+    k.restart(&[("FAAS_PLATFORM_CRASH_AT", "started")]);
+    let (status, body) = k.d.post(
+        "/v1/services/kgone/deployments",
+        serde_json::json!({ "env": "prod", "image": tag, "manifest": small(manifest("kgone", "v2", 1)) }),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert!(k.d.wait_exit(Duration::from_secs(30)), "{}", k.d.log());
+    let rmi = Command::new("docker")
+        .args(["rmi", "-f", &tag])
+        .output()
+        .unwrap();
+    assert!(
+        rmi.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rmi.stderr)
+    );
+
+    k.restart(&[]);
+    // v1 adopted again (the restarted daemon serves once it reconciled), then load.
+    wait_until("v1 served again", Duration::from_secs(30), || {
+        k.d.route("kgone", "prod", "/") == (200, "v1\n".into())
+    });
+    let load = Load::start(k.d.router_port, k.d.host("kgone", "prod"));
+    let started = std::time::Instant::now();
+    let dep = k.d.wait_deployment("kgone", &id, Duration::from_secs(60));
+    let took = started.elapsed();
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(dep["state"], "rolled_back", "{dep:#}");
+    let text = dep.to_string();
+    assert!(
+        [
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "InvalidImageName",
+            "ErrImageNeverPull"
+        ]
+        .iter()
+        .any(|r| text.contains(r)),
+        "the kubelet's reason: {dep:#}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}: {dep:#}");
+    eprintln!("failed after {took:?}: {}", dep["reason"]);
+    assert_eq!(failed, 0, "{ok} ok, {failed} failed: {errors:?}");
+    assert_eq!(k.d.route("kgone", "prod", "/"), (200, "v1\n".into()));
+    wait_only(&k, "kgone", v1["release"].as_str().unwrap(), 1);
+}
+
+#[test]
+fn a_real_sigkill_mid_deploy_converges_with_no_orphan() {
+    let mut k = OnCluster::start();
+    k.d.create_service("kkill");
+    let v1 =
+        k.d.deploy_and_wait("kkill", "prod", &small(manifest("kkill", "v1", 2)));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", k.d.log());
+    let id =
+        k.d.deploy("kkill", "prod", &small(manifest("kkill", "v2", 2)));
+    // SIGKILL once the first new Deployment exists, as a crash would.
+    wait_until("a Deployment of v2", Duration::from_secs(30), || {
+        k.deployments("kkill").len() > 2
+    });
+    k.d.kill();
+    k.restart(&[]);
+    let dep = k.d.wait_deployment("kkill", &id, Duration::from_secs(120));
+    assert_eq!(dep["state"], "succeeded", "{dep:#}\n{}", k.d.log());
+    assert_eq!(k.d.route("kkill", "prod", "/"), (200, "v2\n".into()));
+    wait_only(&k, "kkill", dep["release"].as_str().unwrap(), 2);
+    wait_until("exactly two pods", Duration::from_secs(60), || {
+        k.pods("kkill").len() == 2
     });
 }
