@@ -100,12 +100,7 @@ impl Local {
         if self.answers() {
             return Ok(false);
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
-            CliError::failed(
-                format!("cannot create {}: {e}", self.data_dir.display()),
-                None,
-            )
-        })?;
+        self.create_data_dir()?;
         std::fs::write(self.args_file(), args.join("\n")).map_err(|e| {
             CliError::failed(
                 format!("cannot write {}: {e}", self.args_file().display()),
@@ -115,16 +110,20 @@ impl Local {
         self.start_with(args)
     }
 
-    fn start_with(&self, args: Vec<String>) -> CliResult<bool> {
-        if self.answers() {
-            return Ok(false);
-        }
+    fn create_data_dir(&self) -> CliResult {
         std::fs::create_dir_all(&self.data_dir).map_err(|e| {
             CliError::failed(
                 format!("cannot create {}: {e}", self.data_dir.display()),
                 None,
             )
-        })?;
+        })
+    }
+
+    fn start_with(&self, args: Vec<String>) -> CliResult<bool> {
+        if self.answers() {
+            return Ok(false);
+        }
+        self.create_data_dir()?;
         let binary = platform_binary()?;
         let log = std::fs::OpenOptions::new()
             .create(true)

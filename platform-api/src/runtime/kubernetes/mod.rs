@@ -246,6 +246,19 @@ impl KubernetesRuntime {
         out
     }
 
+    /// The objects whose `label` names this platform.
+    async fn mine<K>(&self, api: Api<K>, label: &str) -> Result<Vec<K>>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let selector = format!("{label}={}", self.platform_id);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_error)?;
+        Ok(list.items)
+    }
+
     /// The instance's Deployment, if it exists.
     async fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
         self.deployments().get_opt(name).await.map_err(kube_error)
@@ -545,14 +558,9 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn list_instances(&self) -> Result<Vec<PlatformInstance>> {
-        let selector = format!("{LABEL_PLATFORM}={}", self.platform_id);
-        let list = self
-            .deployments()
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(kube_error)?;
-        Ok(list
-            .items
+        Ok(self
+            .mine(self.deployments(), LABEL_PLATFORM)
+            .await?
             .into_iter()
             .filter_map(|d| {
                 let name = d.metadata.name.clone()?;
@@ -603,14 +611,9 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn list_runs(&self) -> Result<Vec<(String, String)>> {
-        let selector = format!("{LABEL_RUN_PLATFORM}={}", self.platform_id);
-        let list = self
-            .pods()
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(kube_error)?;
-        Ok(list
-            .items
+        Ok(self
+            .mine(self.pods(), LABEL_RUN_PLATFORM)
+            .await?
             .into_iter()
             .filter_map(|p| {
                 let run = p.metadata.labels.as_ref()?.get(LABEL_RUN)?.clone();
