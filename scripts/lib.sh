@@ -374,3 +374,38 @@ faas_start_smtp_sink() {
   fi
   printf '127.0.0.1:%s\n' "$FAAS_SMTP_PORT"
 }
+
+# A container registry on loopback (Debian's docker-registry: the distribution registry), for
+# the Kubernetes runtime's `--images registry --registry 127.0.0.1:$FAAS_REGISTRY_PORT`. The
+# engine treats 127.0.0.0/8 as an insecure registry by default, so no TLS is needed.
+FAAS_REGISTRY_PORT=${FAAS_REGISTRY_PORT:-55000}
+FAAS_REGISTRY_DIR=${FAAS_REGISTRY_DIR:-/var/lib/faas-test/registry}
+faas_start_registry() {
+  faas_apt_install docker-registry || return 1
+  if ! curl -fsS "http://127.0.0.1:$FAAS_REGISTRY_PORT/v2/" >/dev/null 2>&1; then
+    faas_say "starting a container registry on 127.0.0.1:$FAAS_REGISTRY_PORT (data in $FAAS_REGISTRY_DIR)"
+    mkdir -p "$FAAS_REGISTRY_DIR/data" || return 1
+    cat >"$FAAS_REGISTRY_DIR/config.yml" <<CONFIG
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $FAAS_REGISTRY_DIR/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$FAAS_REGISTRY_PORT
+CONFIG
+    setsid nohup docker-registry serve "$FAAS_REGISTRY_DIR/config.yml" \
+      >"$FAAS_REGISTRY_DIR/registry.log" 2>&1 </dev/null &
+    local i
+    for i in $(seq 1 100); do
+      curl -fsS "http://127.0.0.1:$FAAS_REGISTRY_PORT/v2/" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$FAAS_REGISTRY_PORT/v2/" >/dev/null 2>&1 \
+      || { faas_say "the registry did not start; see $FAAS_REGISTRY_DIR/registry.log"; return 1; }
+  fi
+  printf '127.0.0.1:%s\n' "$FAAS_REGISTRY_PORT"
+}

@@ -3,8 +3,8 @@
 # the templates name, and postgres:15 and redis:7 (the managed servers' images); PostgreSQL on
 # loopback (the ledger's test shards; the databases' tests provision roles on it); Debian's
 # redis-server (the databases' tests run their own on loopback); RabbitMQ on loopback (the
-# databases' vhosts); and an SMTP server on loopback that keeps what it receives (the billing
-# notifications' tests).
+# databases' vhosts); an SMTP server on loopback that keeps what it receives (the billing
+# notifications' tests); and a container registry on loopback (the Kubernetes runtime's tests).
 # Idempotent; quick when all is already there. Called by scripts/test.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,4 +23,6 @@ faas_apt_install redis-server
 # Task workers in the tests are the python-action template's helper; over RabbitMQ it needs pika.
 faas_apt_install python3-pika
 faas_start_rabbitmq >/dev/null
+# The Kubernetes runtime's tests push releases' images to a registry on loopback.
+faas_start_registry >/dev/null
 faas_say "ready: $(docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})')"

@@ -51,6 +51,8 @@ pub mod env_vars {
     pub const NAMESPACE: &str = "FAAS_PLATFORM_NAMESPACE";
     /// Where the cluster's nodes take images from: `docker` or `registry`.
     pub const IMAGES: &str = "FAAS_PLATFORM_IMAGES";
+    /// The registry the platform pushes releases' images to.
+    pub const REGISTRY: &str = "FAAS_PLATFORM_REGISTRY";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -105,6 +107,8 @@ pub struct KubernetesFile {
     pub namespace: Option<String>,
     /// Where the nodes take images from: `docker` (the platform's engine) or `registry`.
     pub images: Option<crate::runtime::kubernetes::Images>,
+    /// The registry the platform pushes releases' images to (`HOST[:PORT][/PATH]`).
+    pub registry: Option<String>,
 }
 
 /// What runs the platform's instances.
@@ -289,7 +293,27 @@ impl Config {
             context: o.kubernetes.context.or(file_kube.context),
             namespace: o.kubernetes.namespace.or(file_kube.namespace),
             images: o.kubernetes.images.or(file_kube.images),
+            registry: o.kubernetes.registry.or(file_kube.registry),
         };
+        let mut kubernetes = kubernetes;
+        use crate::runtime::kubernetes::Images;
+        match (kubernetes.images, &kubernetes.registry) {
+            // A registry to push to means the nodes pull from it.
+            (None, Some(_)) => kubernetes.images = Some(Images::Registry),
+            (Some(Images::Docker), Some(registry)) => anyhow::bail!(
+                "the registry `{registry}` is for `--images registry`: the nodes take images from the platform's Docker Engine with `--images docker`"
+            ),
+            _ => {}
+        }
+        if let Some(registry) = &kubernetes.registry
+            && (registry.contains("://")
+                || registry.contains(char::is_whitespace)
+                || registry.is_empty())
+        {
+            anyhow::bail!(
+                "the registry `{registry}` is not a registry address: give `HOST[:PORT][/PATH]`, e.g. `registry.example:5000/team`"
+            );
+        }
         if let Some(ns) = &kubernetes.namespace
             && !crate::runtime::kubernetes::is_dns_label(ns)
         {

@@ -92,6 +92,9 @@ enum Command {
         /// Where the cluster's nodes take images from: the platform's Docker Engine (a local cluster) or a registry (deploy by digest) [default: docker]
         #[arg(long, value_enum, env = env_vars::IMAGES)]
         images: Option<faas_platform::runtime::kubernetes::Images>,
+        /// With `--images registry`: the registry the platform pushes releases' images to, `HOST[:PORT][/PATH]` [default: none; deploy by digest]
+        #[arg(long, env = env_vars::REGISTRY)]
+        registry: Option<String>,
     },
 }
 
@@ -147,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         context,
         namespace,
         images,
+        registry,
     } = cli.command;
     use faas_platform::databases::servers::ExternalServer;
     let databases = [
@@ -196,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             context,
             namespace,
             images,
+            registry,
         },
     })?;
     serve(config).await
@@ -268,6 +273,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .clone()
                     .unwrap_or_else(|| format!("faas-{platform_id}")),
                 images: k.images.unwrap_or_default(),
+                registry: k.registry.clone(),
             };
             runtime::KubernetesRuntime::connect(platform_id, &cluster, docker).await?
         }

@@ -604,3 +604,37 @@ fn a_real_sigkill_mid_deploy_converges_with_no_orphan() {
         k.pods("kkill").len() == 2
     });
 }
+
+#[test]
+fn with_a_registry_the_platform_pushes_each_release_and_pods_run_it_by_digest() {
+    let registry = std::env::var("FAAS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:55000".into());
+    let k = OnCluster::start_with(&[("FAAS_PLATFORM_REGISTRY", &registry)]);
+    let d = &k.d;
+    d.create_service("kreg");
+    let v1 = d.deploy_and_wait("kreg", "prod", &small(manifest("kreg", "v1", 1)));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    assert_eq!(d.route("kreg", "prod", "/"), (200, "v1\n".into()));
+
+    // The release names the image by the digest the registry gave it, and the pod runs that.
+    let release = d.current_release("kreg", "prod");
+    let image = release["image"].as_str().unwrap().to_owned();
+    let prefix = format!("{registry}/faas@sha256:");
+    assert!(image.starts_with(&prefix), "{release:#}");
+    let name = &k.deployments("kreg")[0].0;
+    let deployment = k.kubectl(&["get", "deployment", name]);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"], image,
+        "{deployment}"
+    );
+    // The registry has it.
+    let digest = &image[image.len() - 71..];
+    let r = reqwest::blocking::Client::new()
+        .head(format!("http://{registry}/v2/faas/manifests/{digest}"))
+        .header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{registry} has no {digest}");
+}

@@ -140,7 +140,8 @@ pub fn status(
 }
 
 fn short(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    // `sha256:…`, or a registry's `REPO@sha256:…`.
+    let hex = id.rsplit_once("sha256:").map_or(id, |(_, hex)| hex);
     &hex[..hex.len().min(12)]
 }
 

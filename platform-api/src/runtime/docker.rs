@@ -27,6 +27,7 @@ use super::{
 };
 
 mod observe;
+mod push;
 mod runs;
 mod servers;
 

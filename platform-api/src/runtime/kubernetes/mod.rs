@@ -42,6 +42,9 @@ pub struct KubernetesConfig {
     pub namespace: String,
     /// Where the nodes take images from.
     pub images: Images,
+    /// With `Images::Registry`, the registry the platform pushes releases' images to
+    /// (`HOST[:PORT][/PATH]`); None: releases name their image by digest themselves.
+    pub registry: Option<String>,
 }
 
 /// Where a cluster's nodes take the images of releases from.
@@ -52,8 +55,9 @@ pub enum Images {
     /// minikube's docker-env): a built image is used as it is, by its id.
     #[default]
     Docker,
-    /// A registry the nodes pull from: releases name their image by digest
-    /// (`REGISTRY/REPO@sha256:…`), pushed there beforehand.
+    /// A registry the nodes pull from: the platform pushes each release's image there from its
+    /// Docker Engine (`--registry`), or releases name theirs by digest
+    /// (`REGISTRY/REPO@sha256:…`), pushed beforehand.
     Registry,
 }
 
@@ -105,6 +109,8 @@ pub struct KubernetesRuntime {
     platform_id: String,
     /// The Docker Engine the cluster's nodes take images from; None: a registry.
     images: Option<Arc<DockerRuntime>>,
+    /// The registry releases' images are pushed to from this Docker Engine.
+    push_to: Option<(Arc<DockerRuntime>, String)>,
     server: String,
     status_error: RwLock<Option<String>>,
     /// The platform's pods, as the watch last saw them.
@@ -119,6 +125,10 @@ impl KubernetesRuntime {
         config: &KubernetesConfig,
         docker: Arc<DockerRuntime>,
     ) -> anyhow::Result<Arc<Self>> {
+        let push_to = match (config.images, &config.registry) {
+            (Images::Registry, Some(registry)) => Some((docker.clone(), registry.clone())),
+            _ => None,
+        };
         let images = (config.images == Images::Docker).then_some(docker);
         let options = kube::config::KubeConfigOptions {
             context: config.context.clone(),
@@ -196,6 +206,7 @@ impl KubernetesRuntime {
             server: format!("Kubernetes {} at {url}", version.git_version),
             status_error: RwLock::new(None),
             pods_seen,
+            push_to,
         }))
     }
 
@@ -376,10 +387,16 @@ impl Runtime for KubernetesRuntime {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(docker) = &self.images else {
+            let (engine_id, registry) = match &self.push_to {
+                // Images built on this engine are pushed from it: a client on it need not
+                // upload them.
+                Some((docker, registry)) => (docker.status().engine_id, registry.as_str()),
+                None => (None, "a registry, by digest"),
+            };
             return DockerStatus {
                 available: error.is_none(),
-                engine_id: None,
-                version: Some(format!("{} (images: a registry)", self.server)),
+                engine_id,
+                version: Some(format!("{} (images: {registry})", self.server)),
                 error,
             };
         };
@@ -401,6 +418,11 @@ impl Runtime for KubernetesRuntime {
         match &self.images {
             Some(docker) => docker.image_id(reference).await,
             None if is_pinned(reference) => Ok(reference.to_owned()),
+            // From this engine to the registry, named by the digest it got there.
+            None if let Some((docker, registry)) = &self.push_to => {
+                let id = docker.image_id(reference).await?;
+                docker.push(&id, registry).await
+            }
             None => Err(RuntimeError::Unsupported(format!(
                 "the cluster pulls images from a registry: name `{reference}` by its digest (`REGISTRY/REPO@sha256:…`, as `docker push` prints it)"
             ))),
@@ -410,9 +432,13 @@ impl Runtime for KubernetesRuntime {
     async fn load_image(&self, tarball: &std::path::Path) -> Result<Vec<String>> {
         match &self.images {
             Some(docker) => docker.load_image(tarball).await,
-            None => Err(RuntimeError::Unsupported(
-                "the cluster pulls images from a registry: push the image there and deploy it by its digest".into(),
-            )),
+            None => match &self.push_to {
+                // Loaded into the engine the platform pushes from.
+                Some((docker, _)) => docker.load_image(tarball).await,
+                None => Err(RuntimeError::Unsupported(
+                    "the cluster pulls images from a registry: push the image there and deploy it by its digest".into(),
+                )),
+            },
         }
     }
 
