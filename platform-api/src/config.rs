@@ -53,6 +53,8 @@ pub mod env_vars {
     pub const IMAGES: &str = "FAAS_PLATFORM_IMAGES";
     /// The registry the platform pushes releases' images to.
     pub const REGISTRY: &str = "FAAS_PLATFORM_REGISTRY";
+    /// A namespace per tenant on Kubernetes (`true`).
+    pub const NAMESPACE_PER_TENANT: &str = "FAAS_PLATFORM_NAMESPACE_PER_TENANT";
     /// Log filter, e.g. `info,faas_platform=debug`.
     pub const LOG: &str = "FAAS_LOG";
     /// Testing hook: `KIND[:N]` aborts the daemon right after persisting the N-th (default
@@ -109,6 +111,8 @@ pub struct KubernetesFile {
     pub images: Option<crate::runtime::kubernetes::Images>,
     /// The registry the platform pushes releases' images to (`HOST[:PORT][/PATH]`).
     pub registry: Option<String>,
+    /// A namespace per tenant, `<namespace>-<tenant>`, in place of one for the platform.
+    pub namespace_per_tenant: Option<bool>,
 }
 
 /// What runs the platform's instances.
@@ -294,6 +298,10 @@ impl Config {
             namespace: o.kubernetes.namespace.or(file_kube.namespace),
             images: o.kubernetes.images.or(file_kube.images),
             registry: o.kubernetes.registry.or(file_kube.registry),
+            namespace_per_tenant: o
+                .kubernetes
+                .namespace_per_tenant
+                .or(file_kube.namespace_per_tenant),
         };
         let mut kubernetes = kubernetes;
         use crate::runtime::kubernetes::Images;

@@ -95,6 +95,9 @@ enum Command {
         /// With `--images registry`: the registry the platform pushes releases' images to, `HOST[:PORT][/PATH]` [default: none; deploy by digest]
         #[arg(long, env = env_vars::REGISTRY)]
         registry: Option<String>,
+        /// A namespace per tenant (`<namespace>-<tenant>`) in place of one for the platform
+        #[arg(long, env = env_vars::NAMESPACE_PER_TENANT)]
+        namespace_per_tenant: bool,
     },
 }
 
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         namespace,
         images,
         registry,
+        namespace_per_tenant,
     } = cli.command;
     use faas_platform::databases::servers::ExternalServer;
     let databases = [
@@ -201,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
             images,
             registry,
+            namespace_per_tenant: namespace_per_tenant.then_some(true),
         },
     })?;
     serve(config).await
@@ -274,6 +279,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .unwrap_or_else(|| format!("faas-{platform_id}")),
                 images: k.images.unwrap_or_default(),
                 registry: k.registry.clone(),
+                per_tenant: k.namespace_per_tenant.unwrap_or(false),
             };
             runtime::KubernetesRuntime::connect(platform_id, &cluster, docker).await?
         }

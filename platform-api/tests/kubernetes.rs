@@ -110,15 +110,16 @@ impl OnCluster {
 impl Drop for OnCluster {
     fn drop(&mut self) {
         self.d.kill();
+        // Its namespace, or its tenants' (all labelled with the platform).
         let _ = Command::new("kubectl")
             .args([
                 "--kubeconfig",
                 &kubeconfig(),
                 "delete",
                 "namespace",
-                &self.namespace(),
+                "--wait=false",
             ])
-            .args(["--wait=false"])
+            .args(["-l", &format!("io.faas.platform={}", self.d.platform_id)])
             .output();
     }
 }
@@ -637,4 +638,67 @@ fn with_a_registry_the_platform_pushes_each_release_and_pods_run_it_by_digest() 
         .send()
         .unwrap();
     assert_eq!(r.status(), 200, "{registry} has no {digest}");
+}
+
+#[test]
+fn with_a_namespace_per_tenant_each_owner_gets_its_own_and_a_restart_finds_them() {
+    let mut k = OnCluster::start_with(&[("FAAS_PLATFORM_NAMESPACE_PER_TENANT", "true")]);
+    k.d.create_service("kten");
+    let (status, body) = k.d.post(
+        "/v1/services",
+        serde_json::json!({ "name": "kother", "owner": "other@example.com" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let other = manifest("kother", "o1", 1).replace(OWNER, "other@example.com");
+    for (svc, m) in [
+        ("kten", small(manifest("kten", "t1", 1))),
+        ("kother", small(other)),
+    ] {
+        let dep = k.d.deploy_and_wait(svc, "prod", &m);
+        assert_eq!(dep["state"], "succeeded", "{dep:#}\n{}", k.d.log());
+    }
+    let base = k.namespace();
+    let in_ns = |ns: &str| -> Vec<String> {
+        let out = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &kubeconfig(),
+                "-n",
+                ns,
+                "get",
+                "deployments",
+            ])
+            .args([
+                "-o",
+                "jsonpath={.items[*].metadata.labels.io\\.faas\\.service}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(in_ns(&format!("{base}-team-example-com")), ["kten"]);
+    assert_eq!(in_ns(&format!("{base}-other-example-com")), ["kother"]);
+    assert!(in_ns(&base).is_empty());
+
+    // A restarted daemon finds its instances across the tenants' namespaces and adopts them.
+    k.d.kill();
+    k.restart(&[("FAAS_PLATFORM_NAMESPACE_PER_TENANT", "true")]);
+    wait_until("both served again", Duration::from_secs(30), || {
+        k.d.route("kten", "prod", "/") == (200, "t1\n".into())
+            && k.d.route("kother", "prod", "/") == (200, "o1\n".into())
+    });
+    assert!(k.d.log().contains("adopted=2"), "{}", k.d.log());
+    // And a deploy after it replaces the instance in the tenant's namespace.
+    let dep =
+        k.d.deploy_and_wait("kten", "prod", &small(manifest("kten", "t2", 1)));
+    assert_eq!(dep["state"], "succeeded", "{dep:#}\n{}", k.d.log());
+    wait_until(
+        "only t2 in the tenant's namespace",
+        Duration::from_secs(60),
+        || in_ns(&format!("{base}-team-example-com")).len() == 1,
+    );
+    assert_eq!(k.d.route("kten", "prod", "/"), (200, "t2\n".into()));
 }

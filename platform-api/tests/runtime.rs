@@ -39,6 +39,7 @@ async fn start(
     m: &faas_spec::Manifest,
 ) -> (String, faas_platform::runtime::InstanceState) {
     let spec = InstanceSpec {
+        tenant: "team@example.com",
         service: "seam",
         env: "test",
         release_id: "rel-seam",

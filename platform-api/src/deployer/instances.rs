@@ -55,7 +55,14 @@ pub(super) async fn start_instance(
         )
     })?;
     extra_env.extend(urls);
+    let owner = ctx
+        .p
+        .store
+        .service(&dep.service)?
+        .map(|s| s.owner)
+        .unwrap_or_default();
     let spec = InstanceSpec {
+        tenant: &owner,
         service: &dep.service,
         env: &dep.env,
         release_id: &release.id,

@@ -84,6 +84,7 @@ pub async fn launch(
     let name = run.container_name();
     let spec = RunSpec {
         run_id: &run.id,
+        tenant: &run.tenant,
         name: &name,
         image: &run.image,
         command: &run.command,

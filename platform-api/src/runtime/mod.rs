@@ -51,6 +51,8 @@ pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
 /// Everything a runtime needs to run one instance.
 #[derive(Debug, Clone)]
 pub struct InstanceSpec<'a> {
+    /// Whose service it is (its owner): a runtime may keep tenants apart.
+    pub tenant: &'a str,
     pub service: &'a str,
     pub env: &'a str,
     pub release_id: &'a str,
@@ -195,6 +197,8 @@ pub const LABEL_RUN_PLATFORM: &str = "io.faas.run.platform";
 #[derive(Debug, Clone)]
 pub struct RunSpec<'a> {
     pub run_id: &'a str,
+    /// Whose run it is.
+    pub tenant: &'a str,
     /// Its container's name (one per run, ever).
     pub name: &'a str,
     pub image: &'a str,

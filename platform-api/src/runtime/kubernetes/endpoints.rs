@@ -11,7 +11,7 @@ use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::KubernetesRuntime;
-use crate::runtime::{AddressChange, BoxStream};
+use crate::runtime::{AddressChange, BoxStream, LABEL_INSTANCE};
 
 /// The instance a Deployment's pod belongs to: its name is `faas-<svc>-<env>-<instance>`, then
 /// the ReplicaSet's hash and the pod's own suffix.
@@ -24,7 +24,7 @@ pub fn instance_of_pod(pod: &str) -> Option<&str> {
         .flatten()
 }
 
-/// The ready addresses of an Endpoints object, by instance.
+/// The ready addresses of an Endpoints object, by pod name.
 pub fn ready(endpoints: &Endpoints) -> Vec<(String, IpAddr)> {
     let mut out = Vec::new();
     for subset in endpoints.subsets.iter().flatten() {
@@ -37,8 +37,8 @@ pub fn ready(endpoints: &Endpoints) -> Vec<(String, IpAddr)> {
             else {
                 continue;
             };
-            if let (Some(instance), Ok(ip)) = (instance_of_pod(pod), address.ip.parse()) {
-                out.push((instance.to_owned(), ip));
+            if let Ok(ip) = address.ip.parse() {
+                out.push((pod.to_owned(), ip));
             }
         }
     }
@@ -47,11 +47,14 @@ pub fn ready(endpoints: &Endpoints) -> Vec<(String, IpAddr)> {
 
 impl KubernetesRuntime {
     pub(super) fn watch_addresses(&self) -> BoxStream<AddressChange> {
-        let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &self.namespace);
-        let events = watcher(api, watcher::Config::default())
+        let api: Api<Endpoints> = self.scoped();
+        let selector = format!("{}={}", crate::runtime::LABEL_PLATFORM, self.platform_id);
+        let events = watcher(api, watcher::Config::default().labels(&selector))
             .default_backoff()
             .applied_objects();
+        let this = self.this.upgrade();
         let stream = async_stream::stream! {
+            let Some(this) = this else { return };
             let mut known: HashMap<String, IpAddr> = HashMap::new();
             let mut events = std::pin::pin!(events);
             while let Some(event) = events.next().await {
@@ -62,7 +65,18 @@ impl KubernetesRuntime {
                         continue;
                     }
                 };
-                for (instance, ip) in ready(&endpoints) {
+                for (pod, ip) in ready(&endpoints) {
+                    // Its instance from its labels as the pods' watch saw them, else its name.
+                    let Some(instance) = this
+                        .pods_seen
+                        .state()
+                        .iter()
+                        .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
+                        .and_then(|p| p.metadata.labels.as_ref()?.get(LABEL_INSTANCE).cloned())
+                        .or_else(|| instance_of_pod(&pod).map(str::to_owned))
+                    else {
+                        continue;
+                    };
                     if known.get(&instance) != Some(&ip) {
                         known.insert(instance.clone(), ip);
                         yield AddressChange { instance, ip };
@@ -101,7 +115,10 @@ mod tests {
         .expect("endpoints");
         assert_eq!(
             ready(&e),
-            vec![("aaaaaaaaaaaa".to_owned(), "172.17.0.4".parse().expect("ip"))]
+            vec![(
+                "faas-web-prod-aaaaaaaaaaaa-5d9-x1".to_owned(),
+                "172.17.0.4".parse().expect("ip")
+            )]
         );
     }
 }

@@ -26,7 +26,13 @@ impl KubernetesRuntime {
         })?;
         let name = name.to_owned();
         let stream = async_stream::stream! {
-            let pods: Api<Pod> = this.pods();
+            let pods: Api<Pod> = match this.ns_of(&name).await {
+                Ok(ns) => this.pods(&ns),
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+            };
             let mut last: Option<k8s_openapi::jiff::Timestamp> =
                 (since > 0).then(|| k8s_openapi::jiff::Timestamp::from_second(since).ok()).flatten();
             // The first pass takes everything from `since` on; later ones only what is newer.
@@ -106,7 +112,10 @@ impl KubernetesRuntime {
             return Vec::new();
         };
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        let pods = self.pods();
+        let Ok(ns) = self.ns_of(name).await else {
+            return Vec::new();
+        };
+        let pods = self.pods(&ns);
         let restarted = super::pods::state_of(Some(&pod)).restart_count > 0;
         let mut out = Vec::new();
         for previous in [true, false] {

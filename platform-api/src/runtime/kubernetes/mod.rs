@@ -7,7 +7,9 @@
 //! leaves this module.
 
 mod endpoints;
+mod events;
 mod logs;
+mod namespaces;
 pub mod objects;
 mod placement;
 pub mod pods;
@@ -38,8 +40,11 @@ pub struct KubernetesConfig {
     pub kubeconfig: Option<PathBuf>,
     /// Its context [default: the current one].
     pub context: Option<String>,
-    /// The namespace everything of this platform goes in.
+    /// The namespace everything of this platform goes in (with `per_tenant`, the prefix of
+    /// its tenants' namespaces).
     pub namespace: String,
+    /// A namespace per tenant (`<namespace>-<tenant>`) in place of one for the platform.
+    pub per_tenant: bool,
     /// Where the nodes take images from.
     pub images: Images,
     /// With `Images::Registry`, the registry the platform pushes releases' images to
@@ -86,6 +91,34 @@ pub fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// The platform's namespace, or every namespace (one per tenant), for lists and watches.
+fn scope<K>(client: &Client, namespaces: &namespaces::Namespaces) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    if namespaces.per_tenant {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), &namespaces.base)
+    }
+}
+
+/// Makes (or keeps) a namespace, labelled with the platform it belongs to.
+async fn make_namespace(client: &Client, name: &str, platform: &str) -> kube::Result<Namespace> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some([(LABEL_PLATFORM.to_owned(), platform.to_owned())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .await
+}
+
 /// How long a pod may take to be placed and given an address.
 const PLACE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -105,7 +138,7 @@ fn is_not_found(e: &kube::Error) -> bool {
 pub struct KubernetesRuntime {
     this: Weak<KubernetesRuntime>,
     client: Client,
-    namespace: String,
+    namespaces: namespaces::Namespaces,
     platform_id: String,
     /// The Docker Engine the cluster's nodes take images from; None: a registry.
     images: Option<Arc<DockerRuntime>>,
@@ -166,41 +199,34 @@ impl KubernetesRuntime {
             .await
             .map_err(|_| anyhow::anyhow!("the Kubernetes API at {url} did not answer within 15 s"))?
             .map_err(|e| anyhow::anyhow!("the Kubernetes API at {url} does not answer: {e}"))?;
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(config.namespace.clone()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        namespaces
-            .patch(
-                &config.namespace,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Apply(&ns),
-            )
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot make the namespace `{}` on {url}: {e}",
-                    config.namespace
-                )
-            })?;
+        if !config.per_tenant {
+            make_namespace(&client, &config.namespace, &platform_id)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot make the namespace `{}` on {url}: {e}",
+                        config.namespace
+                    )
+                })?;
+        }
         tracing::info!(
             cluster = %url,
             version = %version.git_version,
             namespace = %config.namespace,
             "the platform runs its instances on Kubernetes"
         );
+        let namespaces = namespaces::Namespaces::new(config.namespace.clone(), config.per_tenant);
+        if !config.per_tenant {
+            namespaces.made(&config.namespace);
+        }
         let pods_seen = placement::watch(
-            Api::namespaced(client.clone(), &config.namespace),
+            scope(&client, &namespaces),
             &format!("{LABEL_PLATFORM}={platform_id}"),
         );
         Ok(Arc::new_cyclic(|this| Self {
             this: this.clone(),
             client,
-            namespace: config.namespace.clone(),
+            namespaces,
             platform_id,
             images,
             server: format!("Kubernetes {} at {url}", version.git_version),
@@ -210,20 +236,79 @@ impl KubernetesRuntime {
         }))
     }
 
-    fn deployments(&self) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    fn deployments(&self, ns: &str) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), ns)
     }
 
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    fn pods(&self, ns: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), ns)
     }
 
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    fn secrets(&self, ns: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), ns)
     }
 
-    fn services(&self) -> Api<Service> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    fn services(&self, ns: &str) -> Api<Service> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Every namespace the platform's objects may be in: its own, or all (one per tenant).
+    fn scoped<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        scope(&self.client, &self.namespaces)
+    }
+
+    /// The namespace an object of this platform is in: known since it was made or listed, or
+    /// (a namespace per tenant) found by its name; the platform's own when it is nowhere.
+    async fn ns_of(&self, name: &str) -> Result<String> {
+        if let Some(ns) = self.namespaces.known(name) {
+            return Ok(ns);
+        }
+        let by_name = |label: &str| {
+            ListParams::default()
+                .labels(&format!("{label}={}", self.platform_id))
+                .fields(&format!("metadata.name={name}"))
+        };
+        let found = match self
+            .scoped::<Deployment>()
+            .list(&by_name(LABEL_PLATFORM))
+            .await
+            .map_err(kube_error)?
+            .items
+            .pop()
+        {
+            Some(d) => d.metadata.namespace,
+            None => self
+                .scoped::<Pod>()
+                .list(&by_name(LABEL_RUN_PLATFORM))
+                .await
+                .map_err(kube_error)?
+                .items
+                .pop()
+                .and_then(|p| p.metadata.namespace),
+        };
+        match found {
+            Some(ns) => {
+                self.namespaces.remember(name, &ns);
+                Ok(ns)
+            }
+            None => Ok(self.namespaces.base.clone()),
+        }
+    }
+
+    /// The namespace of a tenant's objects, made on its first use.
+    async fn tenant_ns(&self, tenant: &str) -> Result<String> {
+        let ns = self.namespaces.for_tenant(tenant);
+        if self.namespaces.first_use(&ns) {
+            make_namespace(&self.client, &ns, &self.platform_id)
+                .await
+                .map_err(kube_error)?;
+            self.namespaces.made(&ns);
+        }
+        Ok(ns)
     }
 
     fn note(&self, result: &std::result::Result<(), &RuntimeError>) {
@@ -267,19 +352,30 @@ impl KubernetesRuntime {
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(kube_error)?;
+        for item in &list.items {
+            let meta = item.meta();
+            if let (Some(name), Some(ns)) = (&meta.name, &meta.namespace) {
+                self.namespaces.remember(name, ns);
+            }
+        }
         Ok(list.items)
     }
 
     /// The instance's Deployment, if it exists.
     async fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
-        self.deployments().get_opt(name).await.map_err(kube_error)
+        let ns = self.ns_of(name).await?;
+        self.deployments(&ns)
+            .get_opt(name)
+            .await
+            .map_err(kube_error)
     }
 
     /// The newest pod of an instance (a Deployment's, or a run's pod of that name), leaving
     /// out pods on their way out when there is another.
     async fn newest_pod(&self, name: &str) -> Result<Option<Pod>> {
+        let ns = self.ns_of(name).await?;
         let Some(d) = self.deployment(name).await? else {
-            return self.pods().get_opt(name).await.map_err(kube_error);
+            return self.pods(&ns).get_opt(name).await.map_err(kube_error);
         };
         let instance = d
             .metadata
@@ -292,7 +388,7 @@ impl KubernetesRuntime {
             self.platform_id
         );
         let mut pods = self
-            .pods()
+            .pods(&ns)
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(kube_error)?
@@ -309,9 +405,12 @@ impl KubernetesRuntime {
     /// Whether the instance should have a running pod: its Deployment exists and is not
     /// scaled to zero (a run's pod: it has not ended).
     async fn wants_a_pod(&self, name: &str) -> bool {
+        let Ok(ns) = self.ns_of(name).await else {
+            return true;
+        };
         match self.deployment(name).await {
             Ok(Some(d)) => d.spec.and_then(|s| s.replicas).unwrap_or(1) > 0,
-            Ok(None) => match self.pods().get_opt(name).await {
+            Ok(None) => match self.pods(&ns).get_opt(name).await {
                 Ok(Some(pod)) => {
                     let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
                     pod.metadata.deletion_timestamp.is_none()
@@ -352,19 +451,19 @@ impl KubernetesRuntime {
     }
 
     /// Removes an environment's Service once no instance of it is left.
-    async fn drop_unused_service(&self, service: &str, env: &str) {
+    async fn drop_unused_service(&self, ns: &str, service: &str, env: &str) {
         let selector = format!(
             "{LABEL_PLATFORM}={},{LABEL_SERVICE}={service},{LABEL_ENV}={env}",
             self.platform_id
         );
         if let Ok(list) = self
-            .deployments()
+            .deployments(ns)
             .list(&ListParams::default().labels(&selector))
             .await
             && list.items.is_empty()
         {
             let _ = self
-                .services()
+                .services(ns)
                 .delete(
                     &objects::service_name(service, env),
                     &DeleteParams::default(),
@@ -444,6 +543,8 @@ impl Runtime for KubernetesRuntime {
 
     async fn start_instance(&self, spec: &InstanceSpec<'_>) -> Result<(String, InstanceState)> {
         let name = spec.container_name();
+        let ns = self.tenant_ns(spec.tenant).await?;
+        self.namespaces.remember(&name, &ns);
         let labels = objects::labels(&self.platform_id, spec);
         let service = objects::service(
             &objects::service_name(spec.service, spec.env),
@@ -453,7 +554,7 @@ impl Runtime for KubernetesRuntime {
             spec.manifest.run.port,
         );
         self.apply(
-            &self.services(),
+            &self.services(&ns),
             &objects::service_name(spec.service, spec.env),
             &service,
         )
@@ -462,9 +563,11 @@ impl Runtime for KubernetesRuntime {
         // Secret again, owned by the Deployment so that it goes with it.
         let (_, data) = objects::env_vars(spec, &name);
         let secret = objects::secret(&name, &labels, data.clone(), None);
-        self.apply(&self.secrets(), &name, &secret).await?;
+        self.apply(&self.secrets(&ns), &name, &secret).await?;
         let deployment = objects::deployment(&name, &self.platform_id, spec);
-        let applied = self.apply(&self.deployments(), &name, &deployment).await?;
+        let applied = self
+            .apply(&self.deployments(&ns), &name, &deployment)
+            .await?;
         let owner = OwnerReference {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),
@@ -473,7 +576,7 @@ impl Runtime for KubernetesRuntime {
             ..Default::default()
         };
         let secret = objects::secret(&name, &labels, data, Some(owner));
-        self.apply(&self.secrets(), &name, &secret).await?;
+        self.apply(&self.secrets(&ns), &name, &secret).await?;
         let state = self.placed(&name).await?;
         Ok((name, state))
     }
@@ -507,8 +610,9 @@ impl Runtime for KubernetesRuntime {
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let scale = serde_json::json!({"spec": {"replicas": 0}});
+        let ns = self.ns_of(id).await?;
         match self
-            .deployments()
+            .deployments(&ns)
             .patch(id, &PatchParams::default(), &Patch::Merge(&scale))
             .await
         {
@@ -527,7 +631,7 @@ impl Runtime for KubernetesRuntime {
             let Some(pod) = pod else { return Ok(()) };
             let name = pod.metadata.name.clone().unwrap_or_default();
             if pod.metadata.deletion_timestamp.is_none() {
-                match self.pods().delete(&name, &params).await {
+                match self.pods(&ns).delete(&name, &params).await {
                     Ok(_) => {}
                     Err(e) if is_not_found(&e) => {}
                     Err(e) => return Err(kube_error(e)),
@@ -549,11 +653,12 @@ impl Runtime for KubernetesRuntime {
             .await?
             .and_then(|d| d.metadata.labels)
             .unwrap_or_default();
+        let ns = self.ns_of(id).await?;
         let params = DeleteParams::background();
         for result in [
-            self.deployments().delete(id, &params).await.map(|_| ()),
-            self.secrets().delete(id, &params).await.map(|_| ()),
-            self.pods().delete(id, &params).await.map(|_| ()),
+            self.deployments(&ns).delete(id, &params).await.map(|_| ()),
+            self.secrets(&ns).delete(id, &params).await.map(|_| ()),
+            self.pods(&ns).delete(id, &params).await.map(|_| ()),
         ] {
             match result {
                 Ok(()) => {}
@@ -562,7 +667,7 @@ impl Runtime for KubernetesRuntime {
             }
         }
         if let (Some(service), Some(env)) = (labels.get(LABEL_SERVICE), labels.get(LABEL_ENV)) {
-            self.drop_unused_service(service, env).await;
+            self.drop_unused_service(&ns, service, env).await;
         }
         Ok(())
     }
@@ -585,7 +690,7 @@ impl Runtime for KubernetesRuntime {
 
     async fn list_instances(&self) -> Result<Vec<PlatformInstance>> {
         Ok(self
-            .mine(self.deployments(), LABEL_PLATFORM)
+            .mine(self.scoped::<Deployment>(), LABEL_PLATFORM)
             .await?
             .into_iter()
             .filter_map(|d| {
@@ -621,12 +726,14 @@ impl Runtime for KubernetesRuntime {
     }
 
     fn events(&self) -> Result<BoxStream<Result<RuntimeEvent>>> {
-        Ok(Box::pin(futures_util::stream::pending()))
+        Ok(self.watch_events())
     }
 
     async fn start_run(&self, spec: &super::RunSpec<'_>) -> Result<(String, InstanceState)> {
         let pod = objects::run_pod(&self.platform_id, spec);
-        match self.pods().create(&PostParams::default(), &pod).await {
+        let ns = self.tenant_ns(spec.tenant).await?;
+        self.namespaces.remember(spec.name, &ns);
+        match self.pods(&ns).create(&PostParams::default(), &pod).await {
             Ok(_) => {}
             // Made before a crash: left as it is.
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -638,7 +745,7 @@ impl Runtime for KubernetesRuntime {
 
     async fn list_runs(&self) -> Result<Vec<(String, String)>> {
         Ok(self
-            .mine(self.pods(), LABEL_RUN_PLATFORM)
+            .mine(self.scoped::<Pod>(), LABEL_RUN_PLATFORM)
             .await?
             .into_iter()
             .filter_map(|p| {

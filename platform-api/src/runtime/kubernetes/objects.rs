@@ -334,6 +334,7 @@ memory = "128Mi"
 
     fn spec(m: &faas_spec::Manifest) -> InstanceSpec<'_> {
         InstanceSpec {
+            tenant: "team@example.com",
             service: "web",
             env: "prod",
             release_id: "r1",
