@@ -49,7 +49,7 @@ pub mod env_vars {
     pub const KUBECONFIG: &str = "FAAS_PLATFORM_KUBECONFIG";
     pub const KUBE_CONTEXT: &str = "FAAS_PLATFORM_KUBE_CONTEXT";
     pub const NAMESPACE: &str = "FAAS_PLATFORM_NAMESPACE";
-    /// Where the cluster's nodes take images from: `docker` or `registry`.
+    /// Where the cluster's nodes take images from: `docker`, `kind`, `k3d` or `registry`.
     pub const IMAGES: &str = "FAAS_PLATFORM_IMAGES";
     /// The registry the platform pushes releases' images to.
     pub const REGISTRY: &str = "FAAS_PLATFORM_REGISTRY";
@@ -107,7 +107,8 @@ pub struct KubernetesFile {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub namespace: Option<String>,
-    /// Where the nodes take images from: `docker` (the platform's engine) or `registry`.
+    /// Where the nodes take images from: `docker` (the platform's engine), `kind`, `k3d` (loaded
+    /// into their nodes) or `registry`.
     pub images: Option<crate::runtime::kubernetes::Images>,
     /// The registry the platform pushes releases' images to (`HOST[:PORT][/PATH]`).
     pub registry: Option<String>,
@@ -308,9 +309,12 @@ impl Config {
         match (kubernetes.images, &kubernetes.registry) {
             // A registry to push to means the nodes pull from it.
             (None, Some(_)) => kubernetes.images = Some(Images::Registry),
-            (Some(Images::Docker), Some(registry)) => anyhow::bail!(
-                "the registry `{registry}` is for `--images registry`: the nodes take images from the platform's Docker Engine with `--images docker`"
-            ),
+            (Some(other @ (Images::Docker | Images::Kind | Images::K3d)), Some(registry)) => {
+                anyhow::bail!(
+                    "the registry `{registry}` is for `--images registry`: with `--images {}` the nodes take images from the platform's Docker Engine",
+                    format!("{other:?}").to_lowercase()
+                )
+            }
             _ => {}
         }
         if let Some(registry) = &kubernetes.registry

@@ -89,7 +89,7 @@ enum Command {
         /// The namespace the platform's objects go in [default: faas-<platform id>]
         #[arg(long, env = env_vars::NAMESPACE)]
         namespace: Option<String>,
-        /// Where the cluster's nodes take images from: the platform's Docker Engine (a local cluster) or a registry (deploy by digest) [default: docker]
+        /// Where the cluster's nodes take images from: the platform's Docker Engine (a local cluster), loaded into kind or k3d nodes, or a registry [default: kind/k3d by the context's name, else docker]
         #[arg(long, value_enum, env = env_vars::IMAGES)]
         images: Option<faas_platform::runtime::kubernetes::Images>,
         /// With `--images registry`: the registry the platform pushes releases' images to, `HOST[:PORT][/PATH]` [default: none; deploy by digest]
@@ -277,7 +277,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .namespace
                     .clone()
                     .unwrap_or_else(|| format!("faas-{platform_id}")),
-                images: k.images.unwrap_or_default(),
+                images: k.images,
                 registry: k.registry.clone(),
                 per_tenant: k.namespace_per_tenant.unwrap_or(false),
             };

@@ -702,3 +702,76 @@ fn with_a_namespace_per_tenant_each_owner_gets_its_own_and_a_restart_finds_them(
     );
     assert_eq!(k.d.route("kten", "prod", "/"), (200, "t2\n".into()));
 }
+
+/// On a kind cluster (a context named `kind-NAME`) the platform loads each release's image into
+/// the nodes with `kind load docker-image`. kind cannot run here (its node image comes from a
+/// registry): a `kind` on PATH that records its call stands in for it, while the test cluster's
+/// nodes, which share the engine, run the loaded tag for real.
+#[test]
+fn on_a_kind_context_each_release_is_loaded_into_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kubeconfig");
+    std::fs::copy(kubeconfig(), &config).unwrap();
+    let renamed = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&config)
+        .args(["config", "rename-context", "faas-test", "kind-faas"])
+        .output()
+        .unwrap();
+    assert!(
+        renamed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renamed.stderr)
+    );
+    let calls = dir.path().join("kind-calls");
+    let kind = dir.path().join("kind");
+    std::fs::write(
+        &kind,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let config = config.display().to_string();
+    let k = OnCluster {
+        d: Daemon::start_with(&[
+            ("FAAS_PLATFORM_RUNTIME", "kubernetes"),
+            ("FAAS_PLATFORM_KUBECONFIG", &config),
+            ("PATH", &path),
+        ]),
+    };
+    let d = &k.d;
+    let (_, info) = d.get("/_info");
+    assert!(
+        info["docker"]["version"]
+            .as_str()
+            .unwrap()
+            .contains("loaded into Kind cluster faas"),
+        "{info}"
+    );
+    d.create_service("kkind");
+    let v1 = d.deploy_and_wait("kkind", "prod", &small(manifest("kkind", "v1", 1)));
+    assert_eq!(v1["state"], "succeeded", "{v1:#}\n{}", d.log());
+    assert_eq!(d.route("kkind", "prod", "/"), (200, "v1\n".into()));
+    let image = d.current_release("kkind", "prod")["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(image.starts_with("faas.local/image:"), "{image}");
+    let recorded = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        recorded.trim(),
+        format!("load docker-image {image} --name faas")
+    );
+    let name = &k.deployments("kkind")[0].0;
+    let deployment = k.kubectl(&["get", "deployment", name]);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        image
+    );
+}

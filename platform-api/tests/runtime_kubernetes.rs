@@ -63,7 +63,7 @@ async fn an_instance_runs_logs_measures_and_stops_through_the_trait() {
         context: None,
         namespace: ns.0.clone(),
         per_tenant: false,
-        images: Images::Docker,
+        images: Some(Images::Docker),
         registry: None,
     };
     let rt: Arc<dyn Runtime> = KubernetesRuntime::connect(id, &config, docker)

@@ -14,20 +14,26 @@ pub fn repository(registry: &str) -> String {
 }
 
 impl DockerRuntime {
+    /// Names the image `id` `repo:tag` as well.
+    pub async fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<()> {
+        let docker = self.docker()?;
+        self.timed(docker.tag_image(
+            id,
+            Some(TagImageOptions {
+                repo: Some(repo.to_owned()),
+                tag: Some(tag.to_owned()),
+            }),
+        ))
+        .await
+    }
+
     /// Pushes the image `id` (`sha256:…`) to `registry`; returns its reference by digest there
     /// (`REGISTRY/faas@sha256:…`). Pushing what is there already only checks it.
     pub async fn push(&self, id: &str, registry: &str) -> Result<String> {
         let docker = self.docker()?;
         let repo = repository(registry);
         let tag = id.strip_prefix("sha256:").unwrap_or(id).to_owned();
-        self.timed(docker.tag_image(
-            id,
-            Some(TagImageOptions {
-                repo: Some(repo.clone()),
-                tag: Some(tag.clone()),
-            }),
-        ))
-        .await?;
+        self.tag(id, &repo, &tag).await?;
         let mut progress = std::pin::pin!(docker.push_image(
             &repo,
             Some(PushImageOptions {

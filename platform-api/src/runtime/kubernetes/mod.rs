@@ -8,6 +8,7 @@
 
 mod endpoints;
 mod events;
+pub mod images;
 mod logs;
 mod namespaces;
 pub mod objects;
@@ -45,40 +46,15 @@ pub struct KubernetesConfig {
     pub namespace: String,
     /// A namespace per tenant (`<namespace>-<tenant>`) in place of one for the platform.
     pub per_tenant: bool,
-    /// Where the nodes take images from.
-    pub images: Images,
+    /// Where the nodes take images from; None: as the context's name says (`kind-NAME`,
+    /// `k3d-NAME`), else the platform's Docker Engine.
+    pub images: Option<Images>,
     /// With `Images::Registry`, the registry the platform pushes releases' images to
     /// (`HOST[:PORT][/PATH]`); None: releases name their image by digest themselves.
     pub registry: Option<String>,
 }
 
-/// Where a cluster's nodes take the images of releases from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Images {
-    /// The platform's Docker Engine, which the nodes use too (a local cluster on this host,
-    /// minikube's docker-env): a built image is used as it is, by its id.
-    #[default]
-    Docker,
-    /// A registry the nodes pull from: the platform pushes each release's image there from its
-    /// Docker Engine (`--registry`), or releases name theirs by digest
-    /// (`REGISTRY/REPO@sha256:…`), pushed beforehand.
-    Registry,
-}
-
-/// A reference pinned by its digest (`REPO@sha256:<64 hex>`), the only kind a registry-backed
-/// cluster runs: a tag can move under a running release.
-pub fn is_pinned(reference: &str) -> bool {
-    reference
-        .rsplit_once("@sha256:")
-        .is_some_and(|(repo, hex)| {
-            !repo.is_empty()
-                && hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-}
+pub use images::{Images, is_pinned};
 
 /// Whether `name` is a DNS label (RFC 1123), as namespaces and Services must be.
 pub fn is_dns_label(name: &str) -> bool {
@@ -140,10 +116,8 @@ pub struct KubernetesRuntime {
     client: Client,
     namespaces: namespaces::Namespaces,
     platform_id: String,
-    /// The Docker Engine the cluster's nodes take images from; None: a registry.
-    images: Option<Arc<DockerRuntime>>,
-    /// The registry releases' images are pushed to from this Docker Engine.
-    push_to: Option<(Arc<DockerRuntime>, String)>,
+    /// Where releases' images come from, and how they get to the nodes.
+    images: images::ImageSource,
     server: String,
     status_error: RwLock<Option<String>>,
     /// The platform's pods, as the watch last saw them.
@@ -158,11 +132,25 @@ impl KubernetesRuntime {
         config: &KubernetesConfig,
         docker: Arc<DockerRuntime>,
     ) -> anyhow::Result<Arc<Self>> {
-        let push_to = match (config.images, &config.registry) {
-            (Images::Registry, Some(registry)) => Some((docker.clone(), registry.clone())),
-            _ => None,
+        // The context the client uses, named or the kubeconfig's current one.
+        let context = match (&config.context, &config.kubeconfig) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(path)) => kube::config::Kubeconfig::read_from(path)
+                .ok()
+                .and_then(|k| k.current_context),
+            (None, None) => kube::config::Kubeconfig::read()
+                .ok()
+                .and_then(|k| k.current_context),
         };
-        let images = (config.images == Images::Docker).then_some(docker);
+        let (guessed, cluster) = context
+            .as_deref()
+            .map_or((Images::Docker, None), Images::of_context);
+        let images = images::ImageSource::new(
+            config.images.unwrap_or(guessed),
+            cluster,
+            config.registry.clone(),
+            docker,
+        )?;
         let options = kube::config::KubeConfigOptions {
             context: config.context.clone(),
             ..Default::default()
@@ -232,7 +220,6 @@ impl KubernetesRuntime {
             server: format!("Kubernetes {} at {url}", version.git_version),
             status_error: RwLock::new(None),
             pods_seen,
-            push_to,
         }))
     }
 
@@ -485,60 +472,15 @@ impl Runtime for KubernetesRuntime {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let Some(docker) = &self.images else {
-            let (engine_id, registry) = match &self.push_to {
-                // Images built on this engine are pushed from it: a client on it need not
-                // upload them.
-                Some((docker, registry)) => (docker.status().engine_id, registry.as_str()),
-                None => (None, "a registry, by digest"),
-            };
-            return DockerStatus {
-                available: error.is_none(),
-                engine_id,
-                version: Some(format!("{} (images: {registry})", self.server)),
-                error,
-            };
-        };
-        let images = docker.status();
-        DockerStatus {
-            available: images.available && error.is_none(),
-            // The engine images are built on: a client on it need not upload them.
-            engine_id: images.engine_id,
-            version: Some(format!(
-                "{} (images: Docker {})",
-                self.server,
-                images.version.unwrap_or_else(|| "?".into())
-            )),
-            error: error.or(images.error),
-        }
+        self.images.status(&self.server, error)
     }
 
     async fn image_id(&self, reference: &str) -> Result<String> {
-        match &self.images {
-            Some(docker) => docker.image_id(reference).await,
-            None if is_pinned(reference) => Ok(reference.to_owned()),
-            // From this engine to the registry, named by the digest it got there.
-            None if let Some((docker, registry)) = &self.push_to => {
-                let id = docker.image_id(reference).await?;
-                docker.push(&id, registry).await
-            }
-            None => Err(RuntimeError::Unsupported(format!(
-                "the cluster pulls images from a registry: name `{reference}` by its digest (`REGISTRY/REPO@sha256:…`, as `docker push` prints it)"
-            ))),
-        }
+        self.images.image_id(reference).await
     }
 
     async fn load_image(&self, tarball: &std::path::Path) -> Result<Vec<String>> {
-        match &self.images {
-            Some(docker) => docker.load_image(tarball).await,
-            None => match &self.push_to {
-                // Loaded into the engine the platform pushes from.
-                Some((docker, _)) => docker.load_image(tarball).await,
-                None => Err(RuntimeError::Unsupported(
-                    "the cluster pulls images from a registry: push the image there and deploy it by its digest".into(),
-                )),
-            },
-        }
+        self.images.load_image(tarball).await
     }
 
     async fn start_instance(&self, spec: &InstanceSpec<'_>) -> Result<(String, InstanceState)> {
@@ -784,19 +726,5 @@ impl Runtime for KubernetesRuntime {
         Err(RuntimeError::Unsupported(
             "interactive sessions are not available on the Kubernetes runtime yet".into(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_digest_references_are_pinned() {
-        let hex = "a".repeat(64);
-        assert!(super::is_pinned(&format!(
-            "registry.example:5000/web@sha256:{hex}"
-        )));
-        assert!(!super::is_pinned("registry.example:5000/web:latest"));
-        assert!(!super::is_pinned(&format!("@sha256:{hex}")));
-        assert!(!super::is_pinned("web@sha256:abc"));
     }
 }
