@@ -10,19 +10,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::seam::kubeconfig;
 use common::*;
 use serde_json::Value;
-
-/// The test cluster's kubeconfig: `FAAS_TEST_KUBECONFIG`, or the one the setup script writes.
-fn kubeconfig() -> String {
-    let path = std::env::var("FAAS_TEST_KUBECONFIG")
-        .unwrap_or_else(|_| "/var/lib/faas-test/k8s/kubeconfig".into());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "no test cluster at {path}: run `scripts/setup-kubernetes.sh start` (the test command does)"
-    );
-    path
-}
 
 fn env() -> Vec<(&'static str, String)> {
     vec![

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faas_platform::runtime::{
-    DockerRuntime, InstanceSpec, LogStream, Runtime, RuntimeEvent, RuntimeEventKind,
-};
+use faas_platform::runtime::{DockerRuntime, InstanceSpec, LogStream, Runtime, RuntimeEventKind};
 use futures_util::StreamExt;
+
+#[path = "common/seam.rs"]
+mod seam;
+use seam::next_event;
 
 const NETWORK: &str = "faas-test";
 
@@ -49,26 +51,6 @@ async fn start(
         extra_env: vec![("GREETING".into(), "hello from the seam".into())],
     };
     rt.start_instance(&spec).await.unwrap()
-}
-
-/// Waits for the next event of `instance` that `want` accepts.
-async fn next_event(
-    events: &mut faas_platform::runtime::BoxStream<faas_platform::runtime::Result<RuntimeEvent>>,
-    instance: &str,
-    want: impl Fn(&RuntimeEventKind) -> bool,
-) -> RuntimeEvent {
-    let wait = async {
-        while let Some(e) = events.next().await {
-            let e = e.unwrap();
-            if e.instance == instance && want(&e.kind) {
-                return e;
-            }
-        }
-        panic!("the event stream ended");
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("no such event within 30 s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,19 +7,13 @@ use std::time::{Duration, Instant};
 
 use faas_platform::runtime::kubernetes::{Images, KubernetesConfig};
 use faas_platform::runtime::{
-    DockerRuntime, InstanceSpec, KubernetesRuntime, Runtime, RuntimeEvent, RuntimeEventKind,
+    DockerRuntime, InstanceSpec, KubernetesRuntime, Runtime, RuntimeEventKind,
 };
 use futures_util::StreamExt;
 
-fn kubeconfig() -> std::path::PathBuf {
-    let path = std::env::var("FAAS_TEST_KUBECONFIG")
-        .unwrap_or_else(|_| "/var/lib/faas-test/k8s/kubeconfig".into());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "no test cluster at {path}: run `scripts/setup-kubernetes.sh start` (the test command does)"
-    );
-    path.into()
-}
+#[path = "common/seam.rs"]
+mod seam;
+use seam::{kubeconfig, next_event};
 
 /// Deletes the test's namespace at the end.
 struct Namespace(String);
@@ -34,32 +28,13 @@ impl Drop for Namespace {
     }
 }
 
-async fn next_event(
-    events: &mut faas_platform::runtime::BoxStream<faas_platform::runtime::Result<RuntimeEvent>>,
-    instance: &str,
-    want: impl Fn(&RuntimeEventKind) -> bool,
-) -> RuntimeEvent {
-    let wait = async {
-        while let Some(e) = events.next().await {
-            let e = e.unwrap();
-            if e.instance == instance && want(&e.kind) {
-                return e;
-            }
-        }
-        panic!("the event stream ended");
-    };
-    tokio::time::timeout(Duration::from_secs(60), wait)
-        .await
-        .expect("no such event within 60 s")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_runs_logs_measures_and_stops_through_the_trait() {
     let id = format!("seamk{}", std::process::id());
     let ns = Namespace(format!("faas-{id}"));
     let docker = DockerRuntime::start(id.clone(), "faas-test".into()).await;
     let config = KubernetesConfig {
-        kubeconfig: Some(kubeconfig()),
+        kubeconfig: Some(kubeconfig().into()),
         context: None,
         namespace: ns.0.clone(),
         per_tenant: false,

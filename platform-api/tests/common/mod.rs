@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test crate uses a part of these helpers
 
 pub mod dbapp;
+pub mod seam;
 pub mod workers;
 
 use std::path::{Path, PathBuf};
