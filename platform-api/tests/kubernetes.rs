@@ -765,3 +765,38 @@ fn on_a_kind_context_each_release_is_loaded_into_the_nodes() {
         image
     );
 }
+
+#[test]
+fn cron_entries_run_as_pods_and_their_output_reaches_the_logs() {
+    let k = OnCluster::start();
+    let d = &k.d;
+    d.create_service("kcron");
+    let m = small(manifest("kcron", "v1", 1));
+    let m = format!(
+        "{m}[[cron]]\nname = \"tick\"\nschedule = \"*/2 * * * * *\"\ncommand = [\"sh\", \"-c\", \"echo tick $FAAS_RUN\"]\n"
+    );
+    let dep = d.deploy_and_wait("kcron", "prod", &m);
+    assert_eq!(dep["state"], "succeeded", "{dep:#}\n{}", d.log());
+    let exited = || -> Vec<serde_json::Value> {
+        let (status, h) = d.get("/v1/services/kcron/cron/tick/history?env=prod&limit=100");
+        assert_eq!(status, 200, "{h}");
+        h.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "exited")
+            .cloned()
+            .collect()
+    };
+    wait_until("two ticks run as pods", Duration::from_secs(60), || {
+        exited().len() >= 2
+    });
+    let run = exited()[0]["id"].as_str().unwrap().to_owned();
+    wait_until(
+        "a tick's output in the logs",
+        Duration::from_secs(30),
+        || {
+            d.text("/v1/services/kcron/logs?env=prod")
+                .contains(&format!("tick {run}"))
+        },
+    );
+}

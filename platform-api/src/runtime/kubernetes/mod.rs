@@ -640,12 +640,9 @@ impl Runtime for KubernetesRuntime {
                 let labels = d.metadata.labels.clone().unwrap_or_default();
                 let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
                 let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0;
-                let ready = d
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-                    > 0;
+                // It has a pod: a readiness probe failing for a moment must not get a running
+                // instance removed at a restart (the router's checks judge its health).
+                let ready = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0;
                 Some(PlatformInstance {
                     id: name.clone(),
                     name,
