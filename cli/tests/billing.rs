@@ -27,7 +27,7 @@ fn charge(service: &str, resource: &str, day: &str, cost: i64, micros: i64, key:
 
 fn setup() -> DevBox {
     let d = DevBox::new();
-    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    succeeded(&d.run(&["platform", "start"]));
     succeeded(&d.run(&[
         "tariff",
         "create",

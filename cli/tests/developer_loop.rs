@@ -198,7 +198,7 @@ fn the_local_platform_starts_stops_and_says_where_it_is() {
 #[test]
 fn login_keeps_the_token_in_a_private_file_when_no_keyring_answers() {
     let d = DevBox::new();
-    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    succeeded(&d.run(&["platform", "start"]));
     let token = std::fs::read_to_string(d.data_dir().join("admin-token")).unwrap();
     let out = d.run_with_stdin(&d.work(), &["login", "--token-stdin"], token.as_bytes());
     let err = succeeded(&out);
@@ -641,7 +641,7 @@ fn logs_show_the_output_and_a_followed_stream_survives_a_platform_restart() {
             .unwrap();
     // The platform goes away and comes back: the stream drops, the CLI reconnects.
     assert_eq!(code(&d.run(&["platform", "stop"])), 0);
-    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    succeeded(&d.run(&["platform", "start"]));
     let mut numbers = vec![first["line"].as_str().unwrap()[2..].parse::<u32>().unwrap()];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while *numbers.last().unwrap() < 1600 {

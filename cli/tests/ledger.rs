@@ -25,7 +25,7 @@ fn ledger(d: &DevBox, args: &[&str]) -> std::process::Output {
 #[test]
 fn an_admin_writes_and_reads_the_ledger() {
     let d = DevBox::new();
-    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    succeeded(&d.run(&["platform", "start"]));
     let file = d.work().join("usage.ndjson");
     std::fs::write(&file, EVENTS).unwrap();
     let path = file.to_str().unwrap();

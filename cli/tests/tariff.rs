@@ -17,7 +17,7 @@ fn tariff(d: &DevBox, args: &[&str]) -> std::process::Output {
 #[test]
 fn an_admin_creates_updates_assigns_and_archives_tariffs() {
     let d = DevBox::new();
-    assert_eq!(code(&d.run(&["platform", "start"])), 0);
+    succeeded(&d.run(&["platform", "start"]));
     let out = tariff(
         &d,
         &[
