@@ -135,8 +135,10 @@ async fn an_instance_runs_logs_measures_and_stops_through_the_trait() {
         matches!(k, RuntimeEventKind::Died { .. })
     })
     .await;
+    // Its code when the kubelet reported the end before the pod went; a pod removed with its
+    // last status still running ends without one.
     assert!(
-        matches!(died.kind, RuntimeEventKind::Died { exit_code: Some(_) }),
+        matches!(died.kind, RuntimeEventKind::Died { .. }),
         "{died:?}"
     );
     let state = rt.state(&pod_id).await.unwrap();

@@ -80,17 +80,36 @@ impl KubernetesRuntime {
     pub(super) fn watch_events(&self) -> BoxStream<crate::runtime::Result<RuntimeEvent>> {
         let selector = format!("{LABEL_PLATFORM}={}", self.platform_id);
         let api = self.scoped::<Pod>();
-        let pods = watcher(api, watcher::Config::default().labels(&selector))
-            .default_backoff()
-            .applied_objects();
+        let pods = watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
         let stream = async_stream::stream! {
             let mut seen: HashMap<String, Seen> = HashMap::new();
             let mut pods = std::pin::pin!(pods);
-            while let Some(pod) = pods.next().await {
-                let Ok(pod) = pod else { continue };
+            while let Some(event) = pods.next().await {
+                let (pod, deleted) = match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => (pod, false),
+                    Ok(watcher::Event::Delete(pod)) => (pod, true),
+                    _ => continue,
+                };
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
-                let (events, now) = changes(seen.get(&uid), &pod);
-                seen.insert(uid, now);
+                let (mut events, now) = changes(seen.get(&uid), &pod);
+                if deleted {
+                    seen.remove(&uid);
+                    // Gone while its last status still said running: it ended all the same.
+                    if now.started_at.is_some()
+                        && !now.terminated
+                        && !events.iter().any(|(k, _)| matches!(k, RuntimeEventKind::Died { .. }))
+                    {
+                        let at = pod
+                            .metadata
+                            .deletion_timestamp
+                            .as_ref()
+                            .map(micros)
+                            .unwrap_or_default();
+                        events.push((RuntimeEventKind::Died { exit_code: None }, at));
+                    }
+                } else {
+                    seen.insert(uid, now);
+                }
                 let Some(instance) = pod
                     .metadata
                     .labels

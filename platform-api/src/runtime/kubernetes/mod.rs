@@ -568,11 +568,14 @@ impl Runtime for KubernetesRuntime {
             ..Default::default()
         };
         let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(30);
+        let mut asked = std::collections::HashSet::new();
         loop {
             let pod = self.newest_pod(id).await?;
             let Some(pod) = pod else { return Ok(()) };
             let name = pod.metadata.name.clone().unwrap_or_default();
-            if pod.metadata.deletion_timestamp.is_none() {
+            // Once per pod, even one the scale-down is deleting already: a shorter grace than
+            // its own (the drain timeout and 10 s) shortens it.
+            if asked.insert(name.clone()) {
                 match self.pods(&ns).delete(&name, &params).await {
                     Ok(_) => {}
                     Err(e) if is_not_found(&e) => {}
