@@ -8,6 +8,7 @@
 
 mod endpoints;
 mod events;
+mod find;
 pub mod images;
 mod logs;
 mod namespaces;
@@ -22,8 +23,8 @@ use std::time::Duration;
 
 use faas_spec::api::DockerStatus;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
@@ -32,6 +33,7 @@ use super::{
     LABEL_PLATFORM, LABEL_RELEASE, LABEL_RUN, LABEL_RUN_PLATFORM, LABEL_SERVICE, LogChunk,
     PlatformInstance, Result, Runtime, RuntimeError, RuntimeEvent, Stats,
 };
+use namespaces::{make_namespace, scope};
 use objects::FIELD_MANAGER;
 
 /// Where the platform's cluster is and which namespace is its own.
@@ -66,37 +68,6 @@ pub fn is_dns_label(name: &str) -> bool {
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
-
-/// The platform's namespace, or every namespace (one per tenant), for lists and watches.
-fn scope<K>(client: &Client, namespaces: &namespaces::Namespaces) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as kube::Resource>::DynamicType: Default,
-{
-    if namespaces.per_tenant {
-        Api::all(client.clone())
-    } else {
-        Api::namespaced(client.clone(), &namespaces.base)
-    }
-}
-
-/// Makes (or keeps) a namespace, labelled with the platform it belongs to.
-async fn make_namespace(client: &Client, name: &str, platform: &str) -> kube::Result<Namespace> {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some([(LABEL_PLATFORM.to_owned(), platform.to_owned())].into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
-        .await
-}
-
-/// How long a pod may take to be placed and given an address.
-const PLACE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn kube_error(e: kube::Error) -> RuntimeError {
     match e {
@@ -239,65 +210,6 @@ impl KubernetesRuntime {
         Api::namespaced(self.client.clone(), ns)
     }
 
-    /// Every namespace the platform's objects may be in: its own, or all (one per tenant).
-    fn scoped<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        scope(&self.client, &self.namespaces)
-    }
-
-    /// The namespace an object of this platform is in: known since it was made or listed, or
-    /// (a namespace per tenant) found by its name; the platform's own when it is nowhere.
-    async fn ns_of(&self, name: &str) -> Result<String> {
-        if let Some(ns) = self.namespaces.known(name) {
-            return Ok(ns);
-        }
-        let by_name = |label: &str| {
-            ListParams::default()
-                .labels(&format!("{label}={}", self.platform_id))
-                .fields(&format!("metadata.name={name}"))
-        };
-        let found = match self
-            .scoped::<Deployment>()
-            .list(&by_name(LABEL_PLATFORM))
-            .await
-            .map_err(kube_error)?
-            .items
-            .pop()
-        {
-            Some(d) => d.metadata.namespace,
-            None => self
-                .scoped::<Pod>()
-                .list(&by_name(LABEL_RUN_PLATFORM))
-                .await
-                .map_err(kube_error)?
-                .items
-                .pop()
-                .and_then(|p| p.metadata.namespace),
-        };
-        match found {
-            Some(ns) => {
-                self.namespaces.remember(name, &ns);
-                Ok(ns)
-            }
-            None => Ok(self.namespaces.base.clone()),
-        }
-    }
-
-    /// The namespace of a tenant's objects, made on its first use.
-    async fn tenant_ns(&self, tenant: &str) -> Result<String> {
-        let ns = self.namespaces.for_tenant(tenant);
-        if self.namespaces.first_use(&ns) {
-            make_namespace(&self.client, &ns, &self.platform_id)
-                .await
-                .map_err(kube_error)?;
-            self.namespaces.made(&ns);
-        }
-        Ok(ns)
-    }
-
     fn note(&self, result: &std::result::Result<(), &RuntimeError>) {
         let error = match result {
             Err(RuntimeError::Unavailable(why)) => Some(why.clone()),
@@ -346,117 +258,6 @@ impl KubernetesRuntime {
             }
         }
         Ok(list.items)
-    }
-
-    /// The instance's Deployment, if it exists.
-    async fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
-        let ns = self.ns_of(name).await?;
-        self.deployments(&ns)
-            .get_opt(name)
-            .await
-            .map_err(kube_error)
-    }
-
-    /// The newest pod of an instance (a Deployment's, or a run's pod of that name), leaving
-    /// out pods on their way out when there is another.
-    async fn newest_pod(&self, name: &str) -> Result<Option<Pod>> {
-        let ns = self.ns_of(name).await?;
-        let Some(d) = self.deployment(name).await? else {
-            return self.pods(&ns).get_opt(name).await.map_err(kube_error);
-        };
-        let instance = d
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL_INSTANCE).cloned())
-            .unwrap_or_default();
-        let selector = format!(
-            "{LABEL_PLATFORM}={},{LABEL_INSTANCE}={instance}",
-            self.platform_id
-        );
-        let mut pods = self
-            .pods(&ns)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(kube_error)?
-            .items;
-        pods.sort_by_key(|p| {
-            (
-                !pods::is_gone(p),
-                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            )
-        });
-        Ok(pods.pop())
-    }
-
-    /// Whether the instance should have a running pod: its Deployment exists and is not
-    /// scaled to zero (a run's pod: it has not ended).
-    async fn wants_a_pod(&self, name: &str) -> bool {
-        let Ok(ns) = self.ns_of(name).await else {
-            return true;
-        };
-        match self.deployment(name).await {
-            Ok(Some(d)) => d.spec.and_then(|s| s.replicas).unwrap_or(1) > 0,
-            Ok(None) => match self.pods(&ns).get_opt(name).await {
-                Ok(Some(pod)) => {
-                    let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
-                    pod.metadata.deletion_timestamp.is_none()
-                        && phase != "Succeeded"
-                        && phase != "Failed"
-                }
-                Ok(None) => false,
-                Err(_) => true,
-            },
-            Err(_) => true,
-        }
-    }
-
-    /// Waits until the instance's pod has an address and its container a start, or cannot
-    /// start; returns its state then.
-    async fn placed(&self, name: &str) -> Result<InstanceState> {
-        let deadline = tokio::time::Instant::now() + PLACE_TIMEOUT;
-        loop {
-            let pod = self.newest_pod(name).await?;
-            let state = pods::state_of(pod.as_ref());
-            let started = state.running || state.exit_code.is_some();
-            if state.failure().is_some() || (state.ip.is_some() && started) {
-                return Ok(state);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(InstanceState {
-                    stuck: true,
-                    error: Some(format!(
-                        "its pod did not start within {}s{}",
-                        PLACE_TIMEOUT.as_secs(),
-                        state.error.map(|e| format!(" ({e})")).unwrap_or_default()
-                    )),
-                    ..state
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Removes an environment's Service once no instance of it is left.
-    async fn drop_unused_service(&self, ns: &str, service: &str, env: &str) {
-        let selector = format!(
-            "{LABEL_PLATFORM}={},{LABEL_SERVICE}={service},{LABEL_ENV}={env}",
-            self.platform_id
-        );
-        if let Ok(list) = self
-            .deployments(ns)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            && list.items.is_empty()
-        {
-            let _ = self
-                .services(ns)
-                .delete(
-                    &objects::service_name(service, env),
-                    &DeleteParams::default(),
-                )
-                .await;
-        }
     }
 }
 

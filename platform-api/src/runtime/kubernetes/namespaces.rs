@@ -5,7 +5,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
 use sha2::Digest;
+
+use super::objects::FIELD_MANAGER;
+use super::{KubernetesRuntime, kube_error};
+use crate::runtime::{LABEL_PLATFORM, LABEL_RUN_PLATFORM, Result};
 
 /// The namespace of a tenant's objects: `<base>-<tenant>` made a DNS label (lowercase letters,
 /// digits and `-`, at most 63), with a hash of the tenant when it had to be cut, so two tenants
@@ -96,6 +105,99 @@ impl Namespaces {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(namespace.to_owned());
+    }
+}
+
+/// The platform's namespace, or every namespace (one per tenant), for lists and watches.
+pub(super) fn scope<K>(client: &Client, namespaces: &Namespaces) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    if namespaces.per_tenant {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), &namespaces.base)
+    }
+}
+
+/// Makes (or keeps) a namespace, labelled with the platform it belongs to.
+pub(super) async fn make_namespace(
+    client: &Client,
+    name: &str,
+    platform: &str,
+) -> kube::Result<Namespace> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some([(LABEL_PLATFORM.to_owned(), platform.to_owned())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .await
+}
+
+impl KubernetesRuntime {
+    /// Every namespace the platform's objects may be in: its own, or all (one per tenant).
+    pub(super) fn scoped<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        scope(&self.client, &self.namespaces)
+    }
+
+    /// The namespace an object of this platform is in: known since it was made or listed, or
+    /// (a namespace per tenant) found by its name; the platform's own when it is nowhere.
+    pub(super) async fn ns_of(&self, name: &str) -> Result<String> {
+        if let Some(ns) = self.namespaces.known(name) {
+            return Ok(ns);
+        }
+        let by_name = |label: &str| {
+            ListParams::default()
+                .labels(&format!("{label}={}", self.platform_id))
+                .fields(&format!("metadata.name={name}"))
+        };
+        let found = match self
+            .scoped::<Deployment>()
+            .list(&by_name(LABEL_PLATFORM))
+            .await
+            .map_err(kube_error)?
+            .items
+            .pop()
+        {
+            Some(d) => d.metadata.namespace,
+            None => self
+                .scoped::<Pod>()
+                .list(&by_name(LABEL_RUN_PLATFORM))
+                .await
+                .map_err(kube_error)?
+                .items
+                .pop()
+                .and_then(|p| p.metadata.namespace),
+        };
+        match found {
+            Some(ns) => {
+                self.namespaces.remember(name, &ns);
+                Ok(ns)
+            }
+            None => Ok(self.namespaces.base.clone()),
+        }
+    }
+
+    /// The namespace of a tenant's objects, made on its first use.
+    pub(super) async fn tenant_ns(&self, tenant: &str) -> Result<String> {
+        let ns = self.namespaces.for_tenant(tenant);
+        if self.namespaces.first_use(&ns) {
+            make_namespace(&self.client, &ns, &self.platform_id)
+                .await
+                .map_err(kube_error)?;
+            self.namespaces.made(&ns);
+        }
+        Ok(ns)
     }
 }
 
