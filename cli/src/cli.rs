@@ -356,6 +356,10 @@ pub enum ServiceCommand {
     /// The `[[cron]]` entries of an environment: list, history, run one now
     #[command(subcommand)]
     Cron(crate::commands::cron::CronCommand),
+    /// What went wrong and when: OOM kills, crash loops, 5xx, slow releases, failed deploys and runs, exceptions
+    Problems(crate::commands::problems::ProblemsArgs),
+    /// Requests/s, 5xx, p50/p95/p99, CPU and memory per release (and per function)
+    Metrics(crate::commands::metrics::MetricsArgs),
 }
 
 #[derive(Debug, Subcommand)]

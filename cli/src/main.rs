@@ -115,6 +115,14 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Service(ServiceCommand::Secrets(cmd)) => {
             commands::secrets::run(printer, manifest, context, cmd)
         }
+        Command::Service(ServiceCommand::Problems(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::problems::run(printer, context, &name, args)
+        }
+        Command::Service(ServiceCommand::Metrics(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::metrics::run(printer, context, &name, args)
+        }
         Command::Service(ServiceCommand::Cron(cmd)) => {
             let name = commands::service::service_name(manifest, None)?;
             commands::cron::run(printer, context, &name, cmd)

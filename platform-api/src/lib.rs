@@ -14,11 +14,13 @@ pub mod error;
 pub mod events;
 pub mod logs;
 pub mod meter;
+pub mod problems;
 pub mod reconcile;
 pub mod router;
 pub mod runs;
 pub mod runtime;
 pub mod secrets;
+pub mod series;
 pub mod store;
 pub mod tasks;
 
@@ -56,6 +58,10 @@ pub struct Platform {
     pub runs: runs::Runner,
     /// Task chains: the action registry's and the runs' engine.
     pub tasks: tasks::Engine,
+    /// Problems as they happen, and who wants to hear of them.
+    pub problems: problems::Problems,
+    /// The golden metrics kept over time.
+    pub series: series::Recorder,
 }
 
 pub type AppState = Arc<Platform>;

@@ -312,13 +312,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         databases: faas_platform::databases::servers::Servers::new(config.databases.clone()),
         runs: Default::default(),
         tasks: faas_platform::tasks::Engine::new(config.tasks_amqp_url.clone()),
+        problems: faas_platform::problems::Problems::from_env()?,
+        series: Default::default(),
     });
+    platform.logs.tap(platform.problems.line_sender());
     reconcile::reconcile_when_docker_answers(platform.clone());
     let cron_task = tokio::spawn(faas_platform::runs::cron::run(platform.clone()));
     let meter_task = tokio::spawn(faas_platform::meter::run(platform.clone()));
     let billing_task = tokio::spawn(faas_platform::billing::task::run(platform.clone()));
     let tasks_task = tokio::spawn(faas_platform::tasks::run(platform.clone()));
     let addresses_task = tokio::spawn(faas_platform::addresses::follow(platform.clone()));
+    let problems_task = tokio::spawn(faas_platform::problems::run(platform.clone()));
+    let series_task = tokio::spawn(faas_platform::series::run(platform.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router_task = tokio::spawn(router.clone().serve(
@@ -359,6 +364,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     billing_task.abort();
     tasks_task.abort();
     addresses_task.abort();
+    problems_task.abort();
+    series_task.abort();
     ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");

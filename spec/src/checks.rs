@@ -196,6 +196,7 @@ fn paths_are_absolute(layer: &Layered<'_>, out: &mut Vec<Diagnostic>) {
     for path in [
         ["health", "path"].as_slice(),
         ["deploy", "bluegreen", "smoke"].as_slice(),
+        ["metrics", "path"].as_slice(),
     ] {
         if layer.env.is_some() && !layer.env_sets(path) {
             continue;

@@ -36,6 +36,9 @@ pub struct Manifest {
     /// Resources of each instance.
     #[serde(default)]
     pub size: Size,
+    /// Where instances expose their own metrics (Prometheus text), which the platform scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsEndpoint>,
     /// How many instances run.
     #[serde(default)]
     pub scale: Scale,
@@ -160,6 +163,15 @@ impl Default for Run {
             env: BTreeMap::new(),
         }
     }
+}
+
+/// An instance's metrics endpoint. The python-function runtime serves per-function request
+/// counts and latencies at `/_metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsEndpoint {
+    /// The HTTP path on the service's port, e.g. `/_metrics`.
+    pub path: String,
 }
 
 /// The health check of each instance.

@@ -129,6 +129,8 @@ async fn platform(dir: &std::path::Path) -> Arc<Platform> {
         databases: faas_platform::databases::servers::Servers::new(Default::default()),
         runs: Default::default(),
         tasks: faas_platform::tasks::Engine::new(None),
+        problems: Default::default(),
+        series: Default::default(),
         config,
         store,
         ledger,

@@ -11,9 +11,12 @@ pub mod deployments;
 pub mod functions;
 pub mod images;
 pub mod info;
+pub mod instances;
 pub mod invoices;
 pub mod ledger;
 pub mod logs;
+pub mod metrics;
+pub mod problems;
 pub mod secrets;
 pub mod services;
 pub mod tariffs;
@@ -80,6 +83,9 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(services::list_services, services::create_service))
         .routes(routes!(services::show_service, services::delete_service))
         .routes(routes!(services::list_instances))
+        .routes(routes!(instances::restart_instance))
+        .routes(routes!(problems::list_problems))
+        .routes(routes!(metrics::service_metrics))
         .routes(routes!(
             deployments::create_deployment,
             deployments::list_deployments

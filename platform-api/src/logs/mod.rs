@@ -23,6 +23,8 @@ pub struct LogHub {
     max_age: Duration,
     journals: Mutex<HashMap<(String, String), Arc<Journal>>>,
     captures: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Where lines that may carry an exception go (the problems' grouping).
+    tap: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::problems::LogLine>>,
 }
 
 /// Which instance a capture follows.
@@ -91,6 +93,7 @@ impl LogHub {
             max_age,
             journals: Mutex::new(HashMap::new()),
             captures: Mutex::new(HashMap::new()),
+            tap: Default::default(),
         }
     }
 
@@ -116,6 +119,11 @@ impl LogHub {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(service.to_owned(), env.to_owned()));
         let _ = std::fs::remove_dir_all(self.root.join(service).join(env));
+    }
+
+    /// Sends every captured line that may carry an exception to `tx` from now on.
+    pub fn tap(&self, tx: tokio::sync::mpsc::UnboundedSender<crate::problems::LogLine>) {
+        let _ = self.tap.set(tx);
     }
 
     /// Starts following an instance's output (once per instance).
@@ -214,7 +222,17 @@ impl LogHub {
             if batch.is_empty() {
                 batch_started = tokio::time::Instant::now();
             }
-            for piece in split_long(escape(&bytes)) {
+            let text = escape(&bytes);
+            if let Some(tap) = self.tap.get()
+                && crate::problems::exceptions::may_carry(&text)
+            {
+                let _ = tap.send(crate::problems::LogLine {
+                    service: s.service.clone(),
+                    env: s.env.clone(),
+                    line: text.clone(),
+                });
+            }
+            for piece in split_long(text) {
                 batch.push(NewRecord {
                     ts: ts.clone(),
                     instance: s.instance.clone(),

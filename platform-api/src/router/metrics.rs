@@ -154,6 +154,16 @@ impl Metrics {
         self.series(service, env, release).snapshot()
     }
 
+    /// Every series' counters now: ((service, env, release), snapshot).
+    pub fn snapshot_all(&self) -> Vec<((String, String, String), Snapshot)> {
+        self.series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| (k.clone(), s.snapshot()))
+            .collect()
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let series = self.series.read().unwrap_or_else(|p| p.into_inner());

@@ -451,6 +451,24 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn restart(&self, container: &str, grace: Duration) -> Result<()> {
+        let docker = self.docker()?;
+        let options = bollard::query_parameters::RestartContainerOptions {
+            t: Some(grace.as_secs().max(1) as i32),
+            signal: None,
+        };
+        match tokio::time::timeout(
+            grace + CALL_TIMEOUT,
+            docker.restart_container(container, Some(options)),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => self.failed(e),
+            Err(_) => self.failed(DockerError::RequestTimeoutError),
+        }
+    }
+
     /// Every container this platform labelled, running or not.
     async fn list_instances(&self) -> Result<Vec<PlatformInstance>> {
         let list = self.labelled(LABEL_PLATFORM, &self.platform_id).await?;
@@ -536,6 +554,10 @@ impl Runtime for DockerRuntime {
 
     async fn cpu_now(&self, id: &str) -> Option<u64> {
         self.cgroup_cpu(id).await
+    }
+
+    async fn oom_kills(&self, id: &str) -> Option<u64> {
+        self.cgroup_oom_kills(id).await
     }
 
     async fn ensure_server(&self, spec: &super::ServerSpec<'_>) -> Result<InstanceState> {

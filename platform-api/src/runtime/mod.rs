@@ -301,6 +301,10 @@ pub trait Runtime: Send + Sync {
     /// Stops an instance (SIGTERM, then SIGKILL after `grace`) without removing it.
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
 
+    /// Restarts an instance's process in place (SIGTERM, SIGKILL after `grace`, then a new
+    /// start; on Kubernetes its pod is replaced).
+    async fn restart(&self, id: &str, grace: Duration) -> Result<()>;
+
     /// Removes an instance; a missing one is fine.
     async fn remove(&self, id: &str) -> Result<()>;
 
@@ -350,6 +354,13 @@ pub trait Runtime: Send + Sync {
     /// without the engine's collection delay; None where that cannot be read from here (the
     /// engine runs on another host, the container is gone).
     async fn cpu_now(&self, _id: &str) -> Option<u64> {
+        None
+    }
+
+    /// How many processes of a running instance the kernel's OOM killer ended so far, read from
+    /// its cgroup (`memory.events` on cgroup v2, `memory.oom_control` on v1); None where that
+    /// cannot be read from here.
+    async fn oom_kills(&self, _id: &str) -> Option<u64> {
         None
     }
 

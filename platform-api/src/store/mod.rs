@@ -10,10 +10,13 @@ mod environments;
 mod instances;
 mod invoices;
 mod meta;
+mod problems;
 mod releases;
 mod runs;
 mod secrets;
+mod series;
 mod services;
+mod sessions;
 mod tariffs;
 mod tasks;
 mod tokens;
@@ -30,10 +33,15 @@ pub use deployments::{DeploymentRow, NewStep};
 pub use environments::Traffic;
 pub use instances::InstanceRow;
 pub use invoices::{InvoiceRow, NotificationRow};
+pub use problems::{
+    EngineEvent, ErrorGroupRow, FinishedRun, LatestDeployment, Occurrence, ProblemRow, Raised,
+};
 pub use releases::ReleaseRow;
 pub use runs::RunRow;
 pub use secrets::SealedSecret;
+pub use series::{Buckets, Delta, HOUR, MINUTE, Point};
 pub use services::ServiceRow;
+pub use sessions::{SessionLookup, SessionRow};
 pub use tariffs::{PriceRow, TariffRefusal, TariffRow, TariffVersionRow};
 pub use tasks::{Attempt, AttemptEnd, StepRow, TaskRunRow};
 pub use tokens::TokenRow;
@@ -64,6 +72,9 @@ const MIGRATIONS: &[&[Migration]] = &[
     runs::MIGRATIONS,
     actions::MIGRATIONS,
     tasks::MIGRATIONS,
+    problems::MIGRATIONS,
+    series::MIGRATIONS,
+    sessions::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

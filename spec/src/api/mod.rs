@@ -477,6 +477,7 @@ pub mod billing;
 pub mod databases;
 pub mod invoices;
 pub mod ledger;
+pub mod observe;
 pub mod runs;
 pub mod tariffs;
 pub mod tasks;

@@ -2,6 +2,7 @@
 
 Routes
   GET  /_info                 health and what is served (200 while the process is up)
+  GET  /_metrics              per-function calls, errors and latencies (Prometheus text)
   GET  /functions             the functions and their parameters
   POST /functions/<name>      call <name> with the JSON body as keyword arguments
 """
@@ -29,6 +30,54 @@ REASONS = {
     503: "Service Unavailable",
 }
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+# Upper bounds of the latency buckets, in seconds: the platform router's own.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class FunctionMetrics:
+    """Calls per function and status class, and a latency histogram per function."""
+
+    def __init__(self):
+        self.calls = {}      # (function, status) -> count
+        self.buckets = {}    # function -> [count per bucket, +Inf last]
+        self.sums = {}       # function -> seconds
+
+    def observe(self, function, status, seconds):
+        key = (function, str(status))
+        self.calls[key] = self.calls.get(key, 0) + 1
+        counts = self.buckets.setdefault(function, [0] * (len(BUCKETS) + 1))
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+                break
+        else:
+            counts[-1] += 1
+        self.sums[function] = self.sums.get(function, 0.0) + seconds
+
+    def render(self):
+        out = ["# HELP faas_function_calls_total Calls of each function, by status.",
+               "# TYPE faas_function_calls_total counter"]
+        for (function, status), n in sorted(self.calls.items()):
+            out.append(f'faas_function_calls_total{{function="{function}",status="{status}"}} {n}')
+        out += ["# HELP faas_function_duration_seconds Time to answer a call.",
+                "# TYPE faas_function_duration_seconds histogram"]
+        for function, counts in sorted(self.buckets.items()):
+            cumulative = 0
+            for bound, n in zip(BUCKETS + ("+Inf",), counts):
+                cumulative += n
+                out.append(f'faas_function_duration_seconds_bucket{{function="{function}",le="{bound}"}} {cumulative}')
+            out.append(f'faas_function_duration_seconds_sum{{function="{function}"}} {self.sums[function]}')
+            out.append(f'faas_function_duration_seconds_count{{function="{function}"}} {cumulative}')
+        return "\n".join(out) + "\n"
+
+
+def where_raised(tb):
+    """`file:line in function` of the innermost frame of a traceback."""
+    frames = traceback.extract_tb(tb)
+    if not frames:
+        return "unknown"
+    last = frames[-1]
+    return f"{os.path.relpath(last.filename) if os.path.isabs(last.filename) else last.filename}:{last.lineno} in {last.name}"
 
 
 class JsonLog:
@@ -122,6 +171,14 @@ def describe(handlers):
     return out
 
 
+class Text:
+    """A plain-text answer (the metrics)."""
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+
 class Request:
     __slots__ = ("method", "path", "version", "headers", "body", "request_id")
 
@@ -133,6 +190,7 @@ class Runtime:
         self.max_body = int(max_body or os.environ.get("FAAS_MAX_BODY", 1024 * 1024))
         self.service = service or os.environ.get("FAAS_SERVICE", "")
         self.started = time.time()
+        self.metrics = FunctionMetrics()
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -217,9 +275,12 @@ class Runtime:
         return keep_alive
 
     async def write(self, writer, status, body, request_id, keep_alive):
-        data = json.dumps(body, default=str).encode() + b"\n"
+        if isinstance(body, Text):
+            data, content_type = body.text.encode(), "text/plain; version=0.0.4"
+        else:
+            data, content_type = json.dumps(body, default=str).encode() + b"\n", "application/json"
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"
                 f"X-Request-Id: {request_id}\r\n"
                 f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
         writer.write(head.encode("latin-1") + data)
@@ -236,6 +297,8 @@ class Runtime:
                 return 405, error_body("method_not_allowed", "use GET", req.request_id)
             return 200, {"status": "ok", "service": self.service, "functions": sorted(self.handlers),
                          "uptime_s": round(time.time() - self.started, 3)}
+        if req.path == "/_metrics":
+            return 200, Text(self.metrics.render())
         if req.path in ("/functions", "/functions/"):
             return 200, {"functions": describe(self.handlers)}
         if req.path.startswith("/functions/"):
@@ -246,7 +309,10 @@ class Runtime:
                                        req.request_id)
             if req.method != "POST":
                 return 405, error_body("method_not_allowed", f"call /functions/{name} with POST", req.request_id)
-            return await self.call(name, fn, req)
+            start = time.perf_counter()
+            status, body = await self.call(name, fn, req)
+            self.metrics.observe(name, status, time.perf_counter() - start)
+            return status, body
         return 404, error_body("not_found", f"nothing at {req.path}; functions are at /functions/<name>",
                                req.request_id)
 
@@ -277,7 +343,8 @@ class Runtime:
             return e.status, error_body(e.code, e.message, req.request_id)
         except Exception as e:  # noqa: BLE001 - any failure of user code is a 500
             self.log.error("function raised", request_id=req.request_id, function=name,
-                           error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+                           error=f"{type(e).__name__}: {e}", error_type=type(e).__name__,
+                           location=where_raised(e.__traceback__), traceback=traceback.format_exc())
             return 500, error_body("internal", "the function failed; its log has the details", req.request_id)
 
 

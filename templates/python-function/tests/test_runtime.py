@@ -141,6 +141,30 @@ class RuntimeTest(unittest.TestCase):
         self.assertEqual(len(errors), 1)
         self.assertIn("Traceback", errors[0]["traceback"])
         self.assertIn("do-not-leak", errors[0]["traceback"])
+        # Grouped by the platform by type and place.
+        self.assertEqual(errors[0]["function"], "explode")
+        self.assertRegex(errors[0]["error_type"], r"^[A-Za-z]+Error$")
+        self.assertRegex(errors[0]["location"], r"sample_functions\.py:\d+ in explode$")
+
+    def test_metrics_count_calls_and_latencies_per_function(self):
+        self.server.request("POST", "/functions/add", {"a": 1, "b": 2})
+        self.server.request("POST", "/functions/add", {"a": 1, "b": 2})
+        self.server.request("POST", "/functions/explode", {})
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        conn.request("GET", "/_metrics")
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        conn.close()
+        self.assertEqual(resp.status, 200)
+        self.assertTrue(resp.getheader("Content-Type").startswith("text/plain"))
+        calls = {}
+        for line in text.splitlines():
+            if line.startswith("faas_function_calls_total{"):
+                labels, value = line.split("} ")
+                calls[labels.split("{", 1)[1]] = int(value)
+        self.assertGreaterEqual(calls['function="add",status="200"'], 2)
+        self.assertGreaterEqual(calls['function="explode",status="500"'], 1)
+        self.assertIn('faas_function_duration_seconds_bucket{function="add",le="+Inf"}', text)
 
     def test_unserializable_result_is_a_500(self):
         resp, _ = self.server.request("POST", "/functions/unserializable", {})

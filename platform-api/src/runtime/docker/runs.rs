@@ -76,6 +76,23 @@ fn cgroup_files(id: &str) -> [String; 6] {
     ]
 }
 
+/// Where the kernel counts a container's OOM kills, by cgroup version and Docker's cgroup driver.
+fn oom_files(id: &str) -> [String; 4] {
+    [
+        format!("/sys/fs/cgroup/memory/docker/{id}/memory.oom_control"),
+        format!("/sys/fs/cgroup/memory/system.slice/docker-{id}.scope/memory.oom_control"),
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.events"),
+        format!("/sys/fs/cgroup/docker/{id}/memory.events"),
+    ]
+}
+
+/// The `oom_kill` counter of v1's `memory.oom_control` or v2's `memory.events`.
+fn parse_oom_kills(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// CPU nanoseconds from a cgroup file: v1's `cpuacct.usage` (ns), v2's `cpu.stat` (`usage_usec`).
 fn parse_cpu(path: &str, text: &str) -> Option<u64> {
     if path.ends_with("cpu.stat") {
@@ -92,6 +109,17 @@ impl DockerRuntime {
     /// A running container's CPU time from the host's cgroup files (the daemon on the engine's
     /// host); None elsewhere.
     pub(super) async fn cgroup_cpu(&self, name: &str) -> Option<u64> {
+        let id = self.full_id(name).await?;
+        for path in cgroup_files(&id) {
+            if let Ok(text) = tokio::fs::read_to_string(&path).await {
+                return parse_cpu(&path, &text);
+            }
+        }
+        None
+    }
+
+    /// A container's full id, kept once asked.
+    async fn full_id(&self, name: &str) -> Option<String> {
         let known = self
             .full_ids
             .lock()
@@ -110,9 +138,15 @@ impl DockerRuntime {
                 id
             }
         };
-        for path in cgroup_files(&id) {
+        Some(id)
+    }
+
+    /// A running container's OOM kills so far, from the host's cgroup files.
+    pub(super) async fn cgroup_oom_kills(&self, name: &str) -> Option<u64> {
+        let id = self.full_id(name).await?;
+        for path in oom_files(&id) {
             if let Ok(text) = tokio::fs::read_to_string(&path).await {
-                return parse_cpu(&path, &text);
+                return parse_oom_kills(&text);
             }
         }
         None
@@ -129,6 +163,15 @@ impl DockerRuntime {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn oom_kills_read_from_either_cgroup_version() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        let v2 = "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(super::parse_oom_kills(v1), Some(2));
+        assert_eq!(super::parse_oom_kills(v2), Some(1));
+        assert_eq!(super::parse_oom_kills("under_oom 0\n"), None);
+    }
+
     #[test]
     fn cpu_time_reads_from_either_cgroup_version() {
         assert_eq!(

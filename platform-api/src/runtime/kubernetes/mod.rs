@@ -351,6 +351,26 @@ impl Runtime for KubernetesRuntime {
         Ok(state)
     }
 
+    async fn restart(&self, id: &str, grace: Duration) -> Result<()> {
+        // Its Deployment starts a new pod for the one deleted.
+        let ns = self.ns_of(id).await?;
+        let Some(pod) = self.newest_pod(id).await? else {
+            return Err(RuntimeError::Kubernetes(format!(
+                "instance {id} has no pod to restart"
+            )));
+        };
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace.as_secs().max(1) as u32),
+            ..Default::default()
+        };
+        let name = pod.metadata.name.unwrap_or_default();
+        match self.pods(&ns).delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(kube_error(e)),
+        }
+    }
+
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let scale = serde_json::json!({"spec": {"replicas": 0}});
         let ns = self.ns_of(id).await?;
