@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod billing;
 pub mod config;
+pub mod dashboard;
 pub mod databases;
 pub mod deployer;
 pub mod error;

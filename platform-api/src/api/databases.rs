@@ -256,7 +256,15 @@ pub async fn rotate_database(
         &current.manifest,
         current.secrets_version,
     )?;
-    let deployment = start(&p, &svc, &env, &release, Strategy::Rolling, false)?;
+    let deployment = start(
+        &p,
+        &svc,
+        &env,
+        &release,
+        Strategy::Rolling,
+        false,
+        &who.tenant,
+    )?;
     let row = row_of(&p, &svc, &env, &name)?;
     let manifest = current.manifest().ok();
     Ok((

@@ -57,7 +57,7 @@ fn release_view(row: ReleaseRow, current: Option<&str>) -> Release {
     }
 }
 
-pub(super) fn check_env(env: &str) -> ApiResult<()> {
+pub fn check_env(env: &str) -> ApiResult<()> {
     faas_spec::names::check_env_name(env).map_err(|e| {
         ApiError::bad_request("invalid-env", e.message)
             .hint(format!("an environment name is {}", e.rule))
@@ -72,6 +72,7 @@ pub(super) fn start(
     release: &ReleaseRow,
     strategy: Strategy,
     manual: bool,
+    actor: &str,
 ) -> ApiResult<Deployment> {
     let current = p.store.current_release(service, env)?;
     let previous = current
@@ -83,6 +84,7 @@ pub(super) fn start(
         .create_deployment(service, env, &release.id, previous, strategy, manual)?
     {
         Ok(id) => {
+            p.store.set_deployment_actor(&id, actor)?;
             deployer::spawn(p, &id);
             let row = p
                 .store
@@ -219,6 +221,7 @@ pub async fn create_deployment(
         &release,
         strategy,
         body.manual,
+        &who.tenant,
     )?))
 }
 
@@ -424,7 +427,7 @@ pub async fn rollback(
         // The image must still be there.
         p.runtime.image_id(&target.image_id).await?;
     }
-    let d = start(&p, &svc, &body.env, &target, strategy, false)?;
+    let d = start(&p, &svc, &body.env, &target, strategy, false, &who.tenant)?;
     if d.state == DeploymentState::Unknown {
         return Err(ApiError::internal("unknown deployment state"));
     }
@@ -470,6 +473,7 @@ pub async fn scale(
         &current,
         Strategy::Immediate,
         false,
+        &who.tenant,
     )?))
 }
 

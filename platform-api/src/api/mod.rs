@@ -186,6 +186,7 @@ pub fn app(state: AppState) -> Router {
         .merge(v1)
         .split_for_parts();
     router
+        .merge(crate::dashboard::routes())
         .route(
             "/openapi.json",
             axum::routing::get(move || {

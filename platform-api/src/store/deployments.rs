@@ -47,6 +47,13 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ALTER TABLE deployment_steps ADD COLUMN canary TEXT;
     "#,
     },
+    Migration {
+        version: 11,
+        sql: r#"
+    ALTER TABLE deployments ADD COLUMN actor TEXT;
+    CREATE INDEX deployments_by_time ON deployments (created_at);
+    "#,
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -183,6 +190,42 @@ impl Store {
     }
 
     /// Sends `promote` or `abort` to an unfinished deployment; false when it has ended.
+    /// Who asked for a deployment (the tenant of the token).
+    pub fn set_deployment_actor(&self, id: &str, actor: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE deployments SET actor = ?2 WHERE id = ?1",
+                params![id, actor],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The newest deployments of the given services, across environments, with who asked.
+    pub fn recent_deployments(
+        &self,
+        services: &[String],
+        limit: usize,
+    ) -> Result<Vec<(DeploymentRow, Option<String>)>> {
+        let all = self.all(
+            "SELECT id, actor FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+            [(limit * 4).max(200) as i64],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for (id, actor) in all {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(row) = self.deployment(&id)?
+                && services.contains(&row.service)
+            {
+                out.push((row, actor));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn send_command(&self, id: &str, command: &str) -> Result<bool> {
         self.with(|c| {
             c.execute(

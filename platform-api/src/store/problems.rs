@@ -296,6 +296,21 @@ impl Store {
             .collect())
     }
 
+    /// A mark that moves whenever a deployment, a step, a problem or an instance changed: the
+    /// dashboard's live pages compare it every second.
+    pub fn change_mark(&self) -> Result<String> {
+        Ok(self
+            .one(
+                "SELECT (SELECT COUNT(*) || ':' || IFNULL(MAX(updated_at), '') FROM deployments)
+                 || '|' || (SELECT IFNULL(MAX(rowid), 0) FROM deployment_steps)
+                 || '|' || (SELECT COUNT(*) || ':' || IFNULL(MAX(last_us), 0) || ':' || IFNULL(SUM(ended_us IS NULL), 0) FROM problems)
+                 || '|' || (SELECT COUNT(*) || ':' || IFNULL(GROUP_CONCAT(id || state), '') FROM instances)",
+                [],
+                |r| r.get(0),
+            )?
+            .unwrap_or_default())
+    }
+
     /// Counts an exception into its group (type and location); returns the group's count.
     pub fn exception_raised(&self, e: &Raised<'_>) -> Result<i64> {
         self.with(|c| {
