@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 /// while its health check fails and back once it passes.
 #[utoipa::path(post, path = "/v1/services/{svc}/instances/{id}/restart", tag = "services",
     params(("svc" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = Instance), (status = 404, body = faas_spec::api::Problem)))]
+    responses((status = 200, body = Instance), (status = 404, body = faas_spec::api::Problem), (status = 409, body = faas_spec::api::Problem), (status = 502, body = faas_spec::api::Problem)))]
 pub async fn restart_instance(
     State(p): State<AppState>,
     Extension(who): Extension<Principal>,

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// Requests/s, 5xx ratio, p50/p95/p99, CPU and memory per release over `since` (default 1h).
 #[utoipa::path(get, path = "/v1/services/{svc}/metrics", tag = "services", params(("svc" = String, Path), SpanQuery),
-    responses((status = 200, body = ServiceMetrics), (status = 404, body = faas_spec::api::Problem)))]
+    responses((status = 200, body = ServiceMetrics), (status = 400, body = faas_spec::api::Problem), (status = 404, body = faas_spec::api::Problem)))]
 pub async fn service_metrics(
     State(p): State<AppState>,
     Extension(who): Extension<Principal>,

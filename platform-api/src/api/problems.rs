@@ -17,35 +17,41 @@ use crate::error::{ApiError, ApiResult};
 use crate::meter::now_us;
 use crate::problems::{error_view, view};
 
-/// The longest span asked about: what the store keeps of metrics.
-pub const MAX_SPAN: Duration = Duration::from_secs(40 * 86_400);
+/// The longest span asked about (the store keeps 40 days of hour points).
+pub const MAX_SPAN: Duration = Duration::from_secs(42 * 86_400);
+/// What `since` accepts: a whole number of seconds, minutes, hours or days, up to 42 days.
+pub const SINCE_PATTERN: &str =
+    "^([1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|[1-9][0-9]{0,2}h|([1-9]|[1-3][0-9]|4[0-2])d)$";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SpanQuery {
     /// The environment [default: every one for problems, `prod` for metrics].
     pub env: Option<String>,
-    /// How far back, e.g. `1h`, `24h`, `7d` (at most 40d).
+    /// How far back, e.g. `30m`, `24h`, `7d` (at most 42d).
+    #[param(
+        pattern = "^([1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|[1-9][0-9]{0,2}h|([1-9]|[1-3][0-9]|4[0-2])d)$"
+    )]
     pub since: Option<String>,
 }
 
 /// A `since` parameter as a span, with a clear refusal.
 pub fn span_of(since: Option<&str>, default: Duration) -> ApiResult<Duration> {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let Some(text) = since else {
         return Ok(default);
     };
-    let span = humantime::parse_duration(text.trim()).map_err(|e| {
-        ApiError::bad_request(
-            "invalid-since",
-            format!("since={text:?} is not a duration: {e}"),
-        )
-        .hint("write it like 30m, 6h or 7d")
-    })?;
-    if span.is_zero() || span > MAX_SPAN {
-        return Err(ApiError::bad_request(
-            "invalid-since",
-            format!("since={text:?} is out of range"),
-        )
-        .hint("ask for a span from 1s to 40d: the platform keeps 40 days"));
+    let pattern =
+        PATTERN.get_or_init(|| regex::Regex::new(SINCE_PATTERN).expect("a valid pattern"));
+    let refused = || {
+        ApiError::bad_request("invalid-since", format!("since={text:?} is not a span"))
+            .hint("write a whole number of s, m, h or d, like 30m, 6h or 7d (at most 42d)")
+    };
+    if !pattern.is_match(text) {
+        return Err(refused());
+    }
+    let span = humantime::parse_duration(text).map_err(|_| refused())?;
+    if span > MAX_SPAN {
+        return Err(refused());
     }
     Ok(span)
 }
@@ -53,7 +59,7 @@ pub fn span_of(since: Option<&str>, default: Duration) -> ApiResult<Duration> {
 /// The service's open problems, those that ended within `since` (default 7d), and its error
 /// groups.
 #[utoipa::path(get, path = "/v1/services/{svc}/problems", tag = "services", params(("svc" = String, Path), SpanQuery),
-    responses((status = 200, body = ProblemList), (status = 404, body = faas_spec::api::Problem)))]
+    responses((status = 200, body = ProblemList), (status = 400, body = faas_spec::api::Problem), (status = 404, body = faas_spec::api::Problem)))]
 pub async fn list_problems(
     State(p): State<AppState>,
     Extension(who): Extension<Principal>,
