@@ -4,7 +4,8 @@
 # loopback (the ledger's test shards; the databases' tests provision roles on it); Debian's
 # redis-server (the databases' tests run their own on loopback); RabbitMQ on loopback (the
 # databases' vhosts); an SMTP server on loopback that keeps what it receives (the billing
-# notifications' tests); and a container registry on loopback (the Kubernetes runtime's tests).
+# notifications' tests); a container registry on loopback (the Kubernetes runtime's tests);
+# and chromium with playwright-core (the dashboard's browser tests).
 # Idempotent; quick when all is already there. Called by scripts/test.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,4 +26,11 @@ faas_apt_install python3-pika
 faas_start_rabbitmq >/dev/null
 # The Kubernetes runtime's tests push releases' images to a registry on loopback.
 faas_start_registry >/dev/null
+# The dashboard's browser tests: Debian's chromium, and playwright-core from its lockfile.
+faas_apt_install chromium
+command -v npm >/dev/null || faas_apt_install nodejs npm
+if [ ! -d "$here/../tests/dashboard/node_modules/playwright-core" ]; then
+  faas_say "installing playwright-core for the dashboard's browser tests (tests/dashboard)"
+  (cd "$here/../tests/dashboard" && npm ci --no-audit --no-fund >/dev/null)
+fi
 faas_say "ready: $(docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})')"

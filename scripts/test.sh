@@ -23,5 +23,8 @@ echo "== python-action helper tests"
 echo "== the API as a contract (schemathesis against a fresh daemon)"
 "$root/tests/api-contract/run.sh"
 
+echo "== the dashboard in a real browser (chromium, playwright-core)"
+"$root/tests/dashboard/run.sh"
+
 echo "== end-to-end: a new user's first steps"
 "$root/tests/e2e/new-user.sh"
