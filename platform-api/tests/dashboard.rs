@@ -3,6 +3,8 @@
 //! cross-site token, pages of services that do not exist or belong to another tenant, an admin
 //! seeing every tenant, and what a container logs rendered escaped.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -254,4 +256,71 @@ cpu = 0.05
         "escaped"
     );
     assert!(!html.contains("<img src=x"), "never raw");
+}
+
+#[test]
+fn a_canary_shows_its_step_and_is_aborted_from_the_page() {
+    let d = Daemon::start();
+    d.create_service("bird");
+    let v1 = common::manifest_with(
+        "bird",
+        "v1",
+        2,
+        &common::canary_table("[25, 100]", "1s", 1, false),
+    );
+    assert_eq!(d.deploy_and_wait("bird", "prod", &v1)["state"], "succeeded");
+    let v2 = common::manifest_with(
+        "bird",
+        "v2",
+        2,
+        &common::canary_table("[25, 100]", "1s", 1, false),
+    );
+    let id = d.deploy("bird", "prod", &v2);
+    let cookie = sign_in(&d, &d.token);
+    // The canary holds at its first step: the page shows both sets' weights.
+    wait_until(
+        "the canary's first step on the page",
+        Duration::from_secs(60),
+        || {
+            page(&d, &cookie, "/dashboard/services/bird")
+                .2
+                .contains("id=\"canary\"")
+        },
+    );
+    let (_, _, html) = page(&d, &cookie, "/dashboard/services/bird");
+    assert!(
+        html.contains("canary v2</td><td class=\"num\">25 %"),
+        "{html}"
+    );
+    assert!(
+        html.contains("baseline v1</td><td class=\"num\">75 %"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+    let (status, to) = post(
+        &d,
+        &cookie,
+        "/dashboard/services/bird/canary/abort",
+        &[("csrf", &csrf), ("env", "prod")],
+    );
+    assert_eq!(status, 303, "{to}");
+    assert!(to.contains("done=canary%20aborted"), "{to}");
+    let end = d.wait_deployment("bird", &id, Duration::from_secs(60));
+    assert_eq!(end["state"], "rolled_back", "{end:#}");
+    let (status, _) = post(
+        &d,
+        &cookie,
+        "/dashboard/services/bird/canary/promote",
+        &[("csrf", &csrf), ("env", "prod")],
+    );
+    assert_eq!(status, 409, "no canary left to promote");
+    let (_, _, html) = page(&d, &cookie, "/dashboard/services/bird");
+    assert!(
+        html.contains("data-state=\"rolled_back\""),
+        "the timeline keeps it"
+    );
+    assert!(
+        html.contains("class=\"canary-step\""),
+        "with its canary step's figures"
+    );
 }

@@ -4,6 +4,8 @@
 //! again in between loses none of them. Also the metrics kept per release, and another
 //! tenant's member seeing none of it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

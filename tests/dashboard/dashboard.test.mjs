@@ -214,15 +214,14 @@ test("a member can neither see nor act on another tenant's service; forged actio
   assert.match(await page.textContent('#error-page'), /no service `hidden`/);
   await page.goto(`${api}/dashboard/services/web`);
   const csrf = await page.getAttribute('#rollback-form input[name=csrf]', 'value');
-  const statuses = await page.evaluate(async (token) => {
-    const post = (path, fields) => fetch(path, { method: 'POST', body: new URLSearchParams(fields) }).then((r) => r.status);
-    return {
-      forged: await post('/dashboard/services/web/rollback', { env: 'prod' }),
-      wrong: await post('/dashboard/services/web/rollback', { env: 'prod', csrf: 'faas_guess' }),
-      other: await post('/dashboard/services/hidden/rollback', { env: 'prod', csrf: token }),
-      missing: await post('/dashboard/services/nope/scale', { env: 'prod', csrf: token, replicas: '2' }),
-    };
-  }, csrf);
+  // Posted with the browser's own session cookie, as a forged form from elsewhere would be.
+  const post = async (path, form) => (await page.request.post(`${api}${path}`, { form, maxRedirects: 0 })).status();
+  const statuses = {
+    forged: await post('/dashboard/services/web/rollback', { env: 'prod' }),
+    wrong: await post('/dashboard/services/web/rollback', { env: 'prod', csrf: 'faas_guess' }),
+    other: await post('/dashboard/services/hidden/rollback', { env: 'prod', csrf }),
+    missing: await post('/dashboard/services/nope/scale', { env: 'prod', csrf, replicas: '2' }),
+  };
   assert.deepEqual(statuses, { forged: 403, wrong: 403, other: 404, missing: 404 });
   const hidden = await call('GET', '/v1/services/hidden/deployments?env=prod');
   assert.equal(hidden.json.length, 1, 'nothing was started on the hidden service');

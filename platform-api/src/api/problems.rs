@@ -36,17 +36,16 @@ pub struct SpanQuery {
 
 /// A `since` parameter as a span, with a clear refusal.
 pub fn span_of(since: Option<&str>, default: Duration) -> ApiResult<Duration> {
-    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static PATTERN: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let Some(text) = since else {
         return Ok(default);
     };
-    let pattern =
-        PATTERN.get_or_init(|| regex::Regex::new(SINCE_PATTERN).expect("a valid pattern"));
+    let pattern = PATTERN.get_or_init(|| regex::Regex::new(SINCE_PATTERN).ok());
     let refused = || {
         ApiError::bad_request("invalid-since", format!("since={text:?} is not a span"))
             .hint("write a whole number of s, m, h or d, like 30m, 6h or 7d (at most 42d)")
     };
-    if !pattern.is_match(text) {
+    if !pattern.as_ref().is_some_and(|re| re.is_match(text)) {
         return Err(refused());
     }
     let span = humantime::parse_duration(text).map_err(|_| refused())?;

@@ -54,7 +54,7 @@ pub async fn rollback(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = viewer.check(&headers, &form.csrf) {
-        return r;
+        return *r;
     }
     let release = match form
         .release
@@ -98,7 +98,7 @@ pub async fn scale(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = viewer.check(&headers, &form.csrf) {
-        return r;
+        return *r;
     }
     let Some(Ok(replicas)) = form.replicas.as_deref().map(|r| r.trim().parse::<u32>()) else {
         return bad(
@@ -131,7 +131,7 @@ pub async fn canary(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = viewer.check(&headers, &form.csrf) {
-        return r;
+        return *r;
     }
     let body = faas_spec::api::CanaryControl {
         env: form.env.clone(),
@@ -165,7 +165,7 @@ pub async fn restart(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = viewer.check(&headers, &form.csrf) {
-        return r;
+        return *r;
     }
     match instances::restart_instance(
         State(p),

@@ -53,7 +53,7 @@ pub fn chart(
     }
     let mut svg = format!(
         r#"<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}" preserveAspectRatio="none">"#,
-        label.replace('"', "'").replace('<', "").replace('>', "")
+        label.replace('"', "'").replace(['<', '>'], "")
     );
     for m in markers {
         if m.at < from || m.at > to {

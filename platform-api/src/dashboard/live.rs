@@ -54,7 +54,7 @@ pub async fn changes(
                     let now = p.store.change_mark().unwrap_or_default();
                     let moved = now != mark;
                     mark = now;
-                    moved || n % 10 == 0
+                    moved || n.is_multiple_of(10)
                 }
                 _ = stopping.changed() => break,
             };

@@ -49,18 +49,18 @@ impl Viewer {
 
     /// Checks an action's cross-site token (and that the browser did not say it came from
     /// another site).
-    pub fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
+    pub fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), Box<Response>> {
         let cross_site = headers
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == "cross-site");
         if cross_site || !same(csrf.as_bytes(), self.csrf.as_bytes()) {
-            return Err(error_page(
+            return Err(Box::new(error_page(
                 StatusCode::FORBIDDEN,
                 "Refused",
                 "This action did not come from a page of this dashboard (its cross-site token is missing or wrong), so nothing was done.",
                 Some("Reload the page and try again from there."),
-            ));
+            )));
         }
         Ok(())
     }
@@ -256,7 +256,7 @@ pub async fn logout(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = viewer.check(&headers, &form.csrf) {
-        return refused;
+        return *refused;
     }
     if let Some(id) = cookie_of(&headers) {
         let _ = p.store.end_session(&hash_token(&id));

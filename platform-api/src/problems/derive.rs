@@ -25,8 +25,9 @@ struct Judge {
     /// Router snapshots over the window, oldest first.
     ring: VecDeque<(Instant, HashMap<Key, Snapshot>)>,
     started: Instant,
-    /// Each release's p99 limit (its canary's `max_p99`).
+    /// Each release's p99 limit (its canary's `max_p99`) and version, read once.
     max_p99: HashMap<String, Option<Duration>>,
+    versions: HashMap<String, String>,
     runs_after: i64,
 }
 
@@ -35,6 +36,7 @@ pub async fn run(p: Arc<Platform>) {
         ring: VecDeque::new(),
         started: Instant::now(),
         max_p99: HashMap::new(),
+        versions: HashMap::new(),
         runs_after: p
             .store
             .meta(RUNS_CURSOR)
@@ -50,10 +52,13 @@ pub async fn run(p: Arc<Platform>) {
         tick.tick().await;
         judge.router(&p);
         judge.memory(&p);
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             judge.deployments(&p);
             judge.runs(&p);
             judge.quiet(&p);
+        }
+        if n.is_multiple_of(3600) {
+            let _ = p.store.prune_engine_events(now_us() - 7 * 86_400_000_000);
         }
         n += 1;
     }
@@ -103,12 +108,17 @@ impl Judge {
                 )
                 .errors_5xx;
             let subject = (service.clone(), env.clone(), release.clone());
-            let version = p
-                .store
-                .release(release)
-                .ok()
-                .flatten()
-                .map_or_else(|| release.clone(), |r| format!("v{}", r.version));
+            let version = self
+                .versions
+                .entry(release.clone())
+                .or_insert_with(|| {
+                    p.store
+                        .release(release)
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| release.clone(), |r| format!("v{}", r.version))
+                })
+                .clone();
             let judged = in_window.requests >= p.problems.min_requests;
             let ratio = in_window.error_rate();
             let was_open = high.remove(&subject);

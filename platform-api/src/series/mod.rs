@@ -136,7 +136,7 @@ pub async fn run(p: Arc<Platform>) {
         if let Err(e) = p.series.record(&p).await {
             tracing::warn!("metrics: a look failed: {e:#}");
         }
-        if n % 720 == 0 {
+        if n.is_multiple_of(720) {
             let _ = p.store.prune_points(now_us() / 1_000_000);
         }
         n += 1;

@@ -132,7 +132,7 @@ pub fn service_metrics(
             release_metrics(id, version, current.as_deref() == Some(id), d, span_s)
         })
         .collect();
-    releases.sort_by(|a, b| b.version.cmp(&a.version));
+    releases.sort_by_key(|r| std::cmp::Reverse(r.version));
     let mut per_function: BTreeMap<String, Delta> = BTreeMap::new();
     for pt in p
         .store

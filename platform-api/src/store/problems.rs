@@ -194,6 +194,11 @@ impl Store {
         )
     }
 
+    /// Drops the engine events before `before_us` (the crash loops are judged over minutes).
+    pub fn prune_engine_events(&self, before_us: i64) -> Result<usize> {
+        self.with(|c| c.execute("DELETE FROM engine_events WHERE at_us < ?1", [before_us]))
+    }
+
     /// Opens a problem, or adds the occurrence to the open one of its kind and subject.
     /// Returns its id and whether it is new.
     pub fn problem_occurred(&self, o: &Occurrence<'_>) -> Result<(i64, bool)> {
