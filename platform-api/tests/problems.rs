@@ -53,6 +53,25 @@ cpu = 0.1
     )
 }
 
+/// Serves its health while holding 30 MiB of its 32 MiB in memory (a file in /dev/shm).
+fn hungry_manifest(name: &str) -> String {
+    format!(
+        r#"name = "{name}"
+owner = "{OWNER}"
+[run]
+port = 8080
+command = ["sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=30 2>/dev/null; mkdir -p /tmp/www && echo ok > /tmp/www/_info && exec httpd -f -p 8080 -h /tmp/www"]
+[health]
+path = "/_info"
+interval = "500ms"
+grace = "20s"
+[size]
+cpu = 0.1
+memory = "32Mi"
+"#
+    )
+}
+
 fn problems(d: &Daemon, service: &str) -> Vec<Value> {
     let (status, body) = d.get(&format!("/v1/services/{service}/problems"));
     assert_eq!(status, 200, "{body}");
@@ -75,12 +94,14 @@ fn wait_problem(d: &Daemon, service: &str, kind: &str, what: &str) -> Value {
 #[test]
 fn oom_kills_crash_loops_and_5xx_are_recorded_cleared_and_survive_a_restart() {
     let mut d = Daemon::start_with(&[WINDOW]);
-    for name in ["oomer", "crasher", "flaky"] {
+    for name in ["oomer", "crasher", "flaky", "hungry"] {
         d.create_service(name);
     }
     let first = d.deploy_and_wait("oomer", "prod", &oom_manifest("oomer"));
     assert_eq!(first["state"], "succeeded", "{first:#}");
     let first = d.deploy_and_wait("crasher", "prod", &crash_manifest("crasher"));
+    assert_eq!(first["state"], "succeeded", "{first:#}");
+    let first = d.deploy_and_wait("hungry", "prod", &hungry_manifest("hungry"));
     assert_eq!(first["state"], "succeeded", "{first:#}");
 
     // The OOM kill: its own kind (not a plain exit), with the lines before it.
@@ -113,6 +134,21 @@ fn oom_kills_crash_loops_and_5xx_are_recorded_cleared_and_survive_a_restart() {
     assert!(
         find(&d, "crasher", "oom-killed").is_none(),
         "a plain exit is no OOM kill"
+    );
+
+    // Memory near the limit, from the readings.
+    let near = wait_problem(
+        &d,
+        "hungry",
+        "memory-near-limit",
+        "hungry's memory near its limit",
+    );
+    assert!(
+        near["summary"]
+            .as_str()
+            .unwrap()
+            .contains("of its 32 MiB memory"),
+        "{near:#}"
     );
 
     // A release answering 500 to a third of its requests.

@@ -92,11 +92,7 @@ pub struct ServiceSummary {
 fn sum(points: &[&Point]) -> Delta {
     let mut d = Delta::default();
     for p in points {
-        d.requests += p.delta.requests;
-        d.errors += p.delta.errors;
-        for (a, b) in d.buckets.iter_mut().zip(p.delta.buckets.iter()) {
-            *a += b;
-        }
+        d.add(&p.delta);
     }
     d
 }

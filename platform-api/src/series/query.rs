@@ -48,24 +48,11 @@ pub fn figures(d: &Delta, span_s: f64) -> Figures {
     }
 }
 
-fn add(into: &mut Delta, d: &Delta) {
-    into.requests += d.requests;
-    into.errors += d.errors;
-    for (a, b) in into.buckets.iter_mut().zip(d.buckets.iter()) {
-        *a += b;
-    }
-    into.cpu_ns += d.cpu_ns;
-    into.cpu_wall_ns += d.cpu_wall_ns;
-    into.cpu_limit = d.cpu_limit.or(into.cpu_limit);
-    into.mem_bytes = into.mem_bytes.max(d.mem_bytes);
-    into.mem_limit = d.mem_limit.or(into.mem_limit);
-}
-
 /// The series of points, every release together, oldest first.
 pub fn series(points: &[Point]) -> Vec<MetricPoint> {
     let mut by_at: BTreeMap<i64, Delta> = BTreeMap::new();
     for p in points {
-        add(by_at.entry(p.at).or_default(), &p.delta);
+        by_at.entry(p.at).or_default().add(&p.delta);
     }
     by_at
         .into_iter()
@@ -122,7 +109,10 @@ pub fn service_metrics(
     let current = p.store.current_release(service, env)?.map(|r| r.id);
     let mut per_release: BTreeMap<String, Delta> = BTreeMap::new();
     for pt in &points {
-        add(per_release.entry(pt.key.clone()).or_default(), &pt.delta);
+        per_release
+            .entry(pt.key.clone())
+            .or_default()
+            .add(&pt.delta);
     }
     let span_s = span.as_secs_f64();
     let mut releases: Vec<ReleaseMetrics> = per_release
@@ -138,7 +128,7 @@ pub fn service_metrics(
         .store
         .function_points(service, env, res, from_s - from_s.rem_euclid(res))?
     {
-        add(per_function.entry(pt.key).or_default(), &pt.delta);
+        per_function.entry(pt.key).or_default().add(&pt.delta);
     }
     Ok(ServiceMetrics {
         service: service.to_owned(),

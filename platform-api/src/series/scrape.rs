@@ -148,11 +148,7 @@ pub async fn functions(
             let sum = sums
                 .entry((row.service.clone(), row.env.clone(), function))
                 .or_default();
-            sum.requests += d.requests;
-            sum.errors += d.errors;
-            for i in 0..sum.buckets.len() {
-                sum.buckets[i] += d.buckets[i];
-            }
+            sum.add(&d);
         }
         kept.insert(row.id.clone(), now);
     }

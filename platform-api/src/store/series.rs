@@ -65,7 +65,8 @@ pub struct Delta {
 }
 
 impl Delta {
-    fn add(&mut self, other: &Delta) {
+    /// Adds another stretch: counts add up, memory keeps the highest, limits the latest.
+    pub fn add(&mut self, other: &Delta) {
         self.requests += other.requests;
         self.errors += other.errors;
         for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
