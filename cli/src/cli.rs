@@ -356,6 +356,11 @@ pub enum ServiceCommand {
     /// The `[[cron]]` entries of an environment: list, history, run one now
     #[command(subcommand)]
     Cron(crate::commands::cron::CronCommand),
+    /// The services this one calls: add, remove, list (injected as <NAME>_URL at deploy)
+    #[command(subcommand)]
+    Dependency(crate::commands::dependency::DependencyCommand),
+    /// A shell, or a command after --, inside a running instance
+    Debug(crate::commands::debug::DebugArgs),
     /// What went wrong and when: OOM kills, crash loops, 5xx, slow releases, failed deploys and runs, exceptions
     Problems(crate::commands::problems::ProblemsArgs),
     /// Requests/s, 5xx, p50/p95/p99, CPU and memory per release (and per function)

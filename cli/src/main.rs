@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod config;
 mod credentials;
+mod dependency_edit;
 mod docker;
 mod env_vars;
 mod error;
@@ -114,6 +115,13 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         }
         Command::Service(ServiceCommand::Secrets(cmd)) => {
             commands::secrets::run(printer, manifest, context, cmd)
+        }
+        Command::Service(ServiceCommand::Dependency(cmd)) => {
+            commands::dependency::run(printer, manifest, cmd)
+        }
+        Command::Service(ServiceCommand::Debug(args)) => {
+            let name = commands::service::service_name(manifest, args.service.as_deref())?;
+            commands::debug::run(printer, context, &name, args)
         }
         Command::Service(ServiceCommand::Problems(args)) => {
             let name = commands::service::service_name(manifest, args.service.as_deref())?;

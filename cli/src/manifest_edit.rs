@@ -15,7 +15,7 @@ pub enum Outcome {
     Unchanged(String),
 }
 
-fn parse(text: &str, file: &str) -> CliResult<DocumentMut> {
+pub(crate) fn parse(text: &str, file: &str) -> CliResult<DocumentMut> {
     text.parse::<DocumentMut>().map_err(|e| {
         CliError::usage(
             format!("{file} is not valid TOML: {}", e.message().trim()),
@@ -24,7 +24,7 @@ fn parse(text: &str, file: &str) -> CliResult<DocumentMut> {
     })
 }
 
-fn check_result(text: String, file: &str, summary: String) -> CliResult<Outcome> {
+pub(crate) fn check_result(text: String, file: &str, summary: String) -> CliResult<Outcome> {
     ManifestFile::parse(file, &text).map_err(|report| CliError::Manifest(Box::new(report)))?;
     Ok(Outcome::Changed { text, summary })
 }
@@ -122,7 +122,7 @@ fn place_before_environments(doc: &mut DocumentMut, name: &str) {
     }
 }
 
-fn collect_positions(table: &Table, out: &mut Vec<isize>) {
+pub(crate) fn collect_positions(table: &Table, out: &mut Vec<isize>) {
     if let Some(p) = table.position()
         && !table.is_implicit()
     {
@@ -135,7 +135,7 @@ fn collect_positions(table: &Table, out: &mut Vec<isize>) {
     }
 }
 
-fn shift_positions(table: &mut Table, from: isize) {
+pub(crate) fn shift_positions(table: &mut Table, from: isize) {
     if let Some(p) = table.position()
         && p >= from
     {

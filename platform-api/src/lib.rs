@@ -10,6 +10,7 @@ pub mod billing;
 pub mod config;
 pub mod dashboard;
 pub mod databases;
+pub mod dependencies;
 pub mod deployer;
 pub mod error;
 pub mod events;

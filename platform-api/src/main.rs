@@ -331,6 +331,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         stop_rx.clone(),
         config.shutdown_drain,
     ));
+    let network_task = tokio::spawn(faas_platform::dependencies::listen_on_network(
+        platform.clone(),
+        stop_rx.clone(),
+    ));
     tracing::info!(
         api = %config.listen,
         router = %config.router,
@@ -350,6 +354,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopping: the router drains open requests; containers keep running");
     let _ = router_task.await;
+    let _ = tokio::time::timeout(config.shutdown_drain, network_task).await;
     // Deployments stop where their last step left them and resume at the next start.
     for (_, handle) in platform
         .running

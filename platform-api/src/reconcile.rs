@@ -27,7 +27,15 @@ pub async fn reconcile(p: &Arc<Platform>) -> anyhow::Result<Report> {
     // previous release of every unfinished deployment.
     let mut live: HashSet<String> = HashSet::new();
     for service in p.store.services(None)? {
-        for (_, current) in p.store.environments(&service.name)? {
+        for (env, current) in p.store.environments(&service.name)? {
+            // The router learns each environment's dependencies and who may call it.
+            if let Some(m) = current
+                .as_deref()
+                .and_then(|id| p.store.release(id).ok().flatten())
+                .and_then(|r| r.manifest().ok())
+            {
+                p.router.callers.set_manifest(&service.name, &env, &m);
+            }
             live.extend(current);
         }
     }

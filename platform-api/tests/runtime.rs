@@ -49,6 +49,7 @@ async fn start(
         image_id: &rt.image_id("busybox:stable").await.unwrap(),
         manifest: m,
         extra_env: vec![("GREETING".into(), "hello from the seam".into())],
+        hosts: Vec::new(),
     };
     rt.start_instance(&spec).await.unwrap()
 }

@@ -61,6 +61,7 @@ async fn an_instance_runs_logs_measures_and_stops_through_the_trait() {
         image_id: &image,
         manifest: &m,
         extra_env: vec![("GREETING".into(), "hello from the seam".into())],
+        hosts: Vec::new(),
     };
     let (pod_id, state) = rt.start_instance(&spec).await.unwrap();
     assert!(state.running, "{state:?}");

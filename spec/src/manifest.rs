@@ -52,6 +52,9 @@ pub struct Manifest {
     /// Other services this one calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<Dependency>,
+    /// Who may call this service through the router.
+    #[serde(default, skip_serializing_if = "is_default_access")]
+    pub access: Access,
     /// Commands run on a schedule in a one-off instance of the service's image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cron: Vec<CronJob>,
@@ -444,12 +447,39 @@ pub struct Database {
     pub version: Option<String>,
 }
 
+fn is_default_access(a: &Access) -> bool {
+    *a == Access::default()
+}
+
 /// Another service this one calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
     /// The other service's name.
     pub service: ServiceName,
+    /// The environment of the other service to call when it has none of this one's name
+    /// (e.g. `prod` for a preview environment); without it such a deploy is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<EnvName>,
+}
+
+/// Who may call this service through the platform's router.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Access {
+    /// `any` (the default): every caller; `declared`: of the platform's services, only those
+    /// that list this one in their `[[dependencies]]` (others get 403). Requests from outside the
+    /// platform are not affected.
+    pub callers: Callers,
+}
+
+/// Which services may call a service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Callers {
+    #[default]
+    Any,
+    Declared,
 }
 
 /// A command run on a schedule, in a one-off container of the environment's current release.

@@ -11,6 +11,8 @@ pub mod create;
 pub mod cron;
 pub mod database;
 pub mod databases;
+pub mod debug;
+pub mod dependency;
 pub mod deploy;
 pub mod dev;
 pub mod dev_databases;

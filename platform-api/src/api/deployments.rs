@@ -179,6 +179,10 @@ pub async fn create_deployment(
             body.env
         )));
     }
+    // Every dependency must be there to be called.
+    if let Err(why) = crate::dependencies::resolve(&p, &body.env, &effective) {
+        return Err(ApiError::unprocessable("dependency-not-found", why));
+    }
     let strategy = body.strategy.unwrap_or(effective.deploy.strategy);
     if body.manual && strategy != Strategy::Canary {
         return Err(ApiError::unprocessable(

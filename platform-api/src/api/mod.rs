@@ -84,6 +84,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(services::show_service, services::delete_service))
         .routes(routes!(services::list_instances))
         .routes(routes!(instances::restart_instance))
+        .routes(routes!(instances::exec_instance))
         .routes(routes!(problems::list_problems))
         .routes(routes!(metrics::service_metrics))
         .routes(routes!(

@@ -55,6 +55,10 @@ pub(super) async fn start_instance(
         )
     })?;
     extra_env.extend(urls);
+    // Its dependencies' addresses, through the router on the instances' network.
+    let (dependency_env, hosts) = crate::dependencies::instance_env(ctx.p, &dep.env, manifest)
+        .map_err(|why| Failure::new("dependency-failed", why))?;
+    extra_env.extend(dependency_env);
     let owner = ctx
         .p
         .store
@@ -70,6 +74,7 @@ pub(super) async fn start_instance(
         image_id: &release.image_id,
         manifest,
         extra_env,
+        hosts,
     };
     let started = ctx.p.runtime.start_instance(&spec).await;
     if let Ok((id, _)) = &started {

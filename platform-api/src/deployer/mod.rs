@@ -242,6 +242,9 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
             Ok(()) => {
                 p.store
                     .set_current_release(&dep.service, &dep.env, Some(&target.id))?;
+                if let Ok(m) = target.manifest() {
+                    p.router.callers.set_manifest(&dep.service, &dep.env, &m);
+                }
                 if dep.previous_release.is_some() {
                     // A new release brings its own replica count; a `scale` applied to the old one.
                     p.store.set_replicas(&dep.service, &dep.env, None)?;
@@ -323,6 +326,9 @@ async fn drive(p: &Arc<Platform>, id: &str) -> anyhow::Result<()> {
         }
         p.store
             .set_current_release(&dep.service, &dep.env, Some(&prev.id))?;
+        if let Ok(m) = prev.manifest() {
+            p.router.callers.set_manifest(&dep.service, &dep.env, &m);
+        }
     }
     p.router
         .set_split(&dep.service, &dep.env, Default::default());

@@ -3,6 +3,7 @@
 //! upstreams, streamed bodies, upgrade pass-through, forwarding headers, active health checks,
 //! passive ejection, draining and per-release metrics.
 
+pub mod callers;
 mod health;
 pub mod metrics;
 pub mod pool;
@@ -51,6 +52,10 @@ pub struct Router {
     hosts: RwLock<HashMap<String, (Arc<Pool>, Target)>>,
     client: Client<HttpConnector, ProxyBody>,
     pub metrics: Arc<Metrics>,
+    /// Who calls: the platform's instances by address, their dependencies, callees' policies.
+    pub callers: callers::Callers,
+    /// Where the platform's instances reach the router (its address on their network).
+    internal: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Router {
@@ -60,6 +65,8 @@ impl Router {
             hosts: RwLock::new(HashMap::new()),
             client: new_client(),
             metrics: Arc::new(Metrics::default()),
+            callers: Default::default(),
+            internal: Default::default(),
         })
     }
 
@@ -127,12 +134,22 @@ impl Router {
     }
 
     /// Adds an instance; it takes requests once its health check passes.
+    /// The router's address on the instances' network, once it listens there.
+    pub fn internal(&self) -> Option<SocketAddr> {
+        self.internal.get().copied()
+    }
+
+    pub fn set_internal(&self, addr: SocketAddr) {
+        let _ = self.internal.set(addr);
+    }
+
     pub fn add_backend(
         self: &Arc<Self>,
         service: &str,
         env: &str,
         backend: Backend,
     ) -> Arc<Backend> {
+        self.callers.register(backend.addr.ip(), service, env);
         let backend = Arc::new(backend);
         let checker = tokio::spawn(health_loop(self.clone(), backend.clone()));
         backend.set_checker(checker.abort_handle());
@@ -160,6 +177,7 @@ impl Router {
         let left = backend.drain(timeout).await;
         backend.stop_checker();
         pool.remove(instance);
+        self.callers.forget(backend.addr.ip());
         left
     }
 
@@ -180,6 +198,7 @@ impl Router {
             return false;
         }
         old.stop_checker();
+        self.callers.forget(old.addr.ip());
         self.add_backend(
             service,
             env,
@@ -191,6 +210,7 @@ impl Router {
     pub fn remove_backend(&self, service: &str, env: &str, instance: &str) {
         if let Some(b) = self.pool(service, env).remove(instance) {
             b.stop_checker();
+            self.callers.forget(b.addr.ip());
         }
     }
 
@@ -201,6 +221,7 @@ impl Router {
             hosts.retain(|_, (p, _)| !Arc::ptr_eq(p, &pool));
             for b in pool.backends().iter() {
                 b.stop_checker();
+                self.callers.forget(b.addr.ip());
             }
         }
     }
@@ -347,9 +368,33 @@ impl Router {
         } else {
             None
         };
+        // The caller is whoever the connection comes from, never what the request says.
+        let caller = self.callers.caller_of(peer.ip());
+        let source = caller.as_ref().map(|(s, e)| format!("{s}/{e}"));
+        self.callers
+            .count(&pool.service, &pool.env, source.as_deref().unwrap_or("-"));
+        if let Some(c) = &caller
+            && !self.callers.allowed(c, &pool.service, &pool.env)
+        {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "caller-not-declared",
+                &format!(
+                    "{} ({}) may not call {}: {} takes calls only from services that list it in their [[dependencies]] (access.callers = \"declared\"); add it there: faas service dependency add {}",
+                    c.0, c.1, pool.service, pool.service, pool.service
+                ),
+                &request_id,
+            );
+        }
         let upgrade = is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        parts.headers.remove("x-source");
+        if let Some(source) = &source
+            && let Ok(v) = http::HeaderValue::from_str(source)
+        {
+            parts.headers.insert("x-source", v);
+        }
         // A request without a body can be sent again to another instance when the first one
         // refuses the connection; one with a body is streamed once.
         let replayable = body.is_end_stream() || body.size_hint().exact() == Some(0);

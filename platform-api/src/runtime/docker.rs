@@ -311,6 +311,12 @@ impl Runtime for DockerRuntime {
             }),
             network_mode: Some(self.network_mode()),
             init: Some(true),
+            extra_hosts: (!spec.hosts.is_empty()).then(|| {
+                spec.hosts
+                    .iter()
+                    .map(|(host, ip)| format!("{host}:{ip}"))
+                    .collect()
+            }),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -554,6 +560,22 @@ impl Runtime for DockerRuntime {
 
     async fn cpu_now(&self, id: &str) -> Option<u64> {
         self.cgroup_cpu(id).await
+    }
+
+    async fn gateway(&self) -> Option<std::net::IpAddr> {
+        let docker = self.docker().ok()?;
+        let network = docker
+            .inspect_network(
+                &self.network_mode(),
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .ok()?;
+        network
+            .ipam?
+            .config?
+            .into_iter()
+            .find_map(|c| c.gateway?.parse().ok())
     }
 
     async fn oom_kills(&self, id: &str) -> Option<u64> {

@@ -61,6 +61,8 @@ pub struct InstanceSpec<'a> {
     pub manifest: &'a Manifest,
     /// Extra variables (secrets, database URLs) injected beside the manifest's.
     pub extra_env: Vec<(String, String)>,
+    /// Host names the instance resolves to an address (its dependencies' hosts to the router).
+    pub hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 impl InstanceSpec<'_> {
@@ -361,6 +363,12 @@ pub trait Runtime: Send + Sync {
     /// its cgroup (`memory.events` on cgroup v2, `memory.oom_control` on v1); None where that
     /// cannot be read from here.
     async fn oom_kills(&self, _id: &str) -> Option<u64> {
+        None
+    }
+
+    /// Where the platform's instances reach the host (the gateway of their network), where the
+    /// router listens for their calls; None where they cannot (another runtime, no network yet).
+    async fn gateway(&self) -> Option<std::net::IpAddr> {
         None
     }
 

@@ -345,6 +345,7 @@ memory = "128Mi"
                 ("TOKEN".into(), "s3cret".into()),
                 ("DB_URL".into(), "postgres://x".into()),
             ],
+            hosts: Vec::new(),
         }
     }
 
