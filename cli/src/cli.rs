@@ -485,6 +485,10 @@ pub struct DevArgs {
     /// The environment whose overrides apply
     #[arg(short, long, value_name = "ENV", default_value = "dev")]
     pub env: String,
+    /// Reach the `[[dependencies]]` in this environment of the platform (their URLs point at
+    /// its services through the router)
+    #[arg(long, value_name = "ENV")]
+    pub deps_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

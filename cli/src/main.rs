@@ -104,7 +104,13 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
             commands::service::push(printer, manifest, context, args.delete)
         }
         Command::Service(ServiceCommand::Dev(args)) => {
-            commands::dev::run(printer, manifest, &args.env, args.watch)
+            let deps = match &args.deps_from {
+                Some(from) => {
+                    commands::dev_dependencies::resolve(printer, manifest, context, from)?
+                }
+                None => Default::default(),
+            };
+            commands::dev::run(printer, manifest, &args.env, args.watch, deps)
         }
         Command::Service(ServiceCommand::Logs(args)) => {
             let name = commands::service::service_name(manifest, args.service.as_deref())?;

@@ -7,7 +7,7 @@
 mod common;
 
 use common::platform::DevBox;
-use common::{code, stderr, stdout, succeeded};
+use common::{code, first_line, stderr, stdout, succeeded};
 
 #[test]
 fn a_declared_dependency_is_reached_from_inside_and_debug_runs_in_an_instance() {
@@ -71,6 +71,43 @@ fn a_declared_dependency_is_reached_from_inside_and_debug_runs_in_an_instance() 
     // The command's exit code is faas's.
     let out = d.run_in(&front, &["service", "debug", "--", "sh", "-c", "exit 7"]);
     assert_eq!(code(&out), 7);
+
+    // `dev --deps-from prod`: the local container reaches the deployed dependency.
+    let mut child = d
+        .cmd_in(&front)
+        .args(["service", "dev", "--deps-from", "prod"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = first_line(&mut child, std::time::Duration::from_secs(60));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let dev = std::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", "label=io.faas.dev=front"])
+        .output()
+        .unwrap();
+    let dev = String::from_utf8_lossy(&dev.stdout).trim().to_owned();
+    let out = std::process::Command::new("docker")
+        .args([
+            "exec",
+            &dev,
+            "sh",
+            "-c",
+            "echo $BACK_URL; wget -qO- $BACK_URL/",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("back.localhost") && text.contains("the back"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
 
     // Refusals that name what is wrong.
     let out = d.run_in(

@@ -64,10 +64,7 @@ pub fn resolve(p: &Platform, env: &str, m: &Manifest) -> Result<Vec<Resolved>, S
             ));
         };
         let host = p.router.host_for(name, &used);
-        let url = match p.config.router.port() {
-            80 => format!("http://{host}"),
-            port => format!("http://{host}:{port}"),
-        };
+        let url = p.url_of_host(&host);
         out.push(Resolved {
             service: name.to_owned(),
             env: used,

@@ -149,7 +149,7 @@ impl Platform {
         self.url_of_host(&self.router.preview_host(service, env, green))
     }
 
-    fn url_of_host(&self, host: &str) -> String {
+    pub fn url_of_host(&self, host: &str) -> String {
         match self.config.router.port() {
             80 => format!("http://{host}"),
             port => format!("http://{host}:{port}"),

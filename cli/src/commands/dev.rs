@@ -26,7 +26,13 @@ use crate::project;
 /// The label on containers `faas service dev` starts.
 pub const LABEL: &str = "io.faas.dev";
 
-pub fn run(printer: &Printer, manifest: Option<&Path>, env: &str, watch: bool) -> CliResult {
+pub fn run(
+    printer: &Printer,
+    manifest: Option<&Path>,
+    env: &str,
+    watch: bool,
+    deps: super::dev_dependencies::DevDependencies,
+) -> CliResult {
     let path = project::manifest_path(manifest)?;
     let dir = path
         .parent()
@@ -46,6 +52,7 @@ pub fn run(printer: &Printer, manifest: Option<&Path>, env: &str, watch: bool) -
             port,
             container: None,
             databases: None,
+            deps,
         };
         let result = session.serve(watch).await;
         session.remove().await;
@@ -72,6 +79,8 @@ struct Session<'a> {
     port: u16,
     container: Option<String>,
     databases: Option<super::dev_databases::DevDatabases>,
+    /// The dependencies' URLs in the environment of `--deps-from`, and their hosts.
+    deps: super::dev_dependencies::DevDependencies,
 }
 
 impl Session<'_> {
@@ -116,6 +125,7 @@ impl Session<'_> {
             dbs.into_iter()
                 .flat_map(|d| d.env.iter().map(|(k, v)| format!("{k}={v}"))),
         );
+        env.extend(self.deps.env.iter().map(|(k, v)| format!("{k}={v}")));
         let network = dbs.and_then(|d| d.network.clone());
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
@@ -135,6 +145,7 @@ impl Session<'_> {
                 memory: Some(m.size.memory.bytes() as i64),
                 init: Some(true),
                 network_mode: network,
+                extra_hosts: (!self.deps.hosts.is_empty()).then(|| self.deps.hosts.clone()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -16,6 +16,7 @@ pub mod dependency;
 pub mod deploy;
 pub mod dev;
 pub mod dev_databases;
+pub mod dev_dependencies;
 pub mod function;
 pub mod info;
 pub mod invoices;

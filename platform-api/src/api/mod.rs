@@ -7,6 +7,7 @@ pub mod canary;
 mod contract;
 pub mod cron;
 pub mod databases;
+pub mod dependencies;
 pub mod deployments;
 pub mod functions;
 pub mod images;
@@ -85,6 +86,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(services::list_instances))
         .routes(routes!(instances::restart_instance))
         .routes(routes!(instances::exec_instance))
+        .routes(routes!(dependencies::service_address))
         .routes(routes!(problems::list_problems))
         .routes(routes!(metrics::service_metrics))
         .routes(routes!(
