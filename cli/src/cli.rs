@@ -73,6 +73,9 @@ pub enum Command {
     /// Task chains: run a definition, follow its runs, cancel one, approve a step
     #[command(subcommand)]
     Task(crate::commands::task::TaskCommand),
+    /// Traces across services: a trace's hops through the router, as a waterfall
+    #[command(subcommand)]
+    Trace(crate::commands::trace::TraceCommand),
     /// The actions tasks launch: built in, and those that register themselves by heartbeat
     #[command(subcommand)]
     Action(crate::commands::action::ActionCommand),
@@ -416,6 +419,9 @@ pub struct LogsArgs {
     /// Only lines matching this regular expression
     #[arg(long, value_name = "RE")]
     pub grep: Option<String>,
+    /// Only lines of this trace (its id, as `faas trace show` takes it)
+    #[arg(long, value_name = "ID", conflicts_with = "grep")]
+    pub trace: Option<String>,
     /// Print the records as JSON lines
     #[arg(long)]
     pub json: bool,

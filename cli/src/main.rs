@@ -185,6 +185,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Billing(cmd) => commands::billing::run(printer, context, cmd),
         Command::Function(cmd) => commands::function::run(printer, context, cmd),
         Command::Task(cmd) => commands::task::run(printer, context, cmd),
+        Command::Trace(cmd) => commands::trace::run(printer, context, cmd),
         Command::Action(cmd) => commands::action::run(printer, context, cmd),
         Command::Service(ServiceCommand::Create(args)) => {
             commands::create::run(printer, context, args)

@@ -109,6 +109,39 @@ fn a_declared_dependency_is_reached_from_inside_and_debug_runs_in_an_instance() 
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130));
 
+    // A request with a trace of its own: its hop is kept, drawn by `faas trace show`.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{}/", d.router_port))
+        .header("host", "back.localhost")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let shown = loop {
+        let out = d.run(&["trace", "show", trace]);
+        if code(&out) == 0 {
+            break stdout(&out);
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(shown.contains(&format!("trace {trace} · 1 hop")), "{shown}");
+    assert!(
+        shown.contains("back (prod) v2") && shown.contains("GET") && shown.contains("200"),
+        "{shown}"
+    );
+    let out = d.run(&["trace", "show", "not-a-trace"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`not-a-trace` is not a trace id"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.run_in(&front, &["service", "logs", "--trace", "xyz"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+
     // Refusals that name what is wrong.
     let out = d.run_in(
         &front,

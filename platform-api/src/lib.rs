@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod series;
 pub mod store;
 pub mod tasks;
+pub mod traces;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -324,6 +324,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addresses_task = tokio::spawn(faas_platform::addresses::follow(platform.clone()));
     let problems_task = tokio::spawn(faas_platform::problems::run(platform.clone()));
     let series_task = tokio::spawn(faas_platform::series::run(platform.clone()));
+    let traces_task = tokio::spawn(faas_platform::traces::write(platform.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router_task = tokio::spawn(router.clone().serve(
@@ -371,6 +372,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     addresses_task.abort();
     problems_task.abort();
     series_task.abort();
+    traces_task.abort();
     ledger_task.abort();
     drop(lock);
     tracing::info!("stopped");

@@ -195,3 +195,139 @@ fn dependencies_are_reached_with_x_source_stamped_by_the_router_and_declared_onl
         "faas_router_calls_total{service=\"back\",env=\"prod\",caller=\"other/prod\"} 1"
     ));
 }
+
+/// A server that logs each request's trace id; on `/chain` it calls its dependency `back`
+/// with the trace it got, and answers what both saw.
+fn relay(name: &str, extra: &str) -> String {
+    let code = format!(
+        r#"import http.server, json, os, urllib.request
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        tp = self.headers.get('traceparent')
+        print(json.dumps({{'msg': 'served', 'path': self.path, 'trace_id': tp.split('-')[1] if tp else None}}), flush=True)
+        out = {{'service': '{name}', 'traceparent': tp}}
+        if self.path == '/chain':
+            r = urllib.request.Request(os.environ['BACK_URL'] + '/leaf', headers={{'traceparent': tp}})
+            out['back'] = json.loads(urllib.request.urlopen(r, timeout=10).read())
+        b = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('', 8080), H).serve_forever()
+"#
+    );
+    format!(
+        r#"name = "{name}"
+owner = "{OWNER}"
+[run]
+port = 8080
+command = ["python3", "-c", {}]
+[health]
+path = "/_info"
+interval = "500ms"
+grace = "30s"
+[size]
+cpu = 0.1
+{extra}"#,
+        serde_json::to_string(&code).unwrap()
+    )
+}
+
+#[test]
+fn a_call_through_two_services_is_one_trace_of_two_hops_and_their_logs_carry_it() {
+    let d = Daemon::start();
+    for name in ["back", "front"] {
+        d.create_service(name);
+    }
+    deploy(&d, "back", &relay("back", ""));
+    deploy(
+        &d,
+        "front",
+        &relay("front", "[[dependencies]]\nservice = \"back\"\n"),
+    );
+    let r = d
+        .http
+        .get(format!("http://127.0.0.1:{}/chain", d.router_port))
+        .header("host", "front.localhost")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().unwrap();
+    let front_tp = seen["traceparent"]
+        .as_str()
+        .expect("the router started a trace");
+    let back_tp = seen["back"]["traceparent"].as_str().unwrap();
+    let trace_id = front_tp.split('-').nth(1).unwrap().to_owned();
+    assert_eq!(
+        back_tp.split('-').nth(1).unwrap(),
+        trace_id,
+        "one trace across both hops"
+    );
+
+    let mut trace = Value::Null;
+    common::wait_until(
+        "the trace's two hops kept",
+        std::time::Duration::from_secs(10),
+        || {
+            let (status, t) = d.get(&format!("/v1/traces/{trace_id}"));
+            trace = t;
+            status == 200 && trace["spans"].as_array().unwrap().len() == 2
+        },
+    );
+    let spans = trace["spans"].as_array().unwrap();
+    let (first, second) = (&spans[0], &spans[1]);
+    assert_eq!(
+        (first["service"].as_str(), second["service"].as_str()),
+        (Some("front"), Some("back"))
+    );
+    assert!(first["parent_id"].is_null(), "{trace:#}");
+    assert_eq!(
+        second["parent_id"], first["span_id"],
+        "back's hop is a child of front's: {trace:#}"
+    );
+    assert_eq!(
+        front_tp.split('-').nth(2).unwrap(),
+        first["span_id"].as_str().unwrap()
+    );
+    assert_eq!(second["caller"], "front/prod");
+    assert_eq!(
+        (first["status"].as_u64(), second["path"].as_str()),
+        (Some(200), Some("/leaf"))
+    );
+    assert!(first["duration_ms"].as_f64().unwrap() >= second["duration_ms"].as_f64().unwrap());
+
+    // Both services' log lines carry the trace id.
+    for service in ["front", "back"] {
+        common::wait_until(
+            &format!("{service}'s line of the trace"),
+            std::time::Duration::from_secs(10),
+            || {
+                d.text(&format!(
+                    "/v1/services/{service}/logs?env=prod&grep={trace_id}"
+                ))
+                .contains("served")
+            },
+        );
+    }
+
+    // Bad input, and a trace another tenant cannot see.
+    let (status, p) = d.get("/v1/traces/not-a-trace");
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (400, Some("invalid-trace-id"))
+    );
+    let (status, p) = d.get("/v1/traces/0123456789abcdef0123456789abcdef");
+    assert_eq!((status, p["code"].as_str()), (404, Some("trace-not-found")));
+    let (_, t) = d.post(
+        "/v1/tokens",
+        json!({ "tenant": "other@example.com", "role": "member" }),
+    );
+    let (status, _) = d.get_as(
+        t["token"].as_str().unwrap(),
+        &format!("/v1/traces/{trace_id}"),
+    );
+    assert_eq!(status, 404);
+}

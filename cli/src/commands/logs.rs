@@ -27,8 +27,19 @@ fn colour_of(instance: &str) -> Color {
 }
 
 pub fn run(printer: &Printer, context: Option<&str>, service: &str, a: &LogsArgs) -> CliResult {
+    if let Some(id) = &a.trace
+        && !crate::commands::trace::is_trace_id(id)
+    {
+        return Err(crate::error::CliError::usage(
+            format!("`{id}` is not a trace id"),
+            "a trace id is 32 lowercase hex digits: the trace_id of a log line, or the second part of a traceparent",
+        ));
+    }
     let client = session::connect(printer, context)?;
     let mut query = format!("env={}", encode(&a.env));
+    if let Some(id) = &a.trace {
+        query.push_str(&format!("&grep={id}"));
+    }
     for (key, value) in [
         ("since", &a.since),
         ("until", &a.until),

@@ -30,6 +30,7 @@ pub mod service;
 pub mod tariff;
 pub mod task;
 pub mod templates;
+pub mod trace;
 pub mod validate;
 
 /// `KEY=VALUE` arguments of a repeatable flag (`--env`, `--build-arg`), as pairs.

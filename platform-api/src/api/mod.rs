@@ -23,6 +23,7 @@ pub mod services;
 pub mod tariffs;
 pub mod tasks;
 pub mod tokens;
+pub mod traces;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -87,6 +88,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(instances::restart_instance))
         .routes(routes!(instances::exec_instance))
         .routes(routes!(dependencies::service_address))
+        .routes(routes!(traces::show_trace))
         .routes(routes!(problems::list_problems))
         .routes(routes!(metrics::service_metrics))
         .routes(routes!(

@@ -7,6 +7,7 @@ pub mod callers;
 mod health;
 pub mod metrics;
 pub mod pool;
+pub mod spans;
 mod upstream;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct Router {
     pub callers: callers::Callers,
     /// Where the platform's instances reach the router (its address on their network).
     internal: std::sync::OnceLock<SocketAddr>,
+    /// The spans of its hops, on their way to the store.
+    pub spans: spans::Spans,
 }
 
 impl Router {
@@ -67,6 +70,9 @@ impl Router {
             metrics: Arc::new(Metrics::default()),
             callers: Default::default(),
             internal: Default::default(),
+            spans: spans::Spans::new(
+                std::env::var("FAAS_PLATFORM_TRACING").map_or(true, |v| v != "off"),
+            ),
         })
     }
 
@@ -369,7 +375,11 @@ impl Router {
             None
         };
         // The caller is whoever the connection comes from, never what the request says.
-        let caller = self.callers.caller_of(peer.ip());
+        let caller = if self.spans.enabled {
+            self.callers.caller_of(peer.ip())
+        } else {
+            None
+        };
         let source = caller.as_ref().map(|(s, e)| format!("{s}/{e}"));
         self.callers
             .count(&pool.service, &pool.env, source.as_deref().unwrap_or("-"));
@@ -395,6 +405,32 @@ impl Router {
         {
             parts.headers.insert("x-source", v);
         }
+        // The trace goes on with this hop's span as its parent.
+        let trace = self.spans.enabled.then(|| {
+            let ctx = spans::continue_or_start(
+                parts
+                    .headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let span_id = spans::new_span_id();
+            if let Ok(v) =
+                http::HeaderValue::from_str(&format!("00-{}-{span_id}-{}", ctx.trace_id, ctx.flags))
+            {
+                parts.headers.insert("traceparent", v);
+            }
+            (ctx, span_id)
+        });
+        let hop = Hop {
+            trace: &trace,
+            service: &pool.service,
+            env: &pool.env,
+            caller: source.as_deref(),
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            start_us: crate::meter::now_us(),
+            started,
+        };
         // A request without a body can be sent again to another instance when the first one
         // refuses the connection; one with a body is streamed once.
         let replayable = body.is_end_stream() || body.size_hint().exact() == Some(0);
@@ -455,6 +491,7 @@ impl Router {
                     let status = response.status();
                     self.series_of(&pool, &backend)
                         .record(status.as_u16(), started.elapsed());
+                    self.hop_done(&hop, Some(&backend), status.as_u16());
                     if status == StatusCode::SWITCHING_PROTOCOLS
                         && let Some(client_side) = client_upgrade
                     {
@@ -502,6 +539,7 @@ impl Router {
                     if !replayable && !e.is_connect() {
                         self.series_of(&pool, &backend)
                             .record(502, started.elapsed());
+                        self.hop_done(&hop, Some(&backend), 502);
                         return json_error(
                             StatusCode::BAD_GATEWAY,
                             "upstream-failed",
@@ -516,6 +554,7 @@ impl Router {
                 }
             }
         }
+        self.hop_done(&hop, None, 503);
         json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no-healthy-instance",
@@ -531,12 +570,46 @@ impl Router {
 impl Router {
     /// The backend's metrics series, looked up (by three strings, under a lock) on its first
     /// request only.
+    /// Records a hop's span (when tracing is on).
+    fn hop_done(&self, hop: &Hop<'_>, backend: Option<&Backend>, status: u16) {
+        let Some((ctx, span_id)) = hop.trace else {
+            return;
+        };
+        self.spans.record(spans::Span {
+            trace_id: ctx.trace_id.clone(),
+            span_id: span_id.clone(),
+            parent_id: ctx.parent_id.clone(),
+            service: hop.service.to_owned(),
+            env: hop.env.to_owned(),
+            release: backend.map(|b| b.release.clone()).unwrap_or_default(),
+            instance: backend.map(|b| b.instance.clone()).unwrap_or_default(),
+            caller: hop.caller.map(str::to_owned),
+            method: hop.method.to_owned(),
+            path: hop.path.chars().take(200).collect(),
+            status,
+            start_us: hop.start_us,
+            duration_us: hop.started.elapsed().as_micros() as i64,
+        });
+    }
+
     fn series_of<'b>(&self, pool: &Pool, backend: &'b Backend) -> &'b metrics::Series {
         backend.series.get_or_init(|| {
             self.metrics
                 .series(&pool.service, &pool.env, &backend.release)
         })
     }
+}
+
+/// What a hop's span is made of, gathered as the request goes.
+struct Hop<'a> {
+    trace: &'a Option<(spans::TraceContext, String)>,
+    service: &'a str,
+    env: &'a str,
+    caller: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    start_us: i64,
+    started: Instant,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod secrets;
 mod series;
 mod services;
 mod sessions;
+mod spans;
 mod tariffs;
 mod tasks;
 mod tokens;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     problems::MIGRATIONS,
     series::MIGRATIONS,
     sessions::MIGRATIONS,
+    spans::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.

@@ -161,3 +161,37 @@ pub struct ServiceMetrics {
     /// Every release together, point by point (a minute or an hour each).
     pub series: Vec<MetricPoint>,
 }
+
+/// One hop of a trace through the router.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TraceSpan {
+    pub span_id: String,
+    /// The span it was called from (the caller's hop), absent for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    pub service: String,
+    pub env: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    pub instance: String,
+    /// Who called (`service/env`), absent from outside the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// When it started (RFC 3339) and its offset from the trace's start.
+    pub start: String,
+    pub offset_ms: f64,
+    pub duration_ms: f64,
+}
+
+/// `GET /v1/traces/{id}`: the hops of one trace the caller may see, in the order they started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Trace {
+    pub trace_id: String,
+    pub duration_ms: f64,
+    pub spans: Vec<TraceSpan>,
+}

@@ -8,6 +8,7 @@ Routes
 """
 
 import asyncio
+import contextvars
 import importlib
 import inspect
 import json
@@ -32,6 +33,23 @@ REASONS = {
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 # Upper bounds of the latency buckets, in seconds: the platform router's own.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+# The trace of the request being served (W3C traceparent), for the calls it makes.
+TRACEPARENT = contextvars.ContextVar("traceparent", default=None)
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def traceparent():
+    """The traceparent of the request being served: pass it on as the `traceparent` header of
+    the calls it makes (the generated clients do), so the platform joins them in one trace."""
+    return TRACEPARENT.get()
+
+
+def trace_id_of(header):
+    """The trace id of a traceparent header, or None."""
+    m = _TRACEPARENT_RE.match((header or "").strip())
+    return m.group(1) if m else None
 
 
 class FunctionMetrics:
@@ -259,6 +277,8 @@ class Runtime:
 
     async def respond(self, req, writer):
         start = time.perf_counter()
+        trace_id = trace_id_of(req.headers.get("traceparent"))
+        TRACEPARENT.set(req.headers.get("traceparent") if trace_id else None)
         self.in_flight += 1
         self.idle.clear()
         try:
@@ -269,7 +289,7 @@ class Runtime:
                 self.idle.set()
         keep_alive = self.wants_keep_alive(req)
         # Logged before the answer is sent, so the line exists by the time the caller has it.
-        self.log.info("request", request_id=req.request_id, method=req.method, path=req.path, status=status,
+        self.log.info("request", request_id=req.request_id, trace_id=trace_id, method=req.method, path=req.path, status=status,
                       duration_ms=round((time.perf_counter() - start) * 1000, 3))
         await self.write(writer, status, body, req.request_id, keep_alive)
         return keep_alive
@@ -333,7 +353,8 @@ class Runtime:
                 result = await fn(*bound.args, **bound.kwargs)
             else:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(None, lambda: fn(*bound.args, **bound.kwargs))
+                context = contextvars.copy_context()
+                result = await loop.run_in_executor(None, lambda: context.run(fn, *bound.args, **bound.kwargs))
             json.dumps(result)
             return 200, result
         except HTTPError as e:
@@ -342,7 +363,7 @@ class Runtime:
                                traceback=traceback.format_exc())
             return e.status, error_body(e.code, e.message, req.request_id)
         except Exception as e:  # noqa: BLE001 - any failure of user code is a 500
-            self.log.error("function raised", request_id=req.request_id, function=name,
+            self.log.error("function raised", request_id=req.request_id, trace_id=trace_id_of(TRACEPARENT.get()), function=name,
                            error=f"{type(e).__name__}: {e}", error_type=type(e).__name__,
                            location=where_raised(e.__traceback__), traceback=traceback.format_exc())
             return 500, error_body("internal", "the function failed; its log has the details", req.request_id)

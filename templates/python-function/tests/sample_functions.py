@@ -46,3 +46,10 @@ class Counter:
 
 def _private():
     return "hidden"
+
+
+def whose_trace():
+    """The traceparent this call is served in."""
+    from faas_runtime import traceparent
+
+    return traceparent()

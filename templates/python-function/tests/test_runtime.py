@@ -146,6 +146,18 @@ class RuntimeTest(unittest.TestCase):
         self.assertRegex(errors[0]["error_type"], r"^[A-Za-z]+Error$")
         self.assertRegex(errors[0]["location"], r"sample_functions\.py:\d+ in explode$")
 
+    def test_the_trace_id_is_logged_and_passed_to_the_function(self):
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        resp, body = self.server.request("POST", "/functions/add", {"a": 1, "b": 2},
+                                         headers={"traceparent": tp, "X-Request-Id": "req-traced"})
+        self.assertEqual(resp.status, 200)
+        line = [r for r in self.server.log_records() if r.get("request_id") == "req-traced"][0]
+        self.assertEqual(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736")
+        resp, body = self.server.request("POST", "/functions/whose_trace", {}, headers={"traceparent": tp})
+        self.assertEqual(body, tp)
+        resp, body = self.server.request("POST", "/functions/whose_trace", {}, headers={"traceparent": "bogus"})
+        self.assertIsNone(body)
+
     def test_metrics_count_calls_and_latencies_per_function(self):
         self.server.request("POST", "/functions/add", {"a": 1, "b": 2})
         self.server.request("POST", "/functions/add", {"a": 1, "b": 2})

@@ -1,0 +1,151 @@
+//! Traces across hops (W3C Trace Context): the router takes a valid `traceparent` or starts a
+//! trace, records a span for its hop (service, release, instance, status, duration, caller) and
+//! passes the trace on with its own span as the parent. Spans leave the request path through a
+//! bounded queue (dropped and counted when it is full, never waited for) and are written in
+//! batches by the platform.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+/// Room for spans waiting to be written.
+const QUEUE: usize = 65_536;
+
+/// A `traceparent`'s parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: String,
+    pub parent_id: Option<String>,
+    pub flags: String,
+}
+
+fn hex_of(len: usize, s: &str) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A trace id as `faas trace show` takes it: 32 lowercase hex digits, not all zero.
+pub fn is_trace_id(s: &str) -> bool {
+    hex_of(32, s) && s.bytes().any(|b| b != b'0')
+}
+
+/// Reads a `traceparent` (`00-<trace>-<parent>-<flags>`); None when it is not a valid one.
+pub fn parse(header: &str) -> Option<TraceContext> {
+    let mut parts = header.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version == "ff" || !hex_of(2, version) || !hex_of(2, flags) {
+        return None;
+    }
+    // Version 00 has exactly four parts; later versions may add some.
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    if !is_trace_id(trace) || !hex_of(16, parent) || parent.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    Some(TraceContext {
+        trace_id: trace.to_owned(),
+        parent_id: Some(parent.to_owned()),
+        flags: flags.to_owned(),
+    })
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// The incoming trace, or a new one (sampled).
+pub fn continue_or_start(header: Option<&str>) -> TraceContext {
+    header.and_then(parse).unwrap_or_else(|| TraceContext {
+        trace_id: random_hex(16),
+        parent_id: None,
+        flags: "01".into(),
+    })
+}
+
+pub fn new_span_id() -> String {
+    random_hex(8)
+}
+
+/// One hop through the router.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Span {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_id: Option<String>,
+    pub service: String,
+    pub env: String,
+    pub release: String,
+    pub instance: String,
+    pub caller: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub start_us: i64,
+    pub duration_us: i64,
+}
+
+/// Where the router's spans wait to be written.
+pub struct Spans {
+    tx: mpsc::Sender<Span>,
+    rx: Mutex<Option<mpsc::Receiver<Span>>>,
+    pub dropped: AtomicU64,
+    /// Whether spans are recorded and `traceparent` handled at all.
+    pub enabled: bool,
+}
+
+impl Spans {
+    pub fn new(enabled: bool) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            dropped: AtomicU64::new(0),
+            enabled,
+        }
+    }
+
+    pub fn record(&self, span: Span) {
+        if self.tx.try_send(span).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The receiving end, once (the writer).
+    pub fn take_receiver(&self) -> Option<mpsc::Receiver<Span>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_read_by_the_w3c_rules() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let t = parse(good).unwrap();
+        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent_id.as_deref(), Some("00f067aa0ba902b7"));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "garbage",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        let fresh = continue_or_start(Some("garbage"));
+        assert!(is_trace_id(&fresh.trace_id) && fresh.parent_id.is_none());
+        assert_eq!(new_span_id().len(), 16);
+    }
+}
