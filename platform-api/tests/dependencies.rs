@@ -313,6 +313,45 @@ fn a_call_through_two_services_is_one_trace_of_two_hops_and_their_logs_carry_it(
         );
     }
 
+    // The dashboard draws the trace's hops, back's under front's.
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(d.api("/dashboard/login"))
+        .form(&[("token", d.token.as_str())])
+        .send()
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = |id: &str| {
+        let r = http
+            .get(d.api(&format!("/dashboard/traces?id={id}")))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, html) = page(&trace_id);
+    assert_eq!(status, 200);
+    let back_row = format!(
+        "data-service=\"back\" data-span=\"{}\" data-parent=\"{}\"",
+        second["span_id"].as_str().unwrap(),
+        first["span_id"].as_str().unwrap()
+    );
+    assert!(html.contains(&back_row), "{html}");
+    assert!(
+        html.contains("<span class=\"indent\"></span><a href=\"/dashboard/services/back"),
+        "back is drawn under front"
+    );
+    assert_eq!(page("nope").0, 400);
+
     // Bad input, and a trace another tenant cannot see.
     let (status, p) = d.get("/v1/traces/not-a-trace");
     assert_eq!(

@@ -12,6 +12,7 @@ pub mod live;
 pub mod pages;
 pub mod service;
 pub mod session;
+pub mod traces;
 pub mod view;
 
 use std::sync::OnceLock;
@@ -32,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("service.html", include_str!("templates/service.html")),
     ("problems.html", include_str!("templates/problems.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("traces.html", include_str!("templates/traces.html")),
 ];
 
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -127,6 +129,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/", get(pages::overview))
         .route("/dashboard/releases", get(pages::releases))
         .route("/dashboard/problems", get(pages::problems))
+        .route("/dashboard/traces", get(traces::page))
         .route(
             "/dashboard/login",
             get(session::login_page).post(session::login),
