@@ -76,6 +76,9 @@ pub enum Command {
     /// Traces across services: a trace's hops through the router, as a waterfall
     #[command(subcommand)]
     Trace(crate::commands::trace::TraceCommand),
+    /// Generate code from what a deployed service declares: clients for its functions
+    #[command(subcommand)]
+    Codegen(crate::codegen::CodegenCommand),
     /// The actions tasks launch: built in, and those that register themselves by heartbeat
     #[command(subcommand)]
     Action(crate::commands::action::ActionCommand),

@@ -4,6 +4,7 @@
 
 mod cli;
 mod client;
+mod codegen;
 mod commands;
 mod config;
 mod credentials;
@@ -186,6 +187,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
         Command::Function(cmd) => commands::function::run(printer, context, cmd),
         Command::Task(cmd) => commands::task::run(printer, context, cmd),
         Command::Trace(cmd) => commands::trace::run(printer, context, cmd),
+        Command::Codegen(cmd) => codegen::run(printer, context, cmd),
         Command::Action(cmd) => commands::action::run(printer, context, cmd),
         Command::Service(ServiceCommand::Create(args)) => {
             commands::create::run(printer, context, args)

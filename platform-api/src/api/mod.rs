@@ -10,6 +10,7 @@ pub mod databases;
 pub mod dependencies;
 pub mod deployments;
 pub mod functions;
+pub mod functions_of;
 pub mod images;
 pub mod info;
 pub mod instances;
@@ -89,6 +90,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(instances::exec_instance))
         .routes(routes!(dependencies::service_address))
         .routes(routes!(traces::show_trace))
+        .routes(routes!(functions_of::service_functions))
         .routes(routes!(problems::list_problems))
         .routes(routes!(metrics::service_metrics))
         .routes(routes!(
