@@ -193,7 +193,7 @@ fn run(cli: Cli, printer: &Printer) -> CliResult {
             commands::create::run(printer, context, args)
         }
         Command::Service(ServiceCommand::Validate(args)) => {
-            commands::validate::run(printer, manifest, args.env.as_deref(), args.json)
+            commands::validate::run(printer, manifest, context, args.env.as_deref(), args.json)
         }
         Command::Service(ServiceCommand::Info(args)) => {
             commands::info::run(printer, manifest, args.env.as_deref(), args.json)

@@ -38,3 +38,17 @@ pub fn connect(printer: &Printer, wanted: Option<&str>) -> CliResult<Client> {
     })?;
     Client::new(context, Some(token))
 }
+
+/// The client for the chosen context when its platform answers now and a token is at hand,
+/// without starting anything (for checks that are only advice, such as `validate`'s).
+pub fn if_reachable(wanted: Option<&str>) -> Option<Client> {
+    let context = context(wanted).ok()?;
+    if context.local {
+        let local = Local::new();
+        if !local.answers() || local.check_ours(&context).is_err() {
+            return None;
+        }
+    }
+    let token = credentials::token(&context)?;
+    Client::new(context, Some(token)).ok()
+}

@@ -154,6 +154,13 @@ fn a_declared_dependency_is_reached_from_inside_and_debug_runs_in_an_instance() 
         stderr(&out)
     );
     succeeded(&d.run_in(&front, &["service", "dependency", "add", "ghost"]));
+    let out = d.run_in(&front, &["service", "validate"]);
+    succeeded(&out);
+    assert!(
+        stderr(&out).contains("dependency `ghost` is not a service on the platform"),
+        "validate warns: {}",
+        stderr(&out)
+    );
     let out = d.deploy_prod(&front, &[]);
     assert_ne!(code(&out), 0);
     assert!(

@@ -9,7 +9,13 @@ use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
 use crate::project;
 
-pub fn run(printer: &Printer, manifest: Option<&Path>, env: Option<&str>, json: bool) -> CliResult {
+pub fn run(
+    printer: &Printer,
+    manifest: Option<&Path>,
+    context: Option<&str>,
+    env: Option<&str>,
+    json: bool,
+) -> CliResult {
     let path = project::manifest_path(manifest)?;
     let shown = project::display_path(&path);
     let file = match ManifestFile::load(&path) {
@@ -38,9 +44,27 @@ pub fn run(printer: &Printer, manifest: Option<&Path>, env: Option<&str>, json: 
             ));
         }
     }
+    // Advice only: each dependency is checked on the platform when it answers now.
+    let mut warnings = Vec::new();
+    if !file.manifest.dependencies.is_empty()
+        && let Some(client) = crate::session::if_reachable(context)
+    {
+        for d in &file.manifest.dependencies {
+            let name = d.service.as_str();
+            if let Err(CliError::Platform { status: 404, .. }) =
+                client.get::<serde_json::Value>(&format!("/v1/services/{name}"))
+            {
+                let warning = format!(
+                    "dependency `{name}` is not a service on the platform at {}: a deploy will refuse it until it is created and deployed",
+                    client.context.url
+                );
+                printer.warn(&warning);
+                warnings.push(warning);
+            }
+        }
+    }
     if json {
-        printer
-            .json(&json!({ "valid": true, "file": shown, "environments": known, "problems": [] }));
+        printer.json(&json!({ "valid": true, "file": shown, "environments": known, "problems": [], "warnings": warnings }));
     } else {
         let envs = if known.is_empty() {
             String::new()
