@@ -8,6 +8,29 @@ use futures_util::StreamExt;
 
 use crate::error::{CliError, CliResult};
 
+/// This machine's Docker Engine, when it is the platform's (a session prepared there can only
+/// be attached to there); `what` runs there, `command` is what to run where the platform runs.
+pub fn platform_engine(
+    client: &crate::client::Client,
+    what: &str,
+    command: &str,
+) -> CliResult<(tokio::runtime::Runtime, Docker)> {
+    let info = client.info()?;
+    let rt = crate::docker::runtime()?;
+    let d = rt.block_on(async {
+        let d = crate::docker::connect().await?;
+        let local = crate::docker::engine_id(&d).await?;
+        if local.is_none() || local != info.docker.engine_id {
+            return Err(CliError::failed(
+                format!("the platform runs its {what} on another Docker Engine than this one"),
+                Some(format!("run `{command}` where the platform runs")),
+            ));
+        }
+        Ok(d)
+    })?;
+    Ok((rt, d))
+}
+
 fn unavailable(e: impl std::fmt::Display) -> CliError {
     CliError::failed(format!("the Docker Engine does not answer: {e}"), None)
 }

@@ -65,6 +65,8 @@ pub struct Platform {
     pub problems: problems::Problems,
     /// The golden metrics kept over time.
     pub series: series::Recorder,
+    /// The router's spans, kept in their own file.
+    pub traces: traces::Traces,
 }
 
 pub type AppState = Arc<Platform>;

@@ -314,6 +314,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tasks: faas_platform::tasks::Engine::new(config.tasks_amqp_url.clone()),
         problems: faas_platform::problems::Problems::from_env()?,
         series: Default::default(),
+        traces: Default::default(),
     });
     platform.logs.tap(platform.problems.line_sender());
     reconcile::reconcile_when_docker_answers(platform.clone());

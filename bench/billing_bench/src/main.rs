@@ -131,6 +131,7 @@ async fn platform(dir: &std::path::Path) -> Arc<Platform> {
         tasks: faas_platform::tasks::Engine::new(None),
         problems: Default::default(),
         series: Default::default(),
+        traces: Default::default(),
         config,
         store,
         ledger,

@@ -11,7 +11,7 @@ use faas_spec::api::databases::{ConnectRequest, ConnectSession, DatabaseInfo, Ro
 use crate::client::{Client, encode};
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
-use crate::{docker, session};
+use crate::session;
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
@@ -255,19 +255,8 @@ pub fn run(
 /// Engine (which must be the platform's: the managed server runs there).
 fn connect(client: &Client, path: &str, args: Vec<String>) -> CliResult {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let info = client.info()?;
-    let rt = docker::runtime()?;
-    let d = rt.block_on(async {
-        let d = docker::connect().await?;
-        let local = docker::engine_id(&d).await?;
-        if local.is_none() || local != info.docker.engine_id {
-            return Err(CliError::failed(
-                "the platform runs its database servers on another Docker Engine than this one",
-                Some("run `faas service db connect` where the platform runs".into()),
-            ));
-        }
-        Ok(d)
-    })?;
+    let (rt, d) =
+        crate::exec::platform_engine(client, "database servers", "faas service db connect")?;
     let session: ConnectSession = client.post(path, &ConnectRequest { args, tty })?;
     let code = rt.block_on(crate::exec::attach_exec(&d, &session.exec, tty))?;
     if code != 0 {

@@ -10,7 +10,7 @@ use faas_spec::api::databases::ConnectSession;
 use crate::client::encode;
 use crate::error::{CliError, CliResult};
 use crate::printer::Printer;
-use crate::{docker, session};
+use crate::session;
 
 #[derive(Debug, Args)]
 pub struct DebugArgs {
@@ -64,19 +64,7 @@ pub fn run(printer: &Printer, context: Option<&str>, service: &str, args: DebugA
             })?,
     };
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let info = client.info()?;
-    let rt = docker::runtime()?;
-    let d = rt.block_on(async {
-        let d = docker::connect().await?;
-        let local = docker::engine_id(&d).await?;
-        if local.is_none() || local != info.docker.engine_id {
-            return Err(CliError::failed(
-                "the platform runs its instances on another Docker Engine than this one",
-                Some("run `faas service debug` where the platform runs".into()),
-            ));
-        }
-        Ok(d)
-    })?;
+    let (rt, d) = crate::exec::platform_engine(&client, "instances", "faas service debug")?;
     let session: ConnectSession = client.post(
         &format!("/v1/services/{service}/instances/{}/exec", instance.id),
         &serde_json::json!({ "command": args.command, "tty": tty }),

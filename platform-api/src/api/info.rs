@@ -36,6 +36,6 @@ pub async fn info(State(p): State<AppState>) -> Json<PlatformInfo> {
 pub async fn metrics(State(p): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        p.router.metrics.render() + &p.router.callers.render(),
+        p.router.metrics.render() + &p.router.render_calls(),
     )
 }

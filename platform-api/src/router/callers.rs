@@ -4,10 +4,8 @@
 //! only from services that declare it, and how many calls each caller made.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use faas_spec::{Callers as Policy, Manifest};
 
@@ -20,7 +18,6 @@ pub struct Callers {
     declared: RwLock<HashMap<Env, HashSet<String>>>,
     /// Environments that take calls only from services that declare them.
     declared_only: RwLock<HashSet<Env>>,
-    calls: RwLock<HashMap<(String, String, String), AtomicU64>>,
 }
 
 fn key(service: &str, env: &str) -> Env {
@@ -100,42 +97,6 @@ impl Callers {
                 .get(caller)
                 .is_some_and(|deps| deps.contains(service))
     }
-
-    /// Counts a call of `service` (in `env`) by `caller` (`service/env`, or `-` from outside).
-    pub fn count(&self, service: &str, env: &str, caller: &str) {
-        let k = (service.to_owned(), env.to_owned(), caller.to_owned());
-        if let Some(n) = self.calls.read().unwrap_or_else(|p| p.into_inner()).get(&k) {
-            n.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.calls
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(k)
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The calls per caller, in Prometheus text.
-    pub fn render(&self) -> String {
-        let calls = self.calls.read().unwrap_or_else(|p| p.into_inner());
-        let mut keys: Vec<_> = calls.keys().collect();
-        keys.sort();
-        let mut out = String::from(
-            "# HELP faas_router_calls_total Requests the router answered, by caller (`-`: from outside the platform).\n# TYPE faas_router_calls_total counter\n",
-        );
-        for k in keys {
-            let _ = writeln!(
-                out,
-                "faas_router_calls_total{{service=\"{}\",env=\"{}\",caller=\"{}\"}} {}",
-                k.0,
-                k.1,
-                k.2,
-                calls[k].load(Ordering::Relaxed)
-            );
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -172,8 +133,5 @@ mod tests {
         );
         c.forget(ip);
         assert_eq!(c.caller_of(ip), None);
-        c.count("back", "prod", "front/prod");
-        c.count("back", "prod", "front/prod");
-        assert!(c.render().contains("caller=\"front/prod\"} 2"));
     }
 }

@@ -140,6 +140,38 @@ impl Router {
     }
 
     /// Adds an instance; it takes requests once its health check passes.
+    /// The calls per caller of every environment, in Prometheus text.
+    pub fn render_calls(&self) -> String {
+        use std::fmt::Write as _;
+        let mut pools: Vec<Arc<Pool>> = Vec::new();
+        for (pool, target) in self
+            .hosts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            if *target == Target::Main {
+                pools.push(pool.clone());
+            }
+        }
+        pools.sort_by(|a, b| (&a.service, &a.env).cmp(&(&b.service, &b.env)));
+        let mut out = String::from(
+            "# HELP faas_router_calls_total Requests the router answered, by caller (`-`: from outside the platform).\n# TYPE faas_router_calls_total counter\n",
+        );
+        for pool in pools {
+            let mut calls = pool.calls();
+            calls.sort();
+            for (caller, n) in calls {
+                let _ = writeln!(
+                    out,
+                    "faas_router_calls_total{{service=\"{}\",env=\"{}\",caller=\"{caller}\"}} {n}",
+                    pool.service, pool.env
+                );
+            }
+        }
+        out
+    }
+
     /// The router's address on the instances' network, once it listens there.
     pub fn internal(&self) -> Option<SocketAddr> {
         self.internal.get().copied()
@@ -381,8 +413,7 @@ impl Router {
             None
         };
         let source = caller.as_ref().map(|(s, e)| format!("{s}/{e}"));
-        self.callers
-            .count(&pool.service, &pool.env, source.as_deref().unwrap_or("-"));
+        pool.count_call(source.as_deref().unwrap_or("-"));
         if let Some(c) = &caller
             && !self.callers.allowed(c, &pool.service, &pool.env)
         {
@@ -421,7 +452,7 @@ impl Router {
             }
             (ctx, span_id)
         });
-        let hop = Hop {
+        let hop = spans::Hop {
             trace: &trace,
             service: &pool.service,
             env: &pool.env,
@@ -491,7 +522,7 @@ impl Router {
                     let status = response.status();
                     self.series_of(&pool, &backend)
                         .record(status.as_u16(), started.elapsed());
-                    self.hop_done(&hop, Some(&backend), status.as_u16());
+                    self.spans.hop_done(&hop, Some(&backend), status.as_u16());
                     if status == StatusCode::SWITCHING_PROTOCOLS
                         && let Some(client_side) = client_upgrade
                     {
@@ -539,7 +570,7 @@ impl Router {
                     if !replayable && !e.is_connect() {
                         self.series_of(&pool, &backend)
                             .record(502, started.elapsed());
-                        self.hop_done(&hop, Some(&backend), 502);
+                        self.spans.hop_done(&hop, Some(&backend), 502);
                         return json_error(
                             StatusCode::BAD_GATEWAY,
                             "upstream-failed",
@@ -554,7 +585,7 @@ impl Router {
                 }
             }
         }
-        self.hop_done(&hop, None, 503);
+        self.spans.hop_done(&hop, None, 503);
         json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no-healthy-instance",
@@ -570,46 +601,12 @@ impl Router {
 impl Router {
     /// The backend's metrics series, looked up (by three strings, under a lock) on its first
     /// request only.
-    /// Records a hop's span (when tracing is on).
-    fn hop_done(&self, hop: &Hop<'_>, backend: Option<&Backend>, status: u16) {
-        let Some((ctx, span_id)) = hop.trace else {
-            return;
-        };
-        self.spans.record(spans::Span {
-            trace_id: ctx.trace_id.clone(),
-            span_id: span_id.clone(),
-            parent_id: ctx.parent_id.clone(),
-            service: hop.service.to_owned(),
-            env: hop.env.to_owned(),
-            release: backend.map(|b| b.release.clone()).unwrap_or_default(),
-            instance: backend.map(|b| b.instance.clone()).unwrap_or_default(),
-            caller: hop.caller.map(str::to_owned),
-            method: hop.method.to_owned(),
-            path: hop.path.chars().take(200).collect(),
-            status,
-            start_us: hop.start_us,
-            duration_us: hop.started.elapsed().as_micros() as i64,
-        });
-    }
-
     fn series_of<'b>(&self, pool: &Pool, backend: &'b Backend) -> &'b metrics::Series {
         backend.series.get_or_init(|| {
             self.metrics
                 .series(&pool.service, &pool.env, &backend.release)
         })
     }
-}
-
-/// What a hop's span is made of, gathered as the request goes.
-struct Hop<'a> {
-    trace: &'a Option<(spans::TraceContext, String)>,
-    service: &'a str,
-    env: &'a str,
-    caller: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    start_us: i64,
-    started: Instant,
 }
 
 #[cfg(test)]

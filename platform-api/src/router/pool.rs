@@ -228,9 +228,41 @@ pub struct Pool {
     next: AtomicUsize,
     /// Requests without a session, counted to deal them out by weight.
     deck: std::sync::atomic::AtomicU64,
+    /// Calls per caller (`service/env`, `-` from outside).
+    calls: std::sync::RwLock<std::collections::HashMap<String, std::sync::atomic::AtomicU64>>,
 }
 
 impl Pool {
+    /// Counts a call by `caller` (no allocation once the caller was seen).
+    pub fn count_call(&self, caller: &str) {
+        use std::sync::atomic::Ordering;
+        if let Some(n) = self
+            .calls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(caller)
+        {
+            n.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.calls
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(caller.to_owned())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The calls per caller so far.
+    pub fn calls(&self) -> Vec<(String, u64)> {
+        self.calls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
     pub fn new(service: &str, env: &str) -> Self {
         Self {
             service: service.to_owned(),
@@ -238,6 +270,7 @@ impl Pool {
             backends: std::sync::RwLock::new(Arc::new(Vec::new())),
             split: std::sync::RwLock::new(Arc::new(Split::default())),
             split_active: AtomicBool::new(false),
+            calls: Default::default(),
             next: AtomicUsize::new(0),
             deck: std::sync::atomic::AtomicU64::new(0),
         }

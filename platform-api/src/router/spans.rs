@@ -53,25 +53,23 @@ pub fn parse(header: &str) -> Option<TraceContext> {
     })
 }
 
-fn random_hex(bytes: usize) -> String {
+fn random_trace_id() -> String {
     use rand::Rng;
-    let mut rng = rand::rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
+    hex::encode(rand::rng().random::<[u8; 16]>())
 }
 
 /// The incoming trace, or a new one (sampled).
 pub fn continue_or_start(header: Option<&str>) -> TraceContext {
     header.and_then(parse).unwrap_or_else(|| TraceContext {
-        trace_id: random_hex(16),
+        trace_id: random_trace_id(),
         parent_id: None,
         flags: "01".into(),
     })
 }
 
 pub fn new_span_id() -> String {
-    random_hex(8)
+    use rand::Rng;
+    hex::encode(rand::rng().random::<[u8; 8]>())
 }
 
 /// One hop through the router.
@@ -90,6 +88,18 @@ pub struct Span {
     pub status: u16,
     pub start_us: i64,
     pub duration_us: i64,
+}
+
+/// What a hop's span is made of, gathered as the request goes.
+pub struct Hop<'a> {
+    pub trace: &'a Option<(TraceContext, String)>,
+    pub service: &'a str,
+    pub env: &'a str,
+    pub caller: Option<&'a str>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub start_us: i64,
+    pub started: std::time::Instant,
 }
 
 /// Where the router's spans wait to be written.
@@ -116,6 +126,28 @@ impl Spans {
         if self.tx.try_send(span).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records a hop's span (when tracing is on).
+    pub fn hop_done(&self, hop: &Hop<'_>, backend: Option<&super::pool::Backend>, status: u16) {
+        let Some((ctx, span_id)) = hop.trace else {
+            return;
+        };
+        self.record(Span {
+            trace_id: ctx.trace_id.clone(),
+            span_id: span_id.clone(),
+            parent_id: ctx.parent_id.clone(),
+            service: hop.service.to_owned(),
+            env: hop.env.to_owned(),
+            release: backend.map(|b| b.release.clone()).unwrap_or_default(),
+            instance: backend.map(|b| b.instance.clone()).unwrap_or_default(),
+            caller: hop.caller.map(str::to_owned),
+            method: hop.method.to_owned(),
+            path: hop.path.chars().take(200).collect(),
+            status,
+            start_us: hop.start_us,
+            duration_us: hop.started.elapsed().as_micros() as i64,
+        });
     }
 
     /// The receiving end, once (the writer).

@@ -17,7 +17,6 @@ mod secrets;
 mod series;
 mod services;
 mod sessions;
-mod spans;
 mod tariffs;
 mod tasks;
 mod tokens;
@@ -76,7 +75,6 @@ const MIGRATIONS: &[&[Migration]] = &[
     problems::MIGRATIONS,
     series::MIGRATIONS,
     sessions::MIGRATIONS,
-    spans::MIGRATIONS,
 ];
 
 /// The newest schema version this build knows.
