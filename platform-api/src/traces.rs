@@ -1,14 +1,13 @@
-//! Traces: the router's spans, written in batches (every 200 ms, or 4096 at a time) to their own
-//! SQLite file in the data directory (`spans.db`: no fsync per batch, one index, apart from the
-//! platform's store), pruned every minute to 7 days and a million spans; read back for the API,
-//! the CLI and the dashboard with only the hops of services the reader may see.
+//! Traces: the router's spans, appended in batches (every 200 ms, or 4096 at a time) as lines to
+//! segment files in the data directory (`spans/`, 64 MiB each, 8 kept, none older than 7 days:
+//! a span costs a line, not a database row); a trace is read back by scanning them, for the API,
+//! the CLI and the dashboard, with only the hops of services the reader may see.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faas_spec::api::observe::{Trace, TraceSpan};
-use rusqlite::{Connection, params};
 
 use crate::Platform;
 use crate::auth::Principal;
@@ -16,124 +15,162 @@ use crate::meter::now_us;
 use crate::router::spans::Span;
 
 const KEEP_US: i64 = 7 * 86_400_000_000;
-const KEEP_ROWS: i64 = 1_000_000;
+/// A segment file is closed at this size; at most [`SEGMENTS`] are kept.
+const SEGMENT_BYTES: u64 = 64 << 20;
+const SEGMENTS: usize = 8;
 
-/// The spans' own database, opened at first use.
+/// The spans' own files, opened at first use: one tab-separated line per span, appended.
 #[derive(Default)]
 pub struct Traces {
-    db: OnceLock<Option<Mutex<Connection>>>,
+    writer: Mutex<Option<(std::path::PathBuf, std::io::BufWriter<std::fs::File>, u64)>>,
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open(path)?;
-    c.busy_timeout(Duration::from_secs(5))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    // Spans are advice: a crash may lose the last batch, never the platform's state.
-    c.pragma_update(None, "synchronous", "OFF")?;
-    c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS spans (
-            trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT,
-            service TEXT NOT NULL, env TEXT NOT NULL, release_id TEXT NOT NULL, instance TEXT NOT NULL,
-            caller TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
-            start_us INTEGER NOT NULL, duration_us INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (trace_id);",
-    )?;
-    Ok(c)
+fn dir_of(p: &Platform) -> std::path::PathBuf {
+    p.config.data_dir.join("spans")
+}
+
+/// The segment files, oldest first (named by their first span's time).
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "spans"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\t', '\n', '\r']) {
+        s.replace(['\t', '\n', '\r'], " ").into()
+    } else {
+        s.into()
+    }
+}
+
+fn line_of(s: &Span, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        s.trace_id,
+        s.span_id,
+        s.parent_id.as_deref().unwrap_or("-"),
+        clean(&s.service),
+        clean(&s.env),
+        clean(&s.release),
+        clean(&s.instance),
+        s.caller
+            .as_deref()
+            .map_or(std::borrow::Cow::Borrowed("-"), clean),
+        clean(&s.method),
+        clean(&s.path),
+        s.status,
+        s.start_us,
+        s.duration_us
+    );
+}
+
+fn span_of(line: &str) -> Option<Span> {
+    let f: Vec<&str> = line.split('\t').collect();
+    if f.len() != 13 {
+        return None;
+    }
+    let opt = |v: &str| (v != "-").then(|| v.to_owned());
+    Some(Span {
+        trace_id: f[0].to_owned(),
+        span_id: f[1].to_owned(),
+        parent_id: opt(f[2]),
+        service: f[3].to_owned(),
+        env: f[4].to_owned(),
+        release: f[5].to_owned(),
+        instance: f[6].to_owned(),
+        caller: opt(f[7]),
+        method: f[8].to_owned(),
+        path: f[9].to_owned(),
+        status: f[10].parse().ok()?,
+        start_us: f[11].parse().ok()?,
+        duration_us: f[12].parse().ok()?,
+    })
 }
 
 impl Traces {
-    fn db(&self, p: &Platform) -> Option<std::sync::MutexGuard<'_, Connection>> {
-        self.db
-            .get_or_init(|| {
-                let path = p.config.data_dir.join("spans.db");
-                match open(&path) {
-                    Ok(c) => Some(Mutex::new(c)),
-                    Err(e) => {
-                        tracing::warn!("cannot open {}: {e}; traces are not kept", path.display());
-                        None
-                    }
-                }
-            })
+    fn add(&self, p: &Platform, spans: &[Span]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut text = String::with_capacity(spans.len() * 160);
+        for s in spans {
+            line_of(s, &mut text);
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if writer
             .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn add(&self, p: &Platform, spans: &[Span]) -> rusqlite::Result<()> {
-        let Some(mut c) = self.db(p) else {
-            return Ok(());
-        };
-        let tx = c.transaction()?;
+            .is_none_or(|(_, _, size)| *size >= SEGMENT_BYTES)
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO spans VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            for s in spans {
-                stmt.execute(params![
-                    s.trace_id,
-                    s.span_id,
-                    s.parent_id,
-                    s.service,
-                    s.env,
-                    s.release,
-                    s.instance,
-                    s.caller,
-                    s.method,
-                    s.path,
-                    s.status,
-                    s.start_us,
-                    s.duration_us
-                ])?;
+            if let Some((_, mut w, _)) = writer.take() {
+                w.flush()?;
+            }
+            let dir = dir_of(p);
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{:020}.spans", now_us()));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            *writer = Some((path, std::io::BufWriter::with_capacity(1 << 20, file), 0));
+            let old = segments(&dir);
+            for gone in old.iter().take(old.len().saturating_sub(SEGMENTS)) {
+                let _ = std::fs::remove_file(gone);
             }
         }
-        tx.commit()
+        if let Some((_, w, size)) = writer.as_mut() {
+            w.write_all(text.as_bytes())?;
+            w.flush()?;
+            *size += text.len() as u64;
+        }
+        Ok(())
     }
 
-    fn prune(&self, p: &Platform) -> rusqlite::Result<usize> {
-        let Some(c) = self.db(p) else { return Ok(0) };
-        // Rows go in in time order: the oldest are the lowest rowids.
-        let mut n = c.execute(
-            "DELETE FROM spans WHERE rowid <= (SELECT MAX(rowid) FROM spans) - ?1",
-            [KEEP_ROWS],
-        )?;
-        loop {
-            let gone = c.execute(
-                "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans ORDER BY rowid LIMIT 10000) AND start_us < ?1",
-                [now_us() - KEEP_US],
-            )?;
-            n += gone;
-            if gone < 10_000 {
-                return Ok(n);
+    /// Drops the segments whose newest span is older than 7 days.
+    fn prune(&self, p: &Platform) {
+        let current = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(path, _, _)| path.clone());
+        let cutoff = now_us() - KEEP_US;
+        for path in segments(&dir_of(p)) {
+            if Some(&path) == current.as_ref() {
+                continue;
+            }
+            let old = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .is_some_and(|d| (d.as_micros() as i64) < cutoff);
+            if old {
+                let _ = std::fs::remove_file(&path);
             }
         }
     }
 
-    fn trace(&self, p: &Platform, trace_id: &str) -> rusqlite::Result<Vec<Span>> {
-        let Some(c) = self.db(p) else {
-            return Ok(Vec::new());
-        };
-        let mut stmt = c.prepare_cached(
-            "SELECT trace_id, span_id, parent_id, service, env, release_id, instance, caller, method, path, status, start_us, duration_us
-             FROM spans WHERE trace_id = ?1 ORDER BY start_us, rowid LIMIT 1000",
-        )?;
-        let rows = stmt.query_map([trace_id], |r| {
-            Ok(Span {
-                trace_id: r.get(0)?,
-                span_id: r.get(1)?,
-                parent_id: r.get(2)?,
-                service: r.get(3)?,
-                env: r.get(4)?,
-                release: r.get(5)?,
-                instance: r.get(6)?,
-                caller: r.get(7)?,
-                method: r.get(8)?,
-                path: r.get(9)?,
-                status: r.get(10)?,
-                start_us: r.get(11)?,
-                duration_us: r.get(12)?,
-            })
-        })?;
-        rows.collect()
+    /// A trace's spans, from every segment, in the order they started.
+    fn trace(&self, p: &Platform, trace_id: &str) -> std::io::Result<Vec<Span>> {
+        let mut out = Vec::new();
+        for path in segments(&dir_of(p)) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines().filter(|l| l.starts_with(trace_id)) {
+                if let Some(s) = span_of(line)
+                    && s.trace_id == trace_id
+                {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort_by_key(|s| s.start_us);
+        out.truncate(1000);
+        Ok(out)
     }
 }
 
@@ -230,4 +267,40 @@ pub fn read(p: &Platform, who: &Principal, trace_id: &str) -> anyhow::Result<Opt
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_is_one_line_and_back() {
+        let s = Span {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "00f067aa0ba902b7".into(),
+            parent_id: None,
+            service: "web".into(),
+            env: "prod".into(),
+            release: "rel-1".into(),
+            instance: "i1".into(),
+            caller: Some("front/prod".into()),
+            method: "GET".into(),
+            path: "/a\tb".into(),
+            status: 200,
+            start_us: 5,
+            duration_us: 7,
+        };
+        let mut line = String::new();
+        line_of(&s, &mut line);
+        assert_eq!(line.matches('\n').count(), 1);
+        let back = span_of(line.trim_end()).unwrap();
+        assert_eq!(back.path, "/a b");
+        assert_eq!(
+            Span {
+                path: "/a b".into(),
+                ..s
+            },
+            back
+        );
+    }
 }
