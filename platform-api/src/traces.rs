@@ -1,4 +1,4 @@
-//! Traces: the router's spans, appended in batches (every 200 ms, or 4096 at a time) as lines to
+//! Traces: the router's spans, appended in batches (every 200 ms) as lines to
 //! segment files in the data directory (`spans/`, 64 MiB each, 8 kept, none older than 7 days:
 //! a span costs a line, not a database row); a trace is read back by scanning them, for the API,
 //! the CLI and the dashboard, with only the hops of services the reader may see.
@@ -175,30 +175,23 @@ impl Traces {
 }
 
 pub async fn write(p: Arc<Platform>) {
-    let Some(mut rx) = p.router.spans.take_receiver() else {
-        return;
-    };
-    let mut batch: Vec<Span> = Vec::new();
     let mut flush = tokio::time::interval(Duration::from_millis(200));
     let mut prune = tokio::time::interval(Duration::from_secs(60));
+    let mut stopping = p.stopping.subscribe();
     loop {
         tokio::select! {
-            got = rx.recv() => match got {
-                Some(span) => {
-                    batch.push(span);
-                    if batch.len() >= 4096 {
-                        store(&p, &mut batch).await;
-                    }
-                }
-                None => break,
-            },
-            _ = flush.tick() => store(&p, &mut batch).await,
+            _ = flush.tick() => {
+                let mut batch = p.router.spans.take();
+                store(&p, &mut batch).await;
+            }
             _ = prune.tick() => {
                 let q = p.clone();
                 let _ = tokio::task::spawn_blocking(move || q.traces.prune(&q)).await;
             }
+            _ = stopping.changed() => break,
         }
     }
+    let mut batch = p.router.spans.take();
     store(&p, &mut batch).await;
 }
 

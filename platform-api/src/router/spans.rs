@@ -1,13 +1,11 @@
 //! Traces across hops (W3C Trace Context): the router takes a valid `traceparent` or starts a
 //! trace, records a span for its hop (service, release, instance, status, duration, caller) and
-//! passes the trace on with its own span as the parent. Spans leave the request path through a
-//! bounded queue (dropped and counted when it is full, never waited for) and are written in
-//! batches by the platform.
+//! passes the trace on with its own span as the parent. Spans leave the request path into a
+//! bounded buffer (dropped and counted when it is full, never waited for) that the platform
+//! writes out in batches.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use tokio::sync::mpsc;
 
 /// Room for spans waiting to be written.
 const QUEUE: usize = 65_536;
@@ -102,10 +100,10 @@ pub struct Hop<'a> {
     pub started: std::time::Instant,
 }
 
-/// Where the router's spans wait to be written.
+/// Where the router's spans wait to be written: a buffer the writer empties every 200 ms (no
+/// wake-up per span: the request path only pushes), bounded (dropped and counted when full).
 pub struct Spans {
-    tx: mpsc::Sender<Span>,
-    rx: Mutex<Option<mpsc::Receiver<Span>>>,
+    buffer: Mutex<Vec<Span>>,
     pub dropped: AtomicU64,
     /// Whether spans are recorded and `traceparent` handled at all.
     pub enabled: bool,
@@ -113,18 +111,19 @@ pub struct Spans {
 
 impl Spans {
     pub fn new(enabled: bool) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
         Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
+            buffer: Mutex::new(Vec::with_capacity(4096)),
             dropped: AtomicU64::new(0),
             enabled,
         }
     }
 
     pub fn record(&self, span: Span) {
-        if self.tx.try_send(span).is_err() {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.len() >= QUEUE {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            buffer.push(span);
         }
     }
 
@@ -150,9 +149,9 @@ impl Spans {
         });
     }
 
-    /// The receiving end, once (the writer).
-    pub fn take_receiver(&self) -> Option<mpsc::Receiver<Span>> {
-        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// What waits to be written, taken out.
+    pub fn take(&self) -> Vec<Span> {
+        std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
