@@ -26,7 +26,12 @@ fn hex_of(len: usize, s: &str) -> bool {
 
 /// A trace id as `faas trace show` takes it: 32 lowercase hex digits, not all zero.
 pub fn is_trace_id(s: &str) -> bool {
-    hex_of(32, s) && s.bytes().any(|b| b != b'0')
+    is_trace_id_shape(s) && s.bytes().any(|b| b != b'0')
+}
+
+/// 32 lowercase hex digits: what `GET /v1/traces/{id}` accepts (all zeros is no trace).
+pub fn is_trace_id_shape(s: &str) -> bool {
+    hex_of(32, s)
 }
 
 /// Reads a `traceparent` (`00-<trace>-<parent>-<flags>`); None when it is not a valid one.
