@@ -21,13 +21,7 @@ pub async fn follow(p: Arc<Platform>) {
             .ok()
             .and_then(|rows| rows.into_iter().find(|r| r.id == change.instance));
         let Some(row) = row else { continue };
-        let Some(manifest) = p
-            .store
-            .release(&row.release_id)
-            .ok()
-            .flatten()
-            .and_then(|r| r.manifest().ok())
-        else {
+        let Some(manifest) = p.store.release_manifest(&row.release_id) else {
             continue;
         };
         let addr = SocketAddr::new(change.ip, manifest.run.port);

@@ -156,10 +156,7 @@ impl Judge {
             }
             let limit = *self.max_p99.entry(release.clone()).or_insert_with(|| {
                 p.store
-                    .release(release)
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.manifest().ok())
+                    .release_manifest(release)
                     .map(|m| m.deploy.canary.max_p99.as_std())
             });
             let was_slow = slow.remove(&subject);

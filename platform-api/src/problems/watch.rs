@@ -77,15 +77,14 @@ fn instance_of(p: &Platform, id: &str, container: &str) -> Option<InstanceRow> {
     })
 }
 
-fn container_of(row: &InstanceRow) -> String {
-    row.container_id
-        .clone()
-        .unwrap_or_else(|| row.container_name.clone())
-}
-
 fn memory_limit(p: &Platform, row: &InstanceRow) -> Option<u64> {
-    let release = p.store.release(&row.release_id).ok()??;
-    Some(release.manifest().ok()?.size.memory.bytes())
+    Some(
+        p.store
+            .release_manifest(&row.release_id)?
+            .size
+            .memory
+            .bytes(),
+    )
 }
 
 fn version(p: &Platform, row: &InstanceRow) -> String {
@@ -268,7 +267,7 @@ async fn died(
 /// last death and OOM kill, from its state, kept when the store does not have them yet.
 async fn catch_up(p: &Platform, seen: &mut Seen) {
     for row in p.store.all_instances().unwrap_or_default() {
-        let container = container_of(&row);
+        let container = row.container().to_owned();
         let state = match p.runtime.state(&container).await {
             Ok(s) if s.exists => s,
             _ => continue,
@@ -295,7 +294,7 @@ async fn catch_up(p: &Platform, seen: &mut Seen) {
 /// first and the container lives on.
 async fn read_oom_counters(p: &Platform, seen: &mut Seen) {
     for row in p.store.all_instances().unwrap_or_default() {
-        let container = container_of(&row);
+        let container = row.container().to_owned();
         let Some(n) = p.runtime.oom_kills(&container).await else {
             continue;
         };

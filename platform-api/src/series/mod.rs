@@ -105,15 +105,14 @@ impl Recorder {
 }
 
 fn cpu_limit(p: &Platform, release: &str) -> Option<f64> {
-    Some(p.store.release(release).ok()??.manifest().ok()?.size.cpu)
+    Some(p.store.release_manifest(release)?.size.cpu)
 }
 
 async fn read(p: &Platform, row: &InstanceRow) -> Option<Reading> {
     if row.state == "draining" {
         return None;
     }
-    let container = row.container_id.as_deref().unwrap_or(&row.container_name);
-    let stats = p.runtime.stats(container).await.ok()?;
+    let stats = p.runtime.stats(row.container()).await.ok()?;
     Some(Reading {
         at_us: stats.read_at_us.unwrap_or_else(now_us),
         cpu_ns: stats.cpu_ns,

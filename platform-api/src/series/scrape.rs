@@ -114,26 +114,17 @@ pub async fn functions(
     let mut sums: HashMap<(String, String, String), Delta> = HashMap::new();
     let mut live = Vec::new();
     for row in instances.iter().filter(|r| r.state != "draining") {
-        let Some(manifest) = p
-            .store
-            .release(&row.release_id)
-            .ok()
-            .flatten()
-            .and_then(|r| r.manifest().ok())
-        else {
+        let Some(manifest) = p.store.release_manifest(&row.release_id) else {
             continue;
         };
         let Some(endpoint) = manifest.metrics.as_ref() else {
             continue;
         };
-        let container = row.container_id.as_deref().unwrap_or(&row.container_name);
-        let Ok(state) = p.runtime.state(container).await else {
+        // Where the router sends it requests: no engine call per scrape.
+        let Some(backend) = p.router.backend(&row.service, &row.env, &row.id) else {
             continue;
         };
-        let Some(addr) = p.upstream_addr(&state, manifest.run.port) else {
-            continue;
-        };
-        let url = format!("http://{addr}{}", endpoint.path);
+        let url = format!("http://{}{}", backend.addr, endpoint.path);
         let Ok(answer) = client.get(&url).send().await else {
             continue;
         };

@@ -35,6 +35,13 @@ pub struct InstanceRow {
     pub state: String,
 }
 
+impl InstanceRow {
+    /// The runtime's id of its container, or the name it was created under.
+    pub fn container(&self) -> &str {
+        self.container_id.as_deref().unwrap_or(&self.container_name)
+    }
+}
+
 impl Store {
     fn instance_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         Ok(InstanceRow {

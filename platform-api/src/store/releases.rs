@@ -43,6 +43,12 @@ impl ReleaseRow {
 }
 
 impl Store {
+    /// The manifest a release was deployed with; None when the release or its manifest cannot be
+    /// read.
+    pub fn release_manifest(&self, id: &str) -> Option<faas_spec::Manifest> {
+        self.release(id).ok()??.manifest().ok()
+    }
+
     fn release_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRow> {
         Ok(ReleaseRow {
             id: r.get(0)?,
